@@ -1,0 +1,240 @@
+//! Parsing of the attribute's arguments into spanned raw values.
+//!
+//! Only the syntax is checked here: which keys exist, that each is given at
+//! most once, and that values are string literals. What the values mean is
+//! decided in `validate.rs`.
+
+use proc_macro2::Span;
+use syn::parse::ParseStream;
+use syn::{LitStr, Token};
+
+use crate::model::Kind;
+
+mod kw {
+    syn::custom_keyword!(name);
+    syn::custom_keyword!(initial_delay);
+    syn::custom_keyword!(jitter);
+    syn::custom_keyword!(overlap);
+    syn::custom_keyword!(tz);
+}
+
+/// An option key, kept with the span of the key itself.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Key {
+    Name,
+    InitialDelay,
+    Jitter,
+    Overlap,
+    Tz,
+    Crate,
+}
+
+impl Key {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Key::Name => "name",
+            Key::InitialDelay => "initial_delay",
+            Key::Jitter => "jitter",
+            Key::Overlap => "overlap",
+            Key::Tz => "tz",
+            Key::Crate => "crate",
+        }
+    }
+
+    /// The keys each macro accepts, in the order its docs list them.
+    pub(crate) fn allowed(kind: Kind) -> &'static [Key] {
+        match kind {
+            Kind::Every => &[
+                Key::Name,
+                Key::InitialDelay,
+                Key::Jitter,
+                Key::Overlap,
+                Key::Crate,
+            ],
+            Kind::Cron => &[Key::Name, Key::Tz, Key::Overlap, Key::Crate],
+            Kind::Service => &[Key::Name, Key::Crate],
+        }
+    }
+}
+
+/// The raw arguments of one attribute.
+pub(crate) struct Args {
+    /// The leading literal: the period of `every`, the line of `cron`.
+    pub(crate) schedule: Option<LitStr>,
+    pub(crate) options: Vec<(Key, Span, LitStr)>,
+}
+
+impl Args {
+    /// The value given for `key`, if any. Duplicates were rejected while
+    /// parsing, so there is at most one.
+    pub(crate) fn get(&self, key: Key) -> Option<&LitStr> {
+        self.options
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, _, v)| v)
+    }
+
+    /// Parses the arguments of the attribute `kind`, collecting every error
+    /// that does not stop the parse (unknown and duplicated keys).
+    pub(crate) fn parse(kind: Kind, input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut errors = Errors::default();
+        let mut args = Args {
+            schedule: None,
+            options: Vec::new(),
+        };
+        let mut first = true;
+        while !input.is_empty() {
+            if first && !input.peek2(Token![=]) {
+                let lit: syn::Lit = input.parse()?;
+                match lit {
+                    syn::Lit::Str(s) if kind != Kind::Service => args.schedule = Some(s),
+                    other if kind == Kind::Service => errors.push(syn::Error::new_spanned(
+                        other,
+                        "`#[hosted_service]` takes no schedule; \
+                         use `#[every(\"...\")]` or `#[cron(\"...\")]` for scheduled jobs",
+                    )),
+                    other => errors.push(syn::Error::new_spanned(
+                        other,
+                        format!("expected a string literal, e.g. {}", kind.example()),
+                    )),
+                }
+            } else {
+                let (key, span) = parse_key(kind, input, &mut errors)?;
+                input.parse::<Token![=]>()?;
+                let value: syn::Lit = input.parse()?;
+                match (key, value) {
+                    (Some(key), syn::Lit::Str(value)) => {
+                        set_once(&mut args.options, key, span, value, &mut errors)
+                    }
+                    (Some(key), other) => errors.push(syn::Error::new_spanned(
+                        other,
+                        format!(
+                            "expected a string literal, e.g. `{} = \"...\"`",
+                            key.as_str()
+                        ),
+                    )),
+                    (None, _) => {}
+                }
+            }
+            first = false;
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
+        }
+        errors.finish()?;
+        Ok(args)
+    }
+}
+
+/// Parses one key; an unknown or misplaced key is reported and yields `None`
+/// so that the rest of the arguments are still checked.
+fn parse_key(
+    kind: Kind,
+    input: ParseStream<'_>,
+    errors: &mut Errors,
+) -> syn::Result<(Option<Key>, Span)> {
+    let lookahead = input.lookahead1();
+    let (key, span) = if lookahead.peek(kw::name) {
+        (Key::Name, input.parse::<kw::name>()?.span)
+    } else if lookahead.peek(kw::initial_delay) {
+        (Key::InitialDelay, input.parse::<kw::initial_delay>()?.span)
+    } else if lookahead.peek(kw::jitter) {
+        (Key::Jitter, input.parse::<kw::jitter>()?.span)
+    } else if lookahead.peek(kw::overlap) {
+        (Key::Overlap, input.parse::<kw::overlap>()?.span)
+    } else if lookahead.peek(kw::tz) {
+        (Key::Tz, input.parse::<kw::tz>()?.span)
+    } else if lookahead.peek(Token![crate]) {
+        (Key::Crate, input.parse::<Token![crate]>()?.span)
+    } else if input.peek(syn::Ident) {
+        let ident: syn::Ident = input.parse()?;
+        errors.push(syn::Error::new(
+            ident.span(),
+            format!("unknown option `{ident}`; {}", kind.option_list()),
+        ));
+        return Ok((None, ident.span()));
+    } else {
+        return Err(lookahead.error());
+    };
+    if !Key::allowed(kind).contains(&key) {
+        let hint = match key {
+            Key::Tz => "; time zones apply to `#[cron]` only",
+            Key::InitialDelay | Key::Jitter => "; it applies to `#[every]` only",
+            Key::Overlap => "; a service runs once, so it cannot overlap",
+            Key::Name | Key::Crate => "",
+        };
+        errors.push(syn::Error::new(
+            span,
+            format!(
+                "`{}` is not an option of `#[{}]`{hint}; {}",
+                key.as_str(),
+                kind.attr_name(),
+                kind.option_list()
+            ),
+        ));
+        return Ok((None, span));
+    }
+    Ok((Some(key), span))
+}
+
+/// The one place where a repeated key is caught, whatever the key.
+fn set_once(
+    options: &mut Vec<(Key, Span, LitStr)>,
+    key: Key,
+    span: Span,
+    value: LitStr,
+    errors: &mut Errors,
+) {
+    if options.iter().any(|(k, _, _)| *k == key) {
+        errors.push(syn::Error::new(
+            span,
+            format!("duplicate option `{}`; give it once", key.as_str()),
+        ));
+    } else {
+        options.push((key, span, value));
+    }
+}
+
+/// Collects errors so that one compile reports every mistake at once.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+impl Kind {
+    fn option_list(self) -> String {
+        let keys: Vec<String> = Key::allowed(self)
+            .iter()
+            .map(|k| format!("`{}`", k.as_str()))
+            .collect();
+        let list = match keys.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => keys.concat(),
+        };
+        format!("`#[{}]` takes {list}", self.attr_name())
+    }
+}
+
+/// Parses `input` as the arguments of `kind` through `syn`'s `Parser`.
+pub(crate) struct ParseArgs(pub(crate) Kind);
+
+impl syn::parse::Parser for ParseArgs {
+    type Output = Args;
+
+    fn parse2(self, tokens: proc_macro2::TokenStream) -> syn::Result<Args> {
+        let kind = self.0;
+        (move |input: ParseStream<'_>| Args::parse(kind, input)).parse2(tokens)
+    }
+}

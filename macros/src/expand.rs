@@ -1,0 +1,125 @@
+//! Code generation: the user's fn, unchanged, followed by one const
+//! registration submitted through `inventory`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{FnArg, ReturnType};
+
+use crate::model::{Job, Overlap, Trigger, Zone};
+
+pub(crate) fn job(job: Job) -> TokenStream {
+    let Job {
+        name,
+        trigger,
+        overlap,
+        krate,
+        func,
+    } = job;
+    let private = quote!(#krate::__private);
+    let ident = &func.sig.ident;
+
+    let trigger = match trigger {
+        Trigger::Every {
+            source,
+            period_ms,
+            initial_delay_ms,
+            jitter_ms,
+        } => quote! {
+            #private::Trigger::Every(#private::EverySpec {
+                source: #source,
+                period: ::core::time::Duration::from_millis(#period_ms),
+                initial_delay: ::core::time::Duration::from_millis(#initial_delay_ms),
+                jitter: ::core::time::Duration::from_millis(#jitter_ms),
+            })
+        },
+        Trigger::Cron { line, zone } => {
+            let zone = match zone {
+                Zone::Utc => quote!(#private::ZoneSpec::Utc),
+                Zone::Local => quote!(#private::ZoneSpec::Local),
+                Zone::Named(name) => quote!(#private::ZoneSpec::Named(#name)),
+            };
+            quote! {
+                #private::Trigger::Cron(#private::CronSpec { line: #line, zone: #zone })
+            }
+        }
+        Trigger::Service => quote!(#private::Trigger::Service),
+    };
+    let overlap = match overlap {
+        Overlap::Skip => quote!(#private::Overlap::Skip),
+        Overlap::Allow => quote!(#private::Overlap::Allow),
+    };
+
+    // Each argument is extracted by its type; a type that cannot be is an
+    // error spanned on that type.
+    let types: Vec<&syn::Type> = func
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|input| match input {
+            FnArg::Typed(arg) => Some(&*arg.ty),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let vars: Vec<syn::Ident> = (0..types.len()).map(|i| format_ident!("arg{i}")).collect();
+    let extract = types.iter().zip(&vars).map(|(ty, var)| {
+        quote_spanned! {ty.span()=>
+            let #var = <#ty as #private::FromRun>::from_run(cx)?;
+        }
+    });
+    let dependencies = types.iter().map(|ty| {
+        quote_spanned! {ty.span()=>
+            <#ty as #private::FromRun>::dependencies(deps);
+        }
+    });
+    let outcome_span = match &func.sig.output {
+        ReturnType::Default => Span::call_site(),
+        ReturnType::Type(_, ty) => ty.span(),
+    };
+    let outcome = quote_spanned! {outcome_span=>
+        #private::IntoOutcome::into_outcome(#ident(#(#vars),*).await)
+    };
+    let future = quote_spanned! {ident.span()=>
+        ::std::boxed::Box::pin(async move { #outcome })
+    };
+    let line = quote_spanned!(ident.span()=> ::core::line!());
+
+    quote! {
+        #func
+
+        const _: () = {
+            #private::inventory::submit! {
+                #private::Registration {
+                    name: #name,
+                    module: ::core::module_path!(),
+                    file: ::core::file!(),
+                    line: #line,
+                    trigger: #trigger,
+                    overlap: #overlap,
+                    dependencies: |deps: &mut #private::Dependencies| {
+                        let _ = &deps;
+                        #(#dependencies)*
+                    },
+                    run: |cx: &#private::RunContext| -> ::core::result::Result<
+                        #private::RunFuture,
+                        #private::ExtractError,
+                    > {
+                        let _ = &cx;
+                        #(#extract)*
+                        ::core::result::Result::Ok(#future)
+                    },
+                }
+            }
+        };
+    }
+}
+
+/// On error: the user's fn as written, so the IDE keeps working, plus every
+/// error as `compile_error!`.
+pub(crate) fn with_errors(item: TokenStream, error: syn::Error) -> TokenStream {
+    let errors = error.to_compile_error();
+    quote! {
+        #item
+        #errors
+    }
+}

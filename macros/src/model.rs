@@ -1,0 +1,67 @@
+//! The typed model of one annotated fn. It cannot hold an invalid state: a
+//! schedule is one enum, durations are already parsed and the cron line and
+//! time zone already checked, so expansion cannot fail.
+
+/// Which attribute is being expanded.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    Every,
+    Cron,
+    Service,
+}
+
+impl Kind {
+    pub(crate) fn attr_name(self) -> &'static str {
+        match self {
+            Kind::Every => "every",
+            Kind::Cron => "cron",
+            Kind::Service => "hosted_service",
+        }
+    }
+
+    pub(crate) fn example(self) -> &'static str {
+        match self {
+            Kind::Every => "`#[every(\"5s\")]`",
+            Kind::Cron => "`#[cron(\"*/5 * * * *\")]`",
+            Kind::Service => "`#[hosted_service]`",
+        }
+    }
+}
+
+/// A validated job: what `expand.rs` turns into a registration.
+pub(crate) struct Job {
+    pub(crate) name: String,
+    pub(crate) trigger: Trigger,
+    pub(crate) overlap: Overlap,
+    /// The path of the runtime crate, `::hosted` unless `crate = "..."`.
+    pub(crate) krate: syn::Path,
+    pub(crate) func: syn::ItemFn,
+}
+
+pub(crate) enum Trigger {
+    Every {
+        /// The literal as written, shown in listings and logs.
+        source: String,
+        period_ms: u64,
+        initial_delay_ms: u64,
+        jitter_ms: u64,
+    },
+    Cron {
+        line: String,
+        zone: Zone,
+    },
+    Service,
+}
+
+pub(crate) enum Zone {
+    Utc,
+    Local,
+    /// An IANA name that `chrono-tz` knows, checked at compile time.
+    Named(String),
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Overlap {
+    Skip,
+    Allow,
+}

@@ -1,0 +1,260 @@
+//! Turns raw arguments and the annotated fn into a [`Job`], checking every
+//! option and every combination in one place. All errors are collected, so a
+//! single compile shows every mistake.
+
+use std::str::FromStr;
+
+use chrono::TimeZone as _;
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{FnArg, LitStr};
+
+use crate::args::{Args, Errors, Key};
+use crate::duration::parse_millis;
+use crate::model::{Job, Kind, Overlap, Trigger, Zone};
+
+/// Builds the model of one annotated fn, or every error found in it.
+pub(crate) fn job(kind: Kind, args: Args, func: syn::ItemFn) -> syn::Result<Job> {
+    let mut errors = Errors::default();
+
+    check_signature(kind, &func.sig, &mut errors);
+
+    let name = match args.get(Key::Name) {
+        Some(lit) => {
+            let name = lit.value();
+            if name.trim().is_empty() || name.trim() != name {
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    "job name must be non-empty, without leading or trailing whitespace",
+                ));
+            }
+            name
+        }
+        None => func.sig.ident.to_string(),
+    };
+
+    let krate = match args.get(Key::Crate) {
+        Some(lit) => lit.parse::<syn::Path>().unwrap_or_else(|_| {
+            errors.push(syn::Error::new(
+                lit.span(),
+                "expected a path to the `hosted` crate, e.g. `crate = \"::my_reexport::hosted\"`",
+            ));
+            syn::parse_quote!(::hosted)
+        }),
+        None => syn::parse_quote!(::hosted),
+    };
+
+    let overlap = match args.get(Key::Overlap) {
+        None => Overlap::Skip,
+        Some(lit) => match lit.value().as_str() {
+            "skip" => Overlap::Skip,
+            "allow" => Overlap::Allow,
+            other => {
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    format!("unknown overlap policy `{other}`; use `\"skip\"` (the default: a tick that falls during a run is skipped) or `\"allow\"` (runs may overlap)"),
+                ));
+                Overlap::Skip
+            }
+        },
+    };
+
+    let trigger = match kind {
+        Kind::Every => every(&args, &mut errors),
+        Kind::Cron => cron(&args, &mut errors),
+        Kind::Service => Trigger::Service,
+    };
+
+    errors.finish()?;
+    Ok(Job {
+        name,
+        trigger,
+        overlap,
+        krate,
+        func,
+    })
+}
+
+fn every(args: &Args, errors: &mut Errors) -> Trigger {
+    let Some(period_lit) = &args.schedule else {
+        errors.push(syn::Error::new(
+            Span::call_site(),
+            "`#[every]` needs a period, e.g. `#[every(\"5s\")]` or `#[every(\"1m30s\")]`",
+        ));
+        return Trigger::Service;
+    };
+    let period_ms = duration(period_lit, errors).unwrap_or(1);
+    if period_ms == 0 {
+        errors.push(syn::Error::new(
+            period_lit.span(),
+            "the period must be greater than zero, e.g. `\"100ms\"` or `\"5s\"`",
+        ));
+    }
+    let initial_delay_ms = args
+        .get(Key::InitialDelay)
+        .and_then(|lit| duration(lit, errors))
+        .unwrap_or(0);
+    let jitter_ms = match args.get(Key::Jitter) {
+        Some(lit) => {
+            let jitter = duration(lit, errors).unwrap_or(0);
+            if period_ms > 0 && jitter >= period_ms {
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "jitter must be shorter than the period `{}`, or ticks could swap places",
+                        period_lit.value()
+                    ),
+                ));
+            }
+            jitter
+        }
+        None => 0,
+    };
+    Trigger::Every {
+        source: period_lit.value(),
+        period_ms,
+        initial_delay_ms,
+        jitter_ms,
+    }
+}
+
+fn duration(lit: &LitStr, errors: &mut Errors) -> Option<u64> {
+    parse_millis(&lit.value())
+        .map_err(|message| errors.push(syn::Error::new(lit.span(), message)))
+        .ok()
+}
+
+fn cron(args: &Args, errors: &mut Errors) -> Trigger {
+    let Some(line_lit) = &args.schedule else {
+        errors.push(syn::Error::new(
+            Span::call_site(),
+            "`#[cron]` needs a cron line, e.g. `#[cron(\"*/5 * * * *\")]` or `#[cron(\"@hourly\")]`",
+        ));
+        return Trigger::Service;
+    };
+    let line = line_lit.value();
+    if let Err(message) = check_cron(&line) {
+        errors.push(syn::Error::new(line_lit.span(), message));
+    }
+    let zone = match args.get(Key::Tz) {
+        None => Zone::Utc,
+        Some(lit) => zone(lit).unwrap_or_else(|error| {
+            errors.push(error);
+            Zone::Utc
+        }),
+    };
+    Trigger::Cron { line, zone }
+}
+
+/// Parses the line with the same `croner` settings the runtime uses, and
+/// rejects lines that can never fire.
+fn check_cron(line: &str) -> Result<(), String> {
+    const FORMS: &str = "write 5 fields (minute hour day-of-month month day-of-week), \
+         6 with seconds first, or an alias such as `@hourly`";
+    if line.trim().eq_ignore_ascii_case("@reboot") {
+        return Err(
+            "`@reboot` is not a schedule; use `#[hosted_service]` for work that starts with the host"
+                .into(),
+        );
+    }
+    let parser = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .year(croner::parser::Year::Disallowed)
+        .build();
+    let cron = parser
+        .parse(line)
+        .map_err(|e| format!("invalid cron line `{line}`: {e}; {FORMS}"))?;
+    // A leap day is the rarest real date, so a line that fires at all fires
+    // within the eight years from 2000 (a leap year) on.
+    let Some(start) = chrono::Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single() else {
+        return Ok(());
+    };
+    let mut from = start;
+    for _ in 0..8 {
+        match cron.find_next_occurrence(&from, true) {
+            Ok(_) => return Ok(()),
+            Err(_) => from += chrono::Duration::days(366),
+        }
+    }
+    Err(format!(
+        "cron line `{line}` never fires (no such date); check the day and month fields"
+    ))
+}
+
+fn zone(lit: &LitStr) -> syn::Result<Zone> {
+    let name = lit.value();
+    match name.as_str() {
+        "local" => return Ok(Zone::Local),
+        "UTC" | "utc" | "Etc/UTC" => return Ok(Zone::Utc),
+        _ => {}
+    }
+    match chrono_tz::Tz::from_str(&name) {
+        Ok(_) => Ok(Zone::Named(name)),
+        Err(_) => {
+            let hint = match chrono_tz::Tz::from_str_insensitive(&name) {
+                Ok(tz) => format!("did you mean `{}`?", tz.name()),
+                Err(_) => "use an IANA name such as `\"Europe/Berlin\"`, `\"UTC\"`, or `\"local\"` for the machine's zone".into(),
+            };
+            Err(syn::Error::new(
+                lit.span(),
+                format!("unknown time zone `{name}`; {hint}"),
+            ))
+        }
+    }
+}
+
+fn check_signature(kind: Kind, sig: &syn::Signature, errors: &mut Errors) {
+    let attr = kind.attr_name();
+    if sig.asyncness.is_none() {
+        errors.push(syn::Error::new(
+            sig.fn_token.span,
+            format!("`#[{attr}]` needs an `async fn`; add `async` before `fn`"),
+        ));
+    }
+    if let Some(constness) = &sig.constness {
+        errors.push(syn::Error::new(
+            constness.span,
+            format!("`#[{attr}]` cannot be used on a `const fn`; remove `const`"),
+        ));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.push(syn::Error::new(
+            unsafety.span,
+            format!("`#[{attr}]` cannot call an `unsafe fn`; make it safe and keep the `unsafe` block inside"),
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        let span = if sig.generics.params.is_empty() {
+            sig.generics.where_clause.span()
+        } else {
+            sig.generics.span()
+        };
+        errors.push(syn::Error::new(
+            span,
+            format!("`#[{attr}]` fns cannot be generic: the host calls them with one concrete set of arguments; use concrete types such as `State<MyType>`"),
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(syn::Error::new(
+            variadic.span(),
+            "variadic fns cannot be jobs",
+        ));
+    }
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => errors.push(syn::Error::new(
+                receiver.span(),
+                format!("`#[{attr}]` cannot be used on a method; make it a free fn and pass shared values as `State<T>`"),
+            )),
+            FnArg::Typed(arg) => {
+                if let syn::Type::ImplTrait(impl_trait) = &*arg.ty {
+                    errors.push(syn::Error::new(
+                        impl_trait.span(),
+                        format!("`#[{attr}]` fns cannot take `impl Trait`; use a concrete type such as `State<MyType>`"),
+                    ));
+                }
+            }
+        }
+    }
+}

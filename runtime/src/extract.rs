@@ -1,0 +1,331 @@
+//! Typed arguments of jobs: the [`FromRun`] trait and the built-in argument
+//! types [`Run`], [`State`] and [`CancellationToken`].
+//!
+//! A job's parameters are resolved by type, the way axum resolves a handler's
+//! extractors. Each argument type also declares what it needs from the host
+//! ([`FromRun::dependencies`]), so [`HostBuilder::build`](crate::HostBuilder::build)
+//! can reject a job whose `State<T>` was never registered, before anything runs.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use crate::lifecycle::HostShared;
+use crate::registry::JobKind;
+
+/// Everything a job's arguments can be built from, for one run.
+///
+/// Handed to [`FromRun::from_run`]; implement that trait to add an argument
+/// type of your own.
+pub struct RunContext<'a> {
+    pub(crate) run: Run,
+    pub(crate) host: &'a Arc<HostShared>,
+}
+
+impl RunContext<'_> {
+    /// Facts about this run.
+    pub fn run(&self) -> &Run {
+        &self.run
+    }
+
+    /// The host's stop token: cancelled when the host begins to stop.
+    pub fn stop_token(&self) -> &CancellationToken {
+        &self.host.stop
+    }
+
+    /// A clone of the shared value of type `T` registered with
+    /// [`HostBuilder::state`](crate::HostBuilder::state), if any.
+    pub fn state<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.host.state.get::<T>()
+    }
+}
+
+/// A type that a job can take as an argument.
+///
+/// Implemented for [`Run`], [`State<T>`] and [`CancellationToken`]. A job fn
+/// may take any number of arguments of such types, in any order.
+///
+/// # Examples
+///
+/// An argument type of your own, built from registered state:
+///
+/// ```
+/// use hosted::{Dependencies, ExtractError, FromRun, RunContext};
+///
+/// #[derive(Clone)]
+/// struct Config { region: String }
+///
+/// struct Region(String);
+///
+/// impl FromRun for Region {
+///     fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
+///         let config = cx.state::<Config>().ok_or_else(ExtractError::missing_state::<Config>)?;
+///         Ok(Region(config.region))
+///     }
+///
+///     fn dependencies(deps: &mut Dependencies) {
+///         deps.state::<Config>();
+///     }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an argument of a job",
+    label = "the host cannot provide this argument",
+    note = "a job may take `Run`, `CancellationToken` and `State<T>` (for a `T` given to `HostBuilder::state`), or a type that implements `FromRun`"
+)]
+pub trait FromRun: Sized {
+    /// Builds the argument for one run.
+    ///
+    /// # Errors
+    ///
+    /// An error fails the run before the job's body starts; it is logged and
+    /// counted like any failed run.
+    fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError>;
+
+    /// Declares what this argument needs from the host, so that `build()`
+    /// can check it. The default declares nothing.
+    fn dependencies(deps: &mut Dependencies) {
+        let _ = deps;
+    }
+}
+
+/// Facts about one run of a job: its name, its kind, its run number and the
+/// time it was scheduled for.
+///
+/// # Examples
+///
+/// ```
+/// use hosted::prelude::*;
+///
+/// #[every("5s")]
+/// async fn heartbeat(run: Run) {
+///     tracing::info!(job = run.job(), n = run.number(), at = %run.scheduled(), "alive");
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub(crate) job: Arc<str>,
+    pub(crate) kind: JobKind,
+    pub(crate) number: u64,
+    pub(crate) scheduled: DateTime<Utc>,
+}
+
+impl Run {
+    /// The job's name.
+    pub fn job(&self) -> &str {
+        &self.job
+    }
+
+    /// Whether the job is an `every`, a `cron` job or a service.
+    pub fn kind(&self) -> JobKind {
+        self.kind
+    }
+
+    /// The run's number: 1 for the job's first run, counting every run the
+    /// host started (skipped ticks are not runs).
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// The wall-clock time this run was due. For a cron job this is the
+    /// exact fire time; for an `every` job, the grid tick seen on the host's
+    /// wall clock; for a service, the time the host started it.
+    pub fn scheduled(&self) -> DateTime<Utc> {
+        self.scheduled
+    }
+}
+
+impl FromRun for Run {
+    fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
+        Ok(cx.run.clone())
+    }
+}
+
+impl FromRun for CancellationToken {
+    fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
+        Ok(cx.host.stop.clone())
+    }
+}
+
+/// A shared value registered with [`HostBuilder::state`](crate::HostBuilder::state),
+/// cloned into each run that asks for it.
+///
+/// Put shared handles in it (`Arc`s, connection pools, channels): it is
+/// cloned per run, like axum's `State`.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use hosted::prelude::*;
+///
+/// #[derive(Clone, Default)]
+/// struct Hits(Arc<AtomicU64>);
+///
+/// #[every("1s")]
+/// async fn count(State(hits): State<Hits>) {
+///     hits.0.fetch_add(1, Ordering::Relaxed);
+/// }
+///
+/// let host = Host::builder().only_jobs(["count"]).state(Hits::default()).build();
+/// assert!(host.is_ok());
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct State<T>(pub T);
+
+impl<T: Clone + Send + Sync + 'static> FromRun for State<T> {
+    fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
+        cx.host
+            .state
+            .get::<T>()
+            .map(State)
+            .ok_or_else(ExtractError::missing_state::<T>)
+    }
+
+    fn dependencies(deps: &mut Dependencies) {
+        deps.state::<T>();
+    }
+}
+
+/// What a job's arguments need from the host, collected by
+/// [`FromRun::dependencies`] and checked by `build()`.
+#[derive(Debug, Default)]
+pub struct Dependencies {
+    pub(crate) states: Vec<(TypeId, &'static str)>,
+}
+
+impl Dependencies {
+    /// Declares that the job needs a value of type `T` registered with
+    /// [`HostBuilder::state`](crate::HostBuilder::state).
+    pub fn state<T: 'static>(&mut self) {
+        self.states
+            .push((TypeId::of::<T>(), std::any::type_name::<T>()));
+    }
+}
+
+/// Why an argument could not be built; fails the run before its body starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractError {
+    message: String,
+}
+
+impl ExtractError {
+    /// An error with a message of your own.
+    pub fn new(message: impl Into<String>) -> Self {
+        ExtractError {
+            message: message.into(),
+        }
+    }
+
+    /// The error for a `State<T>` whose `T` the host does not have.
+    pub fn missing_state<T>() -> Self {
+        let name = std::any::type_name::<T>();
+        ExtractError::new(format!(
+            "no state of type `{name}`; register one with `HostBuilder::state`"
+        ))
+    }
+}
+
+impl fmt::Display for ExtractError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ExtractError {}
+
+/// Shared values by type.
+#[derive(Default)]
+pub(crate) struct StateMap {
+    values: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+}
+
+impl StateMap {
+    /// Inserts `value`; returns `false` if a value of that type was there.
+    pub(crate) fn insert<T: Clone + Send + Sync + 'static>(&mut self, value: T) -> bool {
+        self.values
+            .insert(TypeId::of::<T>(), Box::new(value))
+            .is_none()
+    }
+
+    pub(crate) fn contains(&self, type_id: TypeId) -> bool {
+        self.values.contains_key(&type_id)
+    }
+
+    pub(crate) fn get<T: Clone + 'static>(&self) -> Option<T> {
+        self.values
+            .get(&TypeId::of::<T>())
+            .and_then(|value| value.downcast_ref::<T>())
+            .cloned()
+    }
+}
+
+/// How one run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The job returned `()` or `Ok(())`.
+    Succeeded,
+    /// The job returned `Err`, or an argument could not be built; holds the
+    /// error's text (`{:#}`, so an `anyhow` chain is shown whole).
+    Failed(String),
+    /// The job panicked; holds the panic's message.
+    Panicked(String),
+    /// The job was still running when the shutdown timeout ran out, and was
+    /// dropped.
+    Aborted,
+}
+
+impl Outcome {
+    /// Whether the run succeeded.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Succeeded)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Succeeded => f.write_str("succeeded"),
+            Outcome::Failed(error) => write!(f, "failed: {error}"),
+            Outcome::Panicked(message) => write!(f, "panicked: {message}"),
+            Outcome::Aborted => f.write_str("aborted at the shutdown deadline"),
+        }
+    }
+}
+
+/// A return type a job can have: `()` or `Result<(), E>` for any
+/// `E: Display` (so `anyhow::Result<()>` and your own error types work).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a return type a job can have",
+    label = "return `()` or `Result<(), E>` where `E: Display`",
+    note = "`anyhow::Result<()>` and `Result<(), MyError>` both work; a job's result is logged, not returned to a caller"
+)]
+pub trait IntoOutcome {
+    /// Converts the job's return value.
+    fn into_outcome(self) -> Outcome;
+}
+
+impl IntoOutcome for () {
+    fn into_outcome(self) -> Outcome {
+        Outcome::Succeeded
+    }
+}
+
+impl<E: fmt::Display> IntoOutcome for Result<(), E> {
+    fn into_outcome(self) -> Outcome {
+        match self {
+            Ok(()) => Outcome::Succeeded,
+            Err(error) => Outcome::Failed(format!("{error:#}")),
+        }
+    }
+}
+
+/// The future of one run, as the runtime drives it.
+pub type RunFuture = Pin<Box<dyn Future<Output = Outcome> + Send + 'static>>;

@@ -1,0 +1,306 @@
+//! Background work for async Rust services: fixed-rate timers, cron jobs and
+//! long-running services, declared with one attribute each, started with the
+//! process and stopped gracefully.
+//!
+//! ```toml
+//! [dependencies]
+//! hosted = "0.1"
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//! ```
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use hosted::prelude::*;
+//!
+//! #[every("5s")]
+//! async fn heartbeat(run: Run) {
+//!     tracing::info!(n = run.number(), "alive");
+//! }
+//!
+//! #[cron("0 3 * * *", tz = "Europe/Berlin")]
+//! async fn nightly(State(db): State<Db>) -> anyhow::Result<()> {
+//!     db.vacuum().await
+//! }
+//!
+//! #[hosted_service]
+//! async fn consume(stop: CancellationToken) -> anyhow::Result<()> {
+//!     stop.cancelled().await; // a real consumer would select on its input too
+//!     Ok(())
+//! }
+//!
+//! # #[derive(Clone)] struct Db;
+//! # impl Db { async fn vacuum(&self) -> anyhow::Result<()> { Ok(()) } }
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     Host::builder()
+//!         .state(Db)
+//!         .shutdown_timeout(Duration::from_secs(10))
+//!         .build()                 // checks every job's schedule and arguments
+//!         .expect("host configuration")
+//!         .run()                   // until SIGINT/SIGTERM or a failed service
+//!         .await
+//!         .exit_code()
+//! }
+//! ```
+//!
+//! # How it works
+//!
+//! Each attribute leaves your fn as written (you can still call it and unit
+//! test it) and adds a constant registration beside it, collected at link
+//! time through [`inventory`](https://docs.rs/inventory); there is no central
+//! list to maintain. The schedule is parsed at compile time, so a bad
+//! duration, cron line or time zone is a compile error on the literal.
+//!
+//! [`HostBuilder::build`] gathers the registrations (all of them, or those
+//! chosen with [`HostBuilder::only_jobs`] and [`HostBuilder::only_module`]),
+//! plus [`Job`]s added by hand, and checks what each job's arguments need:
+//! a job that takes `State<Pool>` on a host without a `Pool` is an error from
+//! `build()` naming the job, not a panic at its first run.
+//!
+//! [`Host::run`] starts one scheduler task that owns every deadline in a heap
+//! and sleeps on one tokio timer; an idle job costs a heap entry, not a task.
+//! When a tick is due the scheduler resolves the job's arguments and spawns
+//! the run. Services (`#[hosted_service]`) are spawned at start. On SIGINT,
+//! SIGTERM or SIGQUIT every job's [`CancellationToken`] is cancelled at once
+//! and everything gets the shutdown timeout, in total, to finish; what is
+//! still running then is aborted and named in the [`Report`], whose
+//! [`exit_code`](Report::exit_code) tells the process how it went.
+//!
+//! # Semantics
+//!
+//! - **`every`** runs on a fixed grid from the host's start: tick `k` is due
+//!   at `start + initial_delay + k * period` (plus jitter), so the first run
+//!   is at start (after the initial delay) and no drift ever accumulates.
+//! - **Overlap**: a tick that comes due while the job's previous run is
+//!   still going is skipped and counted (and logged once, at debug level,
+//!   when the next run starts); the next run is the next tick on the
+//!   schedule. `overlap = "allow"` starts concurrent runs instead.
+//! - **`cron`** lines are read in the job's time zone (UTC unless `tz`
+//!   says otherwise), with Vixie cron's fields and cronie's handling of
+//!   daylight saving time: a fixed time inside the spring-forward gap runs
+//!   once, right after the jump; a fixed time inside the repeated autumn hour
+//!   runs once; schedules with a wildcard hour follow real time.
+//! - **Wall-clock steps**: a cron job never fires before its time on the wall
+//!   clock, even if the clock is set back; it never fires twice for one fire
+//!   time; if the clock jumps ahead over fire times, the first runs late and
+//!   the others are counted as skipped and logged as a warning.
+//! - **Failures**: a run that returns `Err` or panics is logged with the
+//!   job's name and counted, and the schedule goes on. A service that fails
+//!   stops the host, and [`Report::exit_code`] is non-zero. A service that
+//!   returns `Ok` early is simply done.
+
+#![warn(missing_docs, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// The macros' expansion names `::hosted`; this lets the crate's own tests
+// use them.
+#[allow(unused_extern_crates)]
+extern crate self as hosted;
+
+mod clock;
+mod extract;
+mod host;
+mod lifecycle;
+mod registry;
+mod runner;
+mod schedule;
+mod scheduler;
+pub mod testing;
+
+pub use crate::extract::{
+    Dependencies, ExtractError, FromRun, IntoOutcome, Outcome, Run, RunContext, RunFuture, State,
+};
+pub use crate::host::{BuildError, Host, HostBuilder, Problem, DEFAULT_SHUTDOWN_TIMEOUT};
+pub use crate::lifecycle::{Failure, HostHandle, JobStatus, Report, RunningHost, StopReason};
+pub use crate::registry::{Handler, Job, JobKind, Overlap};
+pub use tokio_util::sync::CancellationToken;
+
+/// Runs an async fn at a fixed rate, on a grid from the host's start.
+///
+/// ```
+/// use hosted::prelude::*;
+///
+/// #[every("5s")]
+/// async fn heartbeat(run: Run) {
+///     tracing::info!(n = run.number(), "alive");
+/// }
+/// ```
+///
+/// The period is a sequence of integers with units `ms`, `s`, `m`, `h` and
+/// `d`: `"250ms"`, `"1m30s"`, `"1d"`. Tick `k` is due at
+/// `start + initial_delay + k * period + jitter(k)`.
+///
+/// # Options
+///
+/// - `name = "..."`: the job's name (default: the fn's name); unique per
+///   host.
+///
+///   ```
+///   # use hosted::prelude::*;
+///   #[every("30s", name = "refresh-cache")]
+///   async fn refresh() {}
+///   ```
+/// - `initial_delay = "..."`: moves the whole grid later, so the first run
+///   is at `start + initial_delay`.
+///
+///   ```
+///   # use hosted::prelude::*;
+///   #[every("1h", initial_delay = "1h")] // first run an hour after start
+///   async fn hourly_cleanup() {}
+///   ```
+/// - `jitter = "..."`: moves each tick later by a pseudo-random amount up to
+///   this bound, to spread load across instances; shorter than the period.
+///
+///   ```
+///   # use hosted::prelude::*;
+///   #[every("30s", jitter = "2s")]
+///   async fn poll() {}
+///   ```
+/// - `overlap = "skip" | "allow"`: what a tick does while the previous run
+///   is still going: be skipped and counted (default), or start another run.
+///
+///   ```
+///   # use hosted::prelude::*;
+///   #[every("1s", overlap = "allow")]
+///   async fn fan_out() {}
+///   ```
+/// - `crate = "..."`: the path to `hosted`, if you re-export it.
+///
+///   ```
+///   # use hosted::prelude::*;
+///   # mod my_reexports { pub use hosted; }
+///   #[every("1s", crate = "my_reexports::hosted")]
+///   async fn tick() {}
+///   ```
+///
+/// The fn must be an `async fn` without generics or `self`; its arguments
+/// are any [`FromRun`] types, and it returns `()` or `Result<(), E>` with
+/// `E: Display`. Mistakes are compile errors:
+///
+/// ```compile_fail
+/// # use hosted::prelude::*;
+/// #[every("0s")] // the period must be greater than zero
+/// async fn never() {}
+/// ```
+///
+/// ```compile_fail
+/// # use hosted::prelude::*;
+/// #[every("5 seconds")] // units are ms, s, m, h, d
+/// async fn wordy() {}
+/// ```
+#[doc(inline)]
+pub use hosted_macros::every;
+
+/// Runs an async fn on a cron schedule, in a time zone.
+///
+/// ```
+/// use hosted::prelude::*;
+///
+/// #[cron("*/5 * * * *")] // every five minutes, UTC
+/// async fn sweep() {}
+///
+/// #[cron("0 30 9 * * 1-5", tz = "Europe/Berlin")] // 09:30:00 on weekdays, Berlin time
+/// async fn standup() {}
+///
+/// #[cron("@hourly")]
+/// async fn rollup() {}
+/// ```
+///
+/// The line has 5 fields (minute, hour, day of month, month, day of week) or
+/// 6 with seconds first, or is one of `@yearly`, `@annually`, `@monthly`,
+/// `@weekly`, `@daily`, `@hourly`. Weekdays are POSIX: `1` is Monday, `0` and
+/// `7` are Sunday, and names (`MON`) work too. When both day of month and day
+/// of week are restricted, either matching is enough, as in Vixie cron.
+/// Parsed by [`croner`](https://docs.rs/croner) at compile time.
+///
+/// # Options
+///
+/// - `tz = "..."`: an IANA time zone (`"America/New_York"`), `"UTC"` (the
+///   default), or `"local"` for the machine's zone.
+///
+///   ```
+///   # use hosted::prelude::*;
+///   #[cron("0 0 * * *", tz = "local")] // local midnight
+///   async fn midnight() {}
+///   ```
+/// - `name`, `overlap` and `crate`, as for [`every`].
+///
+///   ```
+///   # use hosted::prelude::*;
+///   #[cron("* * * * * *", name = "per-second", overlap = "allow")]
+///   async fn per_second() {}
+///   ```
+///
+/// ```compile_fail
+/// # use hosted::prelude::*;
+/// #[cron("0 0 * * *", tz = "Mars/Olympus_Mons")] // unknown time zone
+/// async fn martian_midnight() {}
+/// ```
+///
+/// ```compile_fail
+/// # use hosted::prelude::*;
+/// #[cron("0 0 31 2 *")] // never fires: there is no February 31st
+/// async fn never() {}
+/// ```
+#[doc(inline)]
+pub use hosted_macros::cron;
+
+/// Runs an async fn for the host's whole life, like .NET's
+/// `BackgroundService.ExecuteAsync`.
+///
+/// It starts with the host and gets the host's stop token; it should return
+/// soon after the token is cancelled. Returning `Ok` early is fine: the
+/// service is simply done. Returning `Err` or panicking stops the host with a
+/// non-zero exit code.
+///
+/// ```
+/// use std::time::Duration;
+/// use hosted::prelude::*;
+///
+/// #[hosted_service]
+/// async fn consume(stop: CancellationToken) -> anyhow::Result<()> {
+///     loop {
+///         tokio::select! {
+///             () = stop.cancelled() => return Ok(()),
+///             () = tokio::time::sleep(Duration::from_secs(1)) => { /* poll a queue */ }
+///         }
+///     }
+/// }
+/// ```
+///
+/// # Options
+///
+/// `name` and `crate`, as for [`every`].
+///
+/// ```
+/// # use hosted::prelude::*;
+/// #[hosted_service(name = "orders-consumer")]
+/// async fn consume(stop: CancellationToken) { stop.cancelled().await }
+/// ```
+///
+/// ```compile_fail
+/// # use hosted::prelude::*;
+/// #[hosted_service]
+/// fn not_async(stop: CancellationToken) {} // needs `async fn`
+/// ```
+#[doc(inline)]
+pub use hosted_macros::hosted_service;
+
+/// The names most programs need: `use hosted::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        cron, every, hosted_service, CancellationToken, Host, HostHandle, Job, Report, Run, State,
+    };
+}
+
+/// Not public API: the paths the macros' expansion uses.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::extract::{
+        Dependencies, ExtractError, FromRun, IntoOutcome, RunContext, RunFuture,
+    };
+    pub use crate::registry::{CronSpec, EverySpec, Overlap, Registration, Trigger, ZoneSpec};
+    pub use inventory;
+}

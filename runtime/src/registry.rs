@@ -1,0 +1,399 @@
+//! Where jobs come from: the registrations the macros submit through
+//! `inventory`, and [`Job`]s built by hand. Both become one [`JobDef`] at
+//! `build()`.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::extract::{Dependencies, ExtractError, FromRun, IntoOutcome, RunContext, RunFuture};
+
+/// What a job is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// A fixed-rate job (`#[every]`).
+    Every,
+    /// A cron job (`#[cron]`).
+    Cron,
+    /// A long-running service (`#[hosted_service]`).
+    Service,
+}
+
+impl JobKind {
+    /// `"every"`, `"cron"` or `"service"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Every => "every",
+            JobKind::Cron => "cron",
+            JobKind::Service => "service",
+        }
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happens when a tick comes due while the job's previous run is still
+/// going.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overlap {
+    /// The tick is skipped and counted; the next run is the next tick on the
+    /// schedule (the default).
+    #[default]
+    Skip,
+    /// The tick starts another run beside the one still going.
+    Allow,
+}
+
+/// The schedule of a registered job, as the macro wrote it.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum Trigger {
+    Every(EverySpec),
+    Cron(CronSpec),
+    Service,
+}
+
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct EverySpec {
+    pub source: &'static str,
+    pub period: Duration,
+    pub initial_delay: Duration,
+    pub jitter: Duration,
+}
+
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct CronSpec {
+    pub line: &'static str,
+    pub zone: ZoneSpec,
+}
+
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum ZoneSpec {
+    Utc,
+    Local,
+    Named(&'static str),
+}
+
+/// One job registered by a macro. Not public API: built only by the
+/// macros' expansion.
+#[doc(hidden)]
+pub struct Registration {
+    pub name: &'static str,
+    pub module: &'static str,
+    pub file: &'static str,
+    pub line: u32,
+    pub trigger: Trigger,
+    pub overlap: Overlap,
+    pub dependencies: fn(&mut Dependencies),
+    pub run: fn(&RunContext<'_>) -> Result<RunFuture, ExtractError>,
+}
+
+inventory::collect!(Registration);
+
+/// Every job the macros registered in this binary, in a stable order (by
+/// module, then name).
+pub(crate) fn registered() -> Vec<&'static Registration> {
+    let mut all: Vec<&'static Registration> = inventory::iter::<Registration>.into_iter().collect();
+    all.sort_by_key(|r| (r.module, r.name, r.file, r.line));
+    all
+}
+
+/// A job added by hand with [`HostBuilder::job`](crate::HostBuilder::job),
+/// beside the ones the macros register: for embedding apps, for schedules
+/// known only at run time, and for tests.
+///
+/// The handler is any async fn or closure whose arguments implement
+/// [`FromRun`] and whose output implements [`IntoOutcome`], like the fns the
+/// macros take.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hosted::{Host, Job, Run};
+///
+/// let host = Host::builder()
+///     .without_registered()
+///     .job(Job::every("tick", Duration::from_secs(5), |run: Run| async move {
+///         println!("tick {}", run.number());
+///     }))
+///     .job(Job::cron("nightly", "0 3 * * *", || async { Ok::<(), std::io::Error>(()) }).tz("Europe/Berlin"))
+///     .build()
+///     .expect("valid configuration");
+/// # drop(host);
+/// ```
+pub struct Job {
+    pub(crate) name: String,
+    pub(crate) schedule: ScheduleSpec,
+    pub(crate) overlap: Overlap,
+    pub(crate) dependencies: Dependencies,
+    pub(crate) invoke: Invoke,
+}
+
+impl Job {
+    /// A job that runs every `period`, like `#[every]`.
+    pub fn every<H, Args>(name: impl Into<String>, period: Duration, handler: H) -> Job
+    where
+        H: Handler<Args>,
+    {
+        Job::new(
+            name,
+            ScheduleSpec::Every {
+                source: format!("{period:?}"),
+                period,
+                initial_delay: Duration::ZERO,
+                jitter: Duration::ZERO,
+            },
+            handler,
+        )
+    }
+
+    /// A job that runs on the cron `line`, like `#[cron]`. The line is checked
+    /// by `build()`.
+    pub fn cron<H, Args>(name: impl Into<String>, line: impl Into<String>, handler: H) -> Job
+    where
+        H: Handler<Args>,
+    {
+        Job::new(
+            name,
+            ScheduleSpec::Cron {
+                line: line.into(),
+                zone: None,
+            },
+            handler,
+        )
+    }
+
+    /// A long-running service, like `#[hosted_service]`.
+    pub fn service<H, Args>(name: impl Into<String>, handler: H) -> Job
+    where
+        H: Handler<Args>,
+    {
+        Job::new(name, ScheduleSpec::Service, handler)
+    }
+
+    fn new<H: Handler<Args>, Args>(
+        name: impl Into<String>,
+        schedule: ScheduleSpec,
+        handler: H,
+    ) -> Job {
+        let mut dependencies = Dependencies::default();
+        H::dependencies(&mut dependencies);
+        Job {
+            name: name.into(),
+            schedule,
+            overlap: Overlap::Skip,
+            dependencies,
+            invoke: Invoke::Dyn(Arc::new(move |cx: &RunContext<'_>| handler.call(cx))),
+        }
+    }
+
+    /// Delays the first tick of an `every` job; ignored by other kinds.
+    pub fn initial_delay(mut self, delay: Duration) -> Job {
+        if let ScheduleSpec::Every { initial_delay, .. } = &mut self.schedule {
+            *initial_delay = delay;
+        }
+        self
+    }
+
+    /// Moves each tick of an `every` job later by up to `jitter`; ignored by
+    /// other kinds. `build()` requires it to be shorter than the period.
+    pub fn jitter(mut self, jitter: Duration) -> Job {
+        if let ScheduleSpec::Every { jitter: j, .. } = &mut self.schedule {
+            *j = jitter;
+        }
+        self
+    }
+
+    /// The time zone of a cron job, by IANA name, or `"local"`; UTC by
+    /// default. Checked by `build()`; ignored by other kinds.
+    pub fn tz(mut self, zone: impl Into<String>) -> Job {
+        if let ScheduleSpec::Cron { zone: z, .. } = &mut self.schedule {
+            *z = Some(zone.into());
+        }
+        self
+    }
+
+    /// What to do with a tick that falls during a run.
+    pub fn overlap(mut self, overlap: Overlap) -> Job {
+        self.overlap = overlap;
+        self
+    }
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("name", &self.name)
+            .field("overlap", &self.overlap)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts one run: builds the arguments, then returns the run's future.
+pub(crate) enum Invoke {
+    Static(fn(&RunContext<'_>) -> Result<RunFuture, ExtractError>),
+    Dyn(Arc<dyn Fn(&RunContext<'_>) -> Result<RunFuture, ExtractError> + Send + Sync>),
+}
+
+impl Invoke {
+    pub(crate) fn call(&self, cx: &RunContext<'_>) -> Result<RunFuture, ExtractError> {
+        match self {
+            Invoke::Static(run) => run(cx),
+            Invoke::Dyn(run) => run(cx),
+        }
+    }
+}
+
+/// An async fn or closure that can be a [`Job`]'s body: its arguments
+/// implement [`FromRun`], its output [`IntoOutcome`]. Implemented for fns of
+/// up to 12 arguments.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the body of a job",
+    label = "expected an async fn or closure whose arguments implement `FromRun`",
+    note = "each argument must be `Run`, `CancellationToken`, `State<T>` or another `FromRun` type, and the output `()` or `Result<(), E>` with `E: Display`"
+)]
+pub trait Handler<Args>: Send + Sync + 'static {
+    /// Builds the arguments and starts the body.
+    ///
+    /// # Errors
+    ///
+    /// The first argument that cannot be built.
+    fn call(&self, cx: &RunContext<'_>) -> Result<RunFuture, ExtractError>;
+
+    /// Declares what the arguments need from the host.
+    fn dependencies(deps: &mut Dependencies);
+}
+
+macro_rules! impl_handler {
+    ($($arg:ident),*) => {
+        impl<F, Fut, Out, $($arg,)*> Handler<($($arg,)*)> for F
+        where
+            F: Fn($($arg),*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Out> + Send + 'static,
+            Out: IntoOutcome,
+            $($arg: FromRun,)*
+        {
+            #[allow(non_snake_case, unused_variables)]
+            fn call(&self, cx: &RunContext<'_>) -> Result<RunFuture, ExtractError> {
+                $(let $arg = $arg::from_run(cx)?;)*
+                let body = self($($arg),*);
+                Ok(Box::pin(async move { body.await.into_outcome() }))
+            }
+
+            #[allow(unused_variables)]
+            fn dependencies(deps: &mut Dependencies) {
+                $($arg::dependencies(deps);)*
+            }
+        }
+    };
+}
+
+impl_handler!();
+impl_handler!(A1);
+impl_handler!(A1, A2);
+impl_handler!(A1, A2, A3);
+impl_handler!(A1, A2, A3, A4);
+impl_handler!(A1, A2, A3, A4, A5);
+impl_handler!(A1, A2, A3, A4, A5, A6);
+impl_handler!(A1, A2, A3, A4, A5, A6, A7);
+impl_handler!(A1, A2, A3, A4, A5, A6, A7, A8);
+impl_handler!(A1, A2, A3, A4, A5, A6, A7, A8, A9);
+impl_handler!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10);
+impl_handler!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11);
+impl_handler!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12);
+
+/// Where a job was defined, for error messages.
+#[derive(Clone, Debug)]
+pub(crate) enum Origin {
+    Macro { file: &'static str, line: u32 },
+    Builder,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Macro { file, line, .. } => write!(f, "{file}:{line}"),
+            Origin::Builder => f.write_str("HostBuilder::job"),
+        }
+    }
+}
+
+/// A job the builder took, before its schedule is checked.
+pub(crate) struct Candidate {
+    pub(crate) name: Arc<str>,
+    pub(crate) origin: Origin,
+    pub(crate) schedule: ScheduleSpec,
+    pub(crate) overlap: Overlap,
+    pub(crate) dependencies: Dependencies,
+    pub(crate) invoke: Invoke,
+}
+
+/// A schedule as given, before `build()` checks it.
+pub(crate) enum ScheduleSpec {
+    Every {
+        source: String,
+        period: Duration,
+        initial_delay: Duration,
+        jitter: Duration,
+    },
+    Cron {
+        line: String,
+        zone: Option<String>,
+    },
+    Service,
+}
+
+impl Candidate {
+    pub(crate) fn from_registration(r: &'static Registration) -> Candidate {
+        let mut dependencies = Dependencies::default();
+        (r.dependencies)(&mut dependencies);
+        let schedule = match r.trigger {
+            Trigger::Every(spec) => ScheduleSpec::Every {
+                source: spec.source.to_owned(),
+                period: spec.period,
+                initial_delay: spec.initial_delay,
+                jitter: spec.jitter,
+            },
+            Trigger::Cron(spec) => ScheduleSpec::Cron {
+                line: spec.line.to_owned(),
+                zone: match spec.zone {
+                    ZoneSpec::Utc => None,
+                    ZoneSpec::Local => Some("local".to_owned()),
+                    ZoneSpec::Named(name) => Some(name.to_owned()),
+                },
+            },
+            Trigger::Service => ScheduleSpec::Service,
+        };
+        Candidate {
+            name: Arc::from(r.name),
+            origin: Origin::Macro {
+                file: r.file,
+                line: r.line,
+            },
+            schedule,
+            overlap: r.overlap,
+            dependencies,
+            invoke: Invoke::Static(r.run),
+        }
+    }
+
+    pub(crate) fn from_job(job: Job) -> Candidate {
+        Candidate {
+            name: Arc::from(job.name),
+            origin: Origin::Builder,
+            schedule: job.schedule,
+            overlap: job.overlap,
+            dependencies: job.dependencies,
+            invoke: job.invoke,
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Schedules: where the ticks of an `every` job fall on its grid, and when a
+//! cron line fires next in its time zone. Pure functions of time; the
+//! scheduler (`scheduler.rs`) decides when to look.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Timelike as _, Utc};
+use croner::parser::{CronParser, Seconds, Year};
+use croner::Cron;
+
+use crate::registry::ScheduleSpec;
+
+/// A checked schedule.
+pub(crate) enum Schedule {
+    Every(Every),
+    Cron(CronSchedule),
+    Service,
+}
+
+impl Schedule {
+    /// Checks `spec`; the error says what is wrong and how to fix it.
+    pub(crate) fn from_spec(spec: ScheduleSpec, seed: &str) -> Result<Schedule, String> {
+        match spec {
+            ScheduleSpec::Every {
+                source,
+                period,
+                initial_delay,
+                jitter,
+            } => Every::new(source, period, initial_delay, jitter, seed).map(Schedule::Every),
+            ScheduleSpec::Cron { line, zone } => {
+                CronSchedule::parse(&line, zone.as_deref()).map(Schedule::Cron)
+            }
+            ScheduleSpec::Service => Ok(Schedule::Service),
+        }
+    }
+
+    /// The schedule as written: `"5s"`, `"*/5 * * * * (Europe/Berlin)"`.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Schedule::Every(every) => format!("every {}", every.source),
+            Schedule::Cron(cron) => format!("cron {} ({})", cron.line, cron.zone),
+            Schedule::Service => "service".to_owned(),
+        }
+    }
+}
+
+/// A fixed-rate grid: tick `k` is due at
+/// `start + initial_delay + k * period + jitter(k)`, so no error ever
+/// accumulates, whatever the runs do.
+pub(crate) struct Every {
+    source: String,
+    period: Duration,
+    initial_delay: Duration,
+    jitter: Duration,
+    seed: u64,
+}
+
+impl Every {
+    fn new(
+        source: String,
+        period: Duration,
+        initial_delay: Duration,
+        jitter: Duration,
+        seed: &str,
+    ) -> Result<Every, String> {
+        if period.is_zero() {
+            return Err("the period is zero; give it a positive duration".to_owned());
+        }
+        if jitter >= period {
+            return Err(format!(
+                "the jitter ({jitter:?}) is not shorter than the period ({period:?}); shorten it, or ticks could swap places"
+            ));
+        }
+        Ok(Every {
+            source,
+            period,
+            initial_delay,
+            jitter,
+            seed: fnv1a(seed.as_bytes()),
+        })
+    }
+
+    /// How long after the host's start tick `k` is due.
+    pub(crate) fn offset(&self, k: u64) -> Duration {
+        let grid = self.period.as_nanos().saturating_mul(u128::from(k));
+        let grid = Duration::from_nanos(u64::try_from(grid).unwrap_or(u64::MAX));
+        self.initial_delay + grid + self.jitter_of(k)
+    }
+
+    /// The jitter of tick `k`: uniform in `[0, jitter]`, a pure function of
+    /// the job's name and `k`. A hash rather than a random number generator:
+    /// no state per job, no lock, and a schedule a test can predict.
+    pub(crate) fn jitter_of(&self, k: u64) -> Duration {
+        if self.jitter.is_zero() {
+            return Duration::ZERO;
+        }
+        let range = u64::try_from(self.jitter.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(splitmix64(self.seed ^ k) % range.saturating_add(1))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn period(&self) -> Duration {
+        self.period
+    }
+}
+
+/// A cron line in a time zone, evaluated by `croner`: Vixie semantics (5
+/// fields, or 6 with seconds first; `1` is Monday, `0` and `7` Sunday;
+/// day-of-month and day-of-week combined with OR when both are restricted),
+/// and cronie's handling of daylight saving time.
+pub(crate) struct CronSchedule {
+    line: String,
+    cron: Cron,
+    zone: Zone,
+}
+
+/// The time zone a cron line is read in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Zone {
+    Utc,
+    Local,
+    Named(chrono_tz::Tz),
+}
+
+impl std::fmt::Display for Zone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Zone::Utc => f.write_str("UTC"),
+            Zone::Local => f.write_str("local"),
+            Zone::Named(tz) => f.write_str(tz.name()),
+        }
+    }
+}
+
+impl Zone {
+    pub(crate) fn parse(name: Option<&str>) -> Result<Zone, String> {
+        match name {
+            None | Some("UTC" | "utc" | "Etc/UTC") => Ok(Zone::Utc),
+            Some("local") => Ok(Zone::Local),
+            Some(name) => chrono_tz::Tz::from_str(name).map(Zone::Named).map_err(|_| {
+                format!("unknown time zone `{name}`; use an IANA name such as `Europe/Berlin`, `UTC`, or `local`")
+            }),
+        }
+    }
+}
+
+/// The `croner` settings shared with the macros, which check lines at
+/// compile time with the same ones.
+fn parser() -> CronParser {
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .build()
+}
+
+impl CronSchedule {
+    pub(crate) fn parse(line: &str, zone: Option<&str>) -> Result<CronSchedule, String> {
+        let cron = parser().parse(line).map_err(|e| {
+            format!("invalid cron line `{line}`: {e}; write 5 fields, 6 with seconds first, or an alias such as `@hourly`")
+        })?;
+        Ok(CronSchedule {
+            line: line.to_owned(),
+            cron,
+            zone: Zone::parse(zone)?,
+        })
+    }
+
+    /// The first fire time strictly after `after` (at whole-second
+    /// resolution), or `None` if the line never fires again.
+    pub(crate) fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let next = match self.zone {
+            Zone::Utc => self.cron.find_next_occurrence(&after, false).ok(),
+            Zone::Local => self
+                .cron
+                .find_next_occurrence(&after.with_timezone(&chrono::Local), false)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+            Zone::Named(tz) => self
+                .cron
+                .find_next_occurrence(&after.with_timezone(&tz), false)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+        }?;
+        // croner keeps the start's fraction of a second; fires are on whole
+        // seconds.
+        next.with_nanosecond(0)
+    }
+}
+
+/// FNV-1a: a stable hash of a job's name, the seed of its jitter.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// SplitMix64's output function: spreads `k` over all 64 bits.
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every(period_ms: u64, delay_ms: u64, jitter_ms: u64) -> Every {
+        Every::new(
+            String::new(),
+            Duration::from_millis(period_ms),
+            Duration::from_millis(delay_ms),
+            Duration::from_millis(jitter_ms),
+            "job",
+        )
+        .expect("valid")
+    }
+
+    #[test]
+    fn grid_ticks_are_exact_multiples_of_the_period() {
+        let e = every(10, 3, 0);
+        assert_eq!(e.offset(0), Duration::from_millis(3));
+        assert_eq!(e.offset(1_000_000), Duration::from_millis(3 + 10_000_000));
+        assert_eq!(e.period(), Duration::from_millis(10));
+    }
+
+    #[test]
+    fn jitter_stays_within_its_bound_and_varies() {
+        let e = every(1000, 0, 200);
+        let jitters: Vec<Duration> = (0..10_000).map(|k| e.jitter_of(k)).collect();
+        assert!(jitters.iter().all(|j| *j <= Duration::from_millis(200)));
+        let spread = jitters
+            .iter()
+            .max()
+            .unwrap()
+            .saturating_sub(*jitters.iter().min().unwrap());
+        assert!(
+            spread > Duration::from_millis(190),
+            "jitter barely varies: {spread:?}"
+        );
+    }
+
+    #[test]
+    fn zero_period_and_long_jitter_are_rejected() {
+        let zero = Every::new(
+            String::new(),
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+            "j",
+        );
+        assert!(zero.err().unwrap().contains("zero"));
+        let long = Every::new(
+            String::new(),
+            Duration::from_secs(1),
+            Duration::ZERO,
+            Duration::from_secs(1),
+            "j",
+        );
+        assert!(long.err().unwrap().contains("jitter"));
+    }
+
+    #[test]
+    fn fires_are_on_whole_seconds() {
+        let cron = CronSchedule::parse("* * * * * *", None).unwrap();
+        let t: DateTime<Utc> = "2026-01-01T00:00:00.250Z".parse().unwrap();
+        assert_eq!(
+            cron.next_after(t),
+            Some("2026-01-01T00:00:01Z".parse().unwrap())
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Integration tests of `hosted` live beside this file, one file per behaviour.
