@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 #[derive(Clone, Default)]
@@ -23,6 +24,16 @@ impl Clock {
             Clock::Manual(manual) => manual.now(),
         }
     }
+
+    /// For a manual clock, a receiver that changes at each step: the
+    /// scheduler reacts to a step at once instead of polling. The system
+    /// clock gives no such notice and is polled.
+    pub(crate) fn steps(&self) -> Option<watch::Receiver<u64>> {
+        match self {
+            Clock::System => None,
+            Clock::Manual(manual) => Some(manual.steps.subscribe()),
+        }
+    }
 }
 
 /// A wall clock that moves with tokio's clock, plus steps.
@@ -30,6 +41,7 @@ pub(crate) struct ManualWall {
     start_wall: DateTime<Utc>,
     start: Instant,
     step_nanos: AtomicI64,
+    steps: watch::Sender<u64>,
 }
 
 impl ManualWall {
@@ -38,6 +50,7 @@ impl ManualWall {
             start_wall,
             start: Instant::now(),
             step_nanos: AtomicI64::new(0),
+            steps: watch::Sender::new(0),
         }
     }
 
@@ -50,5 +63,6 @@ impl ManualWall {
     pub(crate) fn step(&self, by: TimeDelta) {
         let nanos = by.num_nanoseconds().unwrap_or(i64::MAX);
         self.step_nanos.fetch_add(nanos, Ordering::AcqRel);
+        self.steps.send_modify(|count| *count += 1);
     }
 }

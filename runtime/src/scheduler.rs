@@ -6,9 +6,10 @@
 //! `every` deadlines live on tokio's monotonic clock. Cron fire times live on
 //! the wall clock and are mapped to monotonic deadlines; the mapping is
 //! checked when a deadline arrives (a clock that went back never fires a job
-//! early) and once a second while cron jobs exist (a clock that jumped ahead
-//! is noticed within a second, the job runs once, and the fires it jumped
-//! over are counted and logged).
+//! early), and for steps: the system clock is compared with the monotonic
+//! one once a second while cron jobs exist, and a test clock reports each
+//! step at once. After a jump ahead the job runs once, late, and the fires
+//! it jumped over are counted and logged.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -41,7 +42,10 @@ pub(crate) struct Scheduler {
     entries: Vec<Entry>,
     heap: BinaryHeap<Reverse<(Instant, usize)>>,
     started: Instant,
-    has_cron: bool,
+    /// Whether the wall clock must be polled for steps: cron jobs exist and
+    /// the clock does not report its steps.
+    poll_wall: bool,
+    steps: Option<tokio::sync::watch::Receiver<u64>>,
     /// The wall time at `started`, as the clocks implied at the last check:
     /// wall time now minus monotonic time since `started`.
     wall_at_start: DateTime<Utc>,
@@ -65,7 +69,8 @@ impl Scheduler {
             entries: Vec::new(),
             heap: BinaryHeap::new(),
             started,
-            has_cron: false,
+            poll_wall: false,
+            steps: None,
             wall_at_start: wall,
             next_wall_check: started + WALL_CHECK,
         };
@@ -78,7 +83,10 @@ impl Scheduler {
                         .push(Reverse((started + every.offset(0), index)));
                 }
                 Schedule::Cron(cron) => {
-                    scheduler.has_cron = true;
+                    if scheduler.steps.is_none() {
+                        scheduler.steps = scheduler.host.clock.steps();
+                        scheduler.poll_wall = scheduler.steps.is_none();
+                    }
                     let Some(next) = cron.next_after(wall) else {
                         tracing::warn!(job = %job.name, "cron line never fires again");
                         continue;
@@ -107,32 +115,31 @@ impl Scheduler {
     /// Runs until the host's stop token is cancelled.
     pub(crate) async fn run(mut self) {
         let stop = self.host.stop.clone();
+        let mut steps = self.steps.take();
         let sleep = tokio::time::sleep_until(self.started);
         tokio::pin!(sleep);
         loop {
             self.fire_due();
             let mut wake = self.heap.peek().map(|Reverse((deadline, _))| *deadline);
-            if self.has_cron {
+            if self.poll_wall {
                 wake = Some(wake.map_or(self.next_wall_check, |w| w.min(self.next_wall_check)));
             }
-            match wake {
-                Some(wake) => sleep.as_mut().reset(wake),
-                None => {
-                    stop.cancelled().await;
-                    return;
-                }
+            let timed = wake.is_some();
+            if let Some(wake) = wake {
+                sleep.as_mut().reset(wake);
             }
             tokio::select! {
                 biased;
                 () = stop.cancelled() => return,
-                () = &mut sleep => {}
+                () = &mut sleep, if timed => {}
+                Ok(()) = changed(&mut steps) => self.check_wall_clock(Instant::now()),
             }
         }
     }
 
     fn fire_due(&mut self) {
         let now = Instant::now();
-        if self.has_cron && now >= self.next_wall_check {
+        if self.poll_wall && now >= self.next_wall_check {
             self.check_wall_clock(now);
         }
         while let Some(&Reverse((deadline, index))) = self.heap.peek() {
@@ -224,6 +231,16 @@ impl Scheduler {
                 },
             )
             .collect();
+    }
+}
+
+/// Waits for a step of a clock that reports them; never ends otherwise.
+async fn changed(
+    steps: &mut Option<tokio::sync::watch::Receiver<u64>>,
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match steps {
+        Some(steps) => steps.changed().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,0 +1,153 @@
+//! `#[every]`: the grid, skipped ticks, jitter, initial delay and overlap, on
+//! paused time.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use hosted::prelude::*;
+use hosted::testing::{TestClock, TestHost};
+
+fn t0() -> DateTime<Utc> {
+    "2026-06-01T12:00:00Z".parse().unwrap()
+}
+
+fn start(jobs: &[&str]) -> (TestClock, TestHost) {
+    let clock = TestClock::at(t0());
+    let host = Host::builder()
+        .only_jobs(jobs.iter().copied())
+        .clock(&clock)
+        .build()
+        .expect("valid host");
+    (clock, TestHost::start(host))
+}
+
+fn offsets(test: &TestHost, job: &str) -> Vec<TimeDelta> {
+    test.runs_of(job)
+        .iter()
+        .map(|r| r.scheduled - t0())
+        .collect()
+}
+
+/// Each run takes 3 ms: a schedule computed as "end of run + period" would
+/// drift 3 ms per tick.
+#[every("10ms")]
+async fn grid_10ms() {
+    tokio::time::sleep(Duration::from_millis(3)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_ticks_stay_on_the_grid() {
+    let (_clock, test) = start(&["grid_10ms"]);
+    test.advance(Duration::from_millis(9_990)).await;
+
+    let runs = test.runs_of("grid_10ms");
+    assert_eq!(runs.len(), 1_000);
+    for (k, run) in runs.iter().enumerate() {
+        let due = t0() + TimeDelta::milliseconds(10 * k as i64);
+        assert_eq!(run.scheduled, due, "tick {k} is off the grid");
+        assert_eq!(run.started, due, "tick {k} started late");
+        assert_eq!(run.number, k as u64 + 1);
+    }
+    assert_eq!(test.status("grid_10ms").skipped, 0);
+    assert!(test.stop().await.is_clean());
+}
+
+/// Run 2 takes 3.5 s, so ticks 2, 3 and 4 fall during it.
+#[every("1s")]
+async fn overrunning(run: Run) {
+    if run.number() == 2 {
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_run_skips_ticks_and_the_next_run_is_on_the_grid() {
+    let (_clock, test) = start(&["overrunning"]);
+    test.advance(Duration::from_secs(6)).await;
+
+    let seconds: Vec<i64> = offsets(&test, "overrunning")
+        .iter()
+        .map(TimeDelta::num_milliseconds)
+        .collect();
+    assert_eq!(seconds, [0, 1_000, 5_000, 6_000]);
+    let status = test.status("overrunning");
+    assert_eq!(status.skipped, 3);
+    assert_eq!(status.runs, 4);
+    assert!(test.stop().await.is_clean());
+}
+
+#[every("1s", jitter = "300ms")]
+async fn jittery() {}
+
+#[tokio::test(start_paused = true)]
+async fn jitter_stays_within_its_bound() {
+    let (_clock, test) = start(&["jittery"]);
+    test.advance(Duration::from_secs(200)).await;
+
+    let offsets = offsets(&test, "jittery");
+    assert!(offsets.len() >= 199, "{} runs", offsets.len());
+    let jitters: Vec<i64> = offsets
+        .iter()
+        .enumerate()
+        .map(|(k, offset)| offset.num_milliseconds() - 1_000 * k as i64)
+        .collect();
+    assert!(jitters.iter().all(|j| (0..=300).contains(j)), "{jitters:?}");
+    let distinct: std::collections::BTreeSet<_> = jitters.iter().collect();
+    assert!(distinct.len() > 50, "jitter barely varies: {distinct:?}");
+    assert!(test.stop().await.is_clean());
+}
+
+#[every("1s", initial_delay = "2500ms")]
+async fn delayed() {}
+
+#[tokio::test(start_paused = true)]
+async fn initial_delay_moves_the_whole_grid() {
+    let (_clock, test) = start(&["delayed"]);
+    test.advance(Duration::from_millis(2_499)).await;
+    assert!(test.runs_of("delayed").is_empty());
+
+    test.advance(Duration::from_millis(2_001)).await;
+    let millis: Vec<i64> = offsets(&test, "delayed")
+        .iter()
+        .map(TimeDelta::num_milliseconds)
+        .collect();
+    assert_eq!(millis, [2_500, 3_500, 4_500]);
+    assert!(test.stop().await.is_clean());
+}
+
+#[every("1s", overlap = "allow")]
+async fn overlapping(stop: CancellationToken) {
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_millis(3_500)) => {}
+        () = stop.cancelled() => {}
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn overlap_allow_runs_concurrently() {
+    let (_clock, test) = start(&["overlapping"]);
+    test.advance(Duration::from_millis(2_500)).await;
+
+    let status = test.status("overlapping");
+    assert_eq!(status.running, 3, "runs 1, 2 and 3 should all be going");
+    test.advance(Duration::from_millis(1_500)).await;
+    let status = test.status("overlapping");
+    assert_eq!((status.runs, status.skipped), (5, 0));
+    assert!(test.stop().await.is_clean());
+}
+
+#[every("1s")]
+async fn steady() {}
+
+#[tokio::test(start_paused = true)]
+async fn every_ignores_steps_of_the_wall_clock() {
+    let (clock, test) = start(&["steady"]);
+    test.advance(Duration::from_millis(2_500)).await;
+    clock.step(TimeDelta::hours(-3));
+    test.advance(Duration::from_secs(1)).await;
+    clock.step(TimeDelta::hours(5));
+    test.advance(Duration::from_secs(2)).await;
+
+    assert_eq!(test.status("steady").runs, 6);
+    assert!(test.stop().await.is_clean());
+}
