@@ -159,9 +159,9 @@ fn parse_key(
     };
     if !Key::allowed(kind).contains(&key) {
         let hint = match key {
-            Key::Tz => "; time zones apply to `#[cron]` only",
-            Key::InitialDelay | Key::Jitter => "; it applies to `#[every]` only",
-            Key::Overlap => "; a service runs once, so it cannot overlap",
+            Key::Tz => " (time zones apply to `#[cron]` only)",
+            Key::InitialDelay | Key::Jitter => " (it applies to `#[every]` only)",
+            Key::Overlap => " (a service runs once, so it cannot overlap)",
             Key::Name | Key::Crate => "",
         };
         errors.push(syn::Error::new(

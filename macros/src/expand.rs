@@ -76,11 +76,15 @@ pub(crate) fn job(job: Job) -> TokenStream {
         ReturnType::Default => Span::call_site(),
         ReturnType::Type(_, ty) => ty.span(),
     };
+    // Spanned on the return type, so an unsupported one is underlined there.
     let outcome = quote_spanned! {outcome_span=>
-        #private::IntoOutcome::into_outcome(#ident(#(#vars),*).await)
+        #private::IntoOutcome::into_outcome(output)
     };
     let future = quote_spanned! {ident.span()=>
-        ::std::boxed::Box::pin(async move { #outcome })
+        ::std::boxed::Box::pin(async move {
+            let output = #ident(#(#vars),*).await;
+            #outcome
+        })
     };
     let line = quote_spanned!(ident.span()=> ::core::line!());
 

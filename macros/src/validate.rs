@@ -148,23 +148,47 @@ fn cron(args: &Args, errors: &mut Errors) -> Trigger {
 }
 
 /// Parses the line with the same `croner` settings the runtime uses, and
-/// rejects lines that can never fire.
+/// rejects lines that can never fire. Errors name the offending field.
 fn check_cron(line: &str) -> Result<(), String> {
-    const FORMS: &str = "write 5 fields (minute hour day-of-month month day-of-week), \
+    const FORMS: &str = "write 5 fields (minute, hour, day of month, month, day of week), \
          6 with seconds first, or an alias such as `@hourly`";
-    if line.trim().eq_ignore_ascii_case("@reboot") {
+    let trimmed = line.trim();
+    if trimmed.eq_ignore_ascii_case("@reboot") {
         return Err(
             "`@reboot` is not a schedule; use `#[hosted_service]` for work that starts with the host"
                 .into(),
         );
     }
-    let parser = croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Optional)
-        .year(croner::parser::Year::Disallowed)
-        .build();
-    let cron = parser
-        .parse(line)
-        .map_err(|e| format!("invalid cron line `{line}`: {e}; {FORMS}"))?;
+    if trimmed.starts_with('@') {
+        parse_cron(trimmed).map_err(|_| {
+            format!("unknown cron alias `{trimmed}`; use `@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily` or `@hourly`")
+        })?;
+        return Ok(());
+    }
+    let fields: Vec<&str> = trimmed.split_whitespace().collect();
+    let names: &[(&str, &str)] = match fields.len() {
+        5 => &CRON_FIELDS[1..],
+        6 => &CRON_FIELDS,
+        n => return Err(format!("cron line `{line}` has {n} field(s); {FORMS}")),
+    };
+    let cron = parse_cron(trimmed).map_err(|error| {
+        // The culprit is the first field whose replacement by `*` parses.
+        let culprit = (0..fields.len()).find(|&i| {
+            let mut fixed = fields.clone();
+            fixed[i] = "*";
+            parse_cron(&fixed.join(" ")).is_ok()
+        });
+        match culprit {
+            Some(i) => format!(
+                "invalid {} field `{}` in cron line `{line}`; {}",
+                names[i].0, fields[i], names[i].1
+            ),
+            None => format!(
+                "invalid cron line `{line}` ({}); {FORMS}",
+                lowercase_message(&error)
+            ),
+        }
+    })?;
     // A leap day is the rarest real date, so a line that fires at all fires
     // within the eight years from 2000 (a leap year) on.
     let Some(start) = chrono::Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single() else {
@@ -178,8 +202,52 @@ fn check_cron(line: &str) -> Result<(), String> {
         }
     }
     Err(format!(
-        "cron line `{line}` never fires (no such date); check the day and month fields"
+        "cron line `{line}` never fires: no month has that day; check the day-of-month and month fields"
     ))
+}
+
+/// Each field's name and what it accepts, seconds first.
+const CRON_FIELDS: [(&str, &str); 6] = [
+    (
+        "second",
+        "use 0-59, `*`, lists (`0,30`), ranges (`0-10`) or steps (`*/15`)",
+    ),
+    (
+        "minute",
+        "use 0-59, `*`, lists (`0,30`), ranges (`0-10`) or steps (`*/15`)",
+    ),
+    ("hour", "use 0-23, `*`, lists, ranges or steps"),
+    (
+        "day-of-month",
+        "use 1-31, `*`, `L` (last day), lists, ranges or steps",
+    ),
+    (
+        "month",
+        "use 1-12 or `JAN`-`DEC`, `*`, lists, ranges or steps",
+    ),
+    (
+        "day-of-week",
+        "use 0-7 (0 and 7 are Sunday, 1 is Monday) or `SUN`-`SAT`, `*`, lists, ranges or steps",
+    ),
+];
+
+fn parse_cron(line: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .year(croner::parser::Year::Disallowed)
+        .build()
+        .parse(line)
+}
+
+/// croner's message in rustc's voice: lowercase, no final period.
+fn lowercase_message(error: &croner::errors::CronError) -> String {
+    let text = error.to_string();
+    let text = text.trim_end_matches('.');
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_lowercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 fn zone(lit: &LitStr) -> syn::Result<Zone> {

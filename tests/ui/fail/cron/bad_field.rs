@@ -1,0 +1,6 @@
+use hosted::prelude::*;
+
+#[cron("61 * * * *")]
+async fn sweep() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use hosted::prelude::*;
+
+#[cron("* * *")]
+async fn sweep() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use hosted::prelude::*;
+
+#[cron("@reboot")]
+async fn warm_up() {}
+
+fn main() {}

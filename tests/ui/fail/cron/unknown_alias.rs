@@ -1,0 +1,6 @@
+use hosted::prelude::*;
+
+#[cron("@fortnightly")]
+async fn sweep() {}
+
+fn main() {}

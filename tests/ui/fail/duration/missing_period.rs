@@ -1,0 +1,6 @@
+use hosted::prelude::*;
+
+#[every]
+async fn tick() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use hosted::prelude::*;
+
+#[every("0s")]
+async fn tick() {}
+
+fn main() {}

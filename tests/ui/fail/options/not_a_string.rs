@@ -1,0 +1,6 @@
+use hosted::prelude::*;
+
+#[every(5)]
+async fn tick() {}
+
+fn main() {}

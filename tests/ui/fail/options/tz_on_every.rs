@@ -1,0 +1,6 @@
+use hosted::prelude::*;
+
+#[every("5s", tz = "Europe/Berlin")]
+async fn tick() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use hosted::prelude::*;
+
+#[every("5s")]
+fn tick() {}
+
+fn main() {}
