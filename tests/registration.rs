@@ -138,9 +138,13 @@ async fn jobs_added_by_hand_run_beside_registered_ones() {
     assert!(test.stop().await.is_clean());
 }
 
-/// What `inspect` saw, run by run.
+/// What a job saw in one run: name, kind, number, scheduled time, and
+/// whether its token was cancelled.
+type Sighting = (String, JobKind, u64, DateTime<Utc>, bool);
+
+/// What `inspect` and `service_args` saw, run by run.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(String, JobKind, u64, DateTime<Utc>, bool)>>>);
+struct Seen(Arc<Mutex<Vec<Sighting>>>);
 
 #[every("10s", name = "inspect")]
 async fn inspect_arguments(run: Run, stop: CancellationToken, State(seen): State<Seen>) {

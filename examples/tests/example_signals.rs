@@ -45,11 +45,14 @@ fn start_example() -> (Child, mpsc::Receiver<String>) {
         }
     });
     loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the example logs `host started` within 30 s");
-        if line.contains("host started") {
-            return (child, lines);
+        match lines.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if line.contains("host started") => return (child, lines),
+            Ok(_) => {}
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the example did not log `host started` within 30 s");
+            }
         }
     }
 }
@@ -71,6 +74,7 @@ fn wait_for_exit(mut child: Child) -> std::process::ExitStatus {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("the example did not exit within 10 s of the signal");
 }
 

@@ -170,7 +170,7 @@ pub use tokio_util::sync::CancellationToken;
 ///
 ///   ```
 ///   # use hosted::prelude::*;
-///   # mod my_reexports { pub use hosted; }
+///   # mod my_reexports { pub mod hosted { pub use ::hosted::*; } }
 ///   #[every("1s", crate = "my_reexports::hosted")]
 ///   async fn tick() {}
 ///   ```

@@ -238,10 +238,14 @@ impl fmt::Debug for Job {
     }
 }
 
-/// Starts one run: builds the arguments, then returns the run's future.
+/// Builds a run's arguments, then returns the run's future.
+type StartRun = dyn Fn(&RunContext<'_>) -> Result<RunFuture, ExtractError> + Send + Sync;
+
+/// Starts one run: a registration's fn pointer (no allocation per job), or
+/// the closure around a [`Handler`].
 pub(crate) enum Invoke {
     Static(fn(&RunContext<'_>) -> Result<RunFuture, ExtractError>),
-    Dyn(Arc<dyn Fn(&RunContext<'_>) -> Result<RunFuture, ExtractError> + Send + Sync>),
+    Dyn(Arc<StartRun>),
 }
 
 impl Invoke {
