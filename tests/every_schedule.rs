@@ -151,3 +151,32 @@ async fn every_ignores_steps_of_the_wall_clock() {
     assert_eq!(test.status("steady").runs, 6);
     assert!(test.stop().await.is_clean());
 }
+
+#[every("1s")]
+async fn after_stall() {}
+
+#[every("1s", overlap = "allow")]
+async fn after_stall_overlapping() {}
+
+/// A stall (a paused VM, a blocked runtime) is modelled by jumping tokio's
+/// clock without letting any task run on the way.
+#[tokio::test(start_paused = true)]
+async fn after_a_stall_one_late_run_and_the_missed_ticks_are_counted() {
+    let (_clock, test) = start(&["after_stall", "after_stall_overlapping"]);
+    test.advance(Duration::from_millis(500)).await;
+    tokio::time::advance(Duration::from_secs(3_600)).await; // to 3600.5 s
+    test.advance(Duration::ZERO).await;
+
+    for job in ["after_stall", "after_stall_overlapping"] {
+        let runs = offsets(&test, job);
+        // Tick 0 at start, then tick 1 late, once; ticks 2..=3600 skipped.
+        assert_eq!(runs, [TimeDelta::zero(), TimeDelta::seconds(1)], "{job}");
+        assert_eq!(test.status(job).skipped, 3_599, "{job}");
+    }
+    test.advance(Duration::from_secs(1)).await; // back on the grid
+    assert_eq!(
+        offsets(&test, "after_stall").last(),
+        Some(&TimeDelta::seconds(3_601))
+    );
+    assert!(test.stop().await.is_clean());
+}

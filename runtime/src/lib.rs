@@ -91,7 +91,6 @@
 //!   stops the host, and [`Report::exit_code`] is non-zero. A service that
 //!   returns `Ok` early is simply done.
 
-#![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The macros' expansion names `::hosted`; this lets the crate's own tests

@@ -30,9 +30,8 @@ impl Schedule {
                 initial_delay,
                 jitter,
             } => Every::new(source, period, initial_delay, jitter, seed).map(Schedule::Every),
-            ScheduleSpec::Cron { line, zone } => {
-                CronSchedule::parse(&line, zone.as_deref()).map(|cron| Schedule::Cron(Box::new(cron)))
-            }
+            ScheduleSpec::Cron { line, zone } => CronSchedule::parse(&line, zone.as_deref())
+                .map(|cron| Schedule::Cron(Box::new(cron))),
             ScheduleSpec::Service => Ok(Schedule::Service),
         }
     }
@@ -99,6 +98,20 @@ impl Every {
         }
         let range = u64::try_from(self.jitter.as_nanos()).unwrap_or(u64::MAX);
         Duration::from_nanos(splitmix64(self.seed ^ k) % range.saturating_add(1))
+    }
+
+    /// The first tick after `k` that is not yet due at `elapsed` since the
+    /// host's start: `k + 1` when the scheduler keeps up, later after a stall.
+    pub(crate) fn next_tick(&self, k: u64, elapsed: Duration) -> u64 {
+        let since_grid = elapsed.saturating_sub(self.initial_delay + self.jitter);
+        let behind = since_grid.as_nanos() / self.period.as_nanos();
+        // Jitter only moves ticks later, so the estimate may stop short of
+        // the first tick not yet due by a tick or two; walk the rest.
+        let mut next = (k + 1).max(u64::try_from(behind).unwrap_or(u64::MAX));
+        while self.offset(next) <= elapsed {
+            next += 1;
+        }
+        next
     }
 
     #[cfg(test)]
@@ -226,6 +239,24 @@ mod tests {
         assert_eq!(e.offset(0), Duration::from_millis(3));
         assert_eq!(e.offset(1_000_000), Duration::from_millis(3 + 10_000_000));
         assert_eq!(e.period(), Duration::from_millis(10));
+    }
+
+    #[test]
+    fn after_a_stall_the_next_tick_is_the_first_not_yet_due() {
+        let e = every(1000, 0, 0);
+        assert_eq!(e.next_tick(0, Duration::from_millis(10)), 1);
+        assert_eq!(e.next_tick(0, Duration::from_millis(3_600_500)), 3_601);
+        assert_eq!(e.next_tick(5, Duration::from_millis(6_000)), 7);
+        let jittered = every(1000, 0, 300);
+        for elapsed_ms in [0, 999, 1_000, 1_299, 5_000, 86_400_123] {
+            let elapsed = Duration::from_millis(elapsed_ms);
+            let next = jittered.next_tick(0, elapsed);
+            assert!(jittered.offset(next) > elapsed);
+            assert!(
+                next == 1 || jittered.offset(next - 1) <= elapsed,
+                "{elapsed_ms}: {next}"
+            );
+        }
     }
 
     #[test]

@@ -162,8 +162,21 @@ impl Scheduler {
             Schedule::Every(every) => {
                 let late = TimeDelta::from_std(now - deadline).unwrap_or(TimeDelta::zero());
                 dispatch(&self.host, job, wall - late);
-                entry.tick += 1;
-                Some(self.started + every.offset(entry.tick))
+                // After a stall, the ticks that came due meanwhile are
+                // skipped and counted, not run in a burst.
+                let next = every.next_tick(entry.tick, now - self.started);
+                let missed = next - entry.tick - 1;
+                if missed > 0 {
+                    job.stats.skipped.fetch_add(missed, Ordering::Relaxed);
+                    tracing::warn!(
+                        job = %job.name,
+                        missed,
+                        "the scheduler fell behind by {:?}: ran the oldest due tick late and skipped {missed} tick(s)",
+                        now - deadline,
+                    );
+                }
+                entry.tick = next;
+                Some(self.started + every.offset(next))
             }
             Schedule::Cron(cron) => {
                 let fire = entry.next_fire?;
