@@ -21,6 +21,34 @@ async fn needs_pool_and_cache(State(_pool): State<Pool>, State(_cache): State<Ca
 #[every("1s", name = "taken")]
 async fn first_taken() {}
 
+#[every("1s", name = "twin")]
+async fn twin_a() {}
+
+#[cron("@hourly", name = "twin")]
+async fn twin_b() {}
+
+#[tokio::test]
+async fn two_registered_jobs_with_one_name_are_rejected_with_both_places() {
+    let error = Host::builder().only_jobs(["twin"]).build().unwrap_err();
+    let [Problem::DuplicateName {
+        name,
+        first,
+        second,
+    }] = error.problems()
+    else {
+        panic!("{error}");
+    };
+    assert_eq!(name, "twin");
+    assert!(first.contains("build_errors.rs:") && second.contains("build_errors.rs:"));
+    assert_ne!(first, second);
+    assert!(
+        error
+            .to_string()
+            .contains("rename one with `name = \"...\"`"),
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn a_missing_state_names_the_job_the_type_and_the_fix() {
     let error = Host::builder()

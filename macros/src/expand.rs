@@ -87,6 +87,12 @@ pub(crate) fn job(job: Job) -> TokenStream {
         })
     };
     let line = quote_spanned!(ident.span()=> ::core::line!());
+    // A fn without arguments leaves the closures' parameters unused.
+    let (deps, cx) = if types.is_empty() {
+        (quote!(_), quote!(_))
+    } else {
+        (quote!(deps), quote!(cx))
+    };
 
     quote! {
         #func
@@ -100,15 +106,13 @@ pub(crate) fn job(job: Job) -> TokenStream {
                     line: #line,
                     trigger: #trigger,
                     overlap: #overlap,
-                    dependencies: |deps: &mut #private::Dependencies| {
-                        let _ = &deps;
+                    dependencies: |#deps: &mut #private::Dependencies| {
                         #(#dependencies)*
                     },
-                    run: |cx: &#private::RunContext| -> ::core::result::Result<
+                    run: |#cx: &#private::RunContext| -> ::core::result::Result<
                         #private::RunFuture,
                         #private::ExtractError,
                     > {
-                        let _ = &cx;
                         #(#extract)*
                         ::core::result::Result::Ok(#future)
                     },

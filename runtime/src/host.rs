@@ -51,6 +51,10 @@ impl Host {
     /// host. Installs no signal handler: stop it with
     /// [`RunningHost::stop`] or a [`HostHandle`](crate::HostHandle). For a
     /// process's main, [`run`](Host::run) does all of it.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as `tokio::spawn` does.
     pub fn start(self) -> RunningHost {
         RunningHost::start(self)
     }
