@@ -146,26 +146,26 @@ type Sighting = (String, JobKind, u64, DateTime<Utc>, bool);
 #[derive(Clone, Default)]
 struct Seen(Arc<Mutex<Vec<Sighting>>>);
 
+impl Seen {
+    fn record(&self, run: &Run, stop: &CancellationToken) {
+        self.0.lock().unwrap().push((
+            run.job().to_owned(),
+            run.kind(),
+            run.number(),
+            run.scheduled(),
+            stop.is_cancelled(),
+        ));
+    }
+}
+
 #[every("10s", name = "inspect")]
 async fn inspect_arguments(run: Run, stop: CancellationToken, State(seen): State<Seen>) {
-    seen.0.lock().unwrap().push((
-        run.job().to_owned(),
-        run.kind(),
-        run.number(),
-        run.scheduled(),
-        stop.is_cancelled(),
-    ));
+    seen.record(&run, &stop);
 }
 
 #[hosted_service]
 async fn service_args(run: Run, stop: CancellationToken, State(seen): State<Seen>) {
-    seen.0.lock().unwrap().push((
-        run.job().to_owned(),
-        run.kind(),
-        run.number(),
-        run.scheduled(),
-        stop.is_cancelled(),
-    ));
+    seen.record(&run, &stop);
     stop.cancelled().await;
 }
 
