@@ -22,7 +22,7 @@ async fn fires(line: &str, tz: &str, start: &str, expected: &[&str]) -> Vec<Date
         .job(Job::cron("row", line, || async {}).tz(tz))
         .build()
         .unwrap_or_else(|e| panic!("`{line}`: {e}"));
-    let test = TestHost::start(host);
+    let test = TestHost::start(host).await;
     let last = at(expected.last().unwrap());
     test.advance((last - clock.now()).to_std().unwrap()).await;
     let runs = test.runs().iter().map(|r| r.scheduled).collect();
@@ -199,7 +199,7 @@ async fn the_macro_registers_a_cron_job_with_its_zone() {
         .clock(&clock)
         .build()
         .unwrap();
-    let test = TestHost::start(host);
+    let test = TestHost::start(host).await;
     test.advance(Duration::from_secs(30)).await;
     let seen: Vec<_> = test.runs().iter().map(|r| r.scheduled).collect();
     assert_eq!(

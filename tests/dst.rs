@@ -20,7 +20,7 @@ async fn fires(line: &str, tz: &str, from: &str, to: &str) -> Vec<DateTime<Utc>>
         .job(Job::cron("dst", line, || async {}).tz(tz))
         .build()
         .unwrap();
-    let test = TestHost::start(host);
+    let test = TestHost::start(host).await;
     test.advance((at(to) - at(from)).to_std().unwrap()).await;
     let runs = test.runs().iter().map(|r| r.scheduled).collect();
     assert!(test.stop().await.is_clean());

@@ -11,14 +11,14 @@ fn t0() -> DateTime<Utc> {
     "2026-06-01T12:00:00Z".parse().unwrap()
 }
 
-fn start(jobs: &[&str]) -> (TestClock, TestHost) {
+async fn start(jobs: &[&str]) -> (TestClock, TestHost) {
     let clock = TestClock::at(t0());
     let host = Host::builder()
         .only_jobs(jobs.iter().copied())
         .clock(&clock)
         .build()
         .expect("valid host");
-    (clock, TestHost::start(host))
+    (clock, TestHost::start(host).await)
 }
 
 fn offsets(test: &TestHost, job: &str) -> Vec<TimeDelta> {
@@ -37,7 +37,7 @@ async fn grid_10ms() {
 
 #[tokio::test(start_paused = true)]
 async fn a_thousand_ticks_stay_on_the_grid() {
-    let (_clock, test) = start(&["grid_10ms"]);
+    let (_clock, test) = start(&["grid_10ms"]).await;
     test.advance(Duration::from_millis(9_990)).await;
 
     let runs = test.runs_of("grid_10ms");
@@ -62,7 +62,7 @@ async fn overrunning(run: Run) {
 
 #[tokio::test(start_paused = true)]
 async fn a_long_run_skips_ticks_and_the_next_run_is_on_the_grid() {
-    let (_clock, test) = start(&["overrunning"]);
+    let (_clock, test) = start(&["overrunning"]).await;
     test.advance(Duration::from_secs(6)).await;
 
     let seconds: Vec<i64> = offsets(&test, "overrunning")
@@ -81,7 +81,7 @@ async fn jittery() {}
 
 #[tokio::test(start_paused = true)]
 async fn jitter_stays_within_its_bound() {
-    let (_clock, test) = start(&["jittery"]);
+    let (_clock, test) = start(&["jittery"]).await;
     test.advance(Duration::from_secs(200)).await;
 
     let offsets = offsets(&test, "jittery");
@@ -102,7 +102,7 @@ async fn delayed() {}
 
 #[tokio::test(start_paused = true)]
 async fn initial_delay_moves_the_whole_grid() {
-    let (_clock, test) = start(&["delayed"]);
+    let (_clock, test) = start(&["delayed"]).await;
     test.advance(Duration::from_millis(2_499)).await;
     assert!(test.runs_of("delayed").is_empty());
 
@@ -125,7 +125,7 @@ async fn overlapping(stop: CancellationToken) {
 
 #[tokio::test(start_paused = true)]
 async fn overlap_allow_runs_concurrently() {
-    let (_clock, test) = start(&["overlapping"]);
+    let (_clock, test) = start(&["overlapping"]).await;
     test.advance(Duration::from_millis(2_500)).await;
 
     let status = test.status("overlapping");
@@ -141,7 +141,7 @@ async fn steady() {}
 
 #[tokio::test(start_paused = true)]
 async fn every_ignores_steps_of_the_wall_clock() {
-    let (clock, test) = start(&["steady"]);
+    let (clock, test) = start(&["steady"]).await;
     test.advance(Duration::from_millis(2_500)).await;
     clock.step(TimeDelta::hours(-3));
     test.advance(Duration::from_secs(1)).await;
@@ -162,7 +162,7 @@ async fn after_stall_overlapping() {}
 /// clock without letting any task run on the way.
 #[tokio::test(start_paused = true)]
 async fn after_a_stall_one_late_run_and_the_missed_ticks_are_counted() {
-    let (_clock, test) = start(&["after_stall", "after_stall_overlapping"]);
+    let (_clock, test) = start(&["after_stall", "after_stall_overlapping"]).await;
     test.advance(Duration::from_millis(500)).await;
     tokio::time::advance(Duration::from_secs(3_600)).await; // to 3600.5 s
     test.advance(Duration::ZERO).await;

@@ -33,7 +33,7 @@ async fn failed_and_panicking_runs_are_counted_and_the_schedule_goes_on() {
         .only_jobs(["panics_on_even", "errs_on_odd", "anyhow_errors"])
         .build()
         .unwrap();
-    let test = TestHost::start(host);
+    let test = TestHost::start(host).await;
     test.advance(Duration::from_secs(9)).await;
 
     for job in ["panics_on_even", "errs_on_odd"] {
@@ -65,17 +65,18 @@ async fn a_failed_service_stops_the_host_with_a_non_zero_exit_code() {
         .only_jobs(["broken_service", "polite_tick"])
         .build()
         .unwrap();
-    let test = TestHost::start(host);
+    let test = TestHost::start(host).await;
     let report = test.wait().await;
 
     assert_eq!(
         *report.reason(),
         StopReason::ServiceFailed("broken_service".into())
     );
-    assert_eq!(report.code(), hosted::Report::EXIT_FAILURE);
+    assert_eq!(report.code(), hosted::Report::EXIT_SERVICE_FAILED);
     assert_eq!(report.exit_code(), std::process::ExitCode::from(1));
-    let failure = &report.failures()[0];
-    assert_eq!(failure.job, "broken_service");
+    let failure = &report.errors()[0];
+    assert_eq!(failure.name, "broken_service");
+    assert_eq!(failure.phase, hosted::Phase::Run);
     assert_eq!(
         failure.outcome,
         Outcome::Failed("consuming orders: connection lost".into())
@@ -101,10 +102,10 @@ async fn a_panicking_service_stops_the_host_too() {
         .only_jobs(["panicking_service"])
         .build()
         .unwrap();
-    let report = TestHost::start(host).wait().await;
+    let report = TestHost::start(host).await.wait().await;
     assert_eq!(report.code(), 1);
     assert_eq!(
-        report.failures()[0].outcome,
+        report.errors()[0].outcome,
         Outcome::Panicked("invariant broken".into())
     );
 }
@@ -120,7 +121,7 @@ async fn a_service_that_returns_ok_early_is_simply_done() {
         .only_jobs(["one_shot", "polite_tick"])
         .build()
         .unwrap();
-    let test = TestHost::start(host);
+    let test = TestHost::start(host).await;
     test.advance(Duration::from_secs(5)).await;
     assert!(!test.handle().is_stopping());
     let status = test.status("one_shot");
@@ -153,7 +154,7 @@ async fn an_argument_that_cannot_be_built_fails_the_run_without_running_the_body
         ))
         .build()
         .unwrap();
-    let test = TestHost::start(host);
+    let test = TestHost::start(host).await;
     test.advance(Duration::from_secs(2)).await;
     let status = test.status("licensed");
     assert_eq!((status.runs, status.failed), (3, 3));

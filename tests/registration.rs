@@ -118,7 +118,7 @@ async fn jobs_added_by_hand_run_beside_registered_ones() {
         ))
         .build()
         .unwrap();
-    let test = TestHost::start(host);
+    let test = TestHost::start(host).await;
     test.advance(Duration::from_secs(2)).await;
     assert_eq!(counter.0.load(Ordering::SeqCst), 3);
     assert_eq!(seen.load(Ordering::SeqCst), 5);
@@ -180,7 +180,7 @@ async fn jobs_receive_run_info_their_token_and_state() {
         .clock(&clock)
         .build()
         .unwrap();
-    let test = TestHost::start(host);
+    let test = TestHost::start(host).await;
     test.advance(Duration::from_secs(10)).await;
     assert!(test.stop().await.is_clean());
 

@@ -28,7 +28,7 @@ async fn jobs_that_honour_their_token_stop_at_once() {
         .shutdown_timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let test = TestHost::start(host);
+    let test = TestHost::start(host).await;
     test.advance(Duration::from_millis(1_500)).await;
     assert_eq!(test.status("polite_tick").running, 1);
     assert_eq!(test.status("polite_service").running, 1);
@@ -57,17 +57,27 @@ async fn jobs_that_ignore_their_token_are_aborted_at_the_deadline_and_named() {
         .shutdown_timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let test = TestHost::start(host);
+    let test = TestHost::start(host).await;
     test.advance(Duration::from_millis(500)).await;
     let handle = test.handle();
 
     let report = test.stop().await;
     assert_eq!(report.stop_took(), Duration::from_secs(5));
-    let mut aborted = report.aborted().to_vec();
-    aborted.sort();
-    assert_eq!(aborted, ["stubborn_service", "stubborn_tick"]);
-    assert_eq!(report.code(), hosted::Report::EXIT_TIMEOUT);
-    assert!(report.failures().is_empty());
+    let mut aborted: Vec<(&str, hosted::Phase)> = report
+        .aborted()
+        .iter()
+        .map(|a| (a.name.as_str(), a.phase))
+        .collect();
+    aborted.sort_by_key(|a| a.0);
+    assert_eq!(
+        aborted,
+        [
+            ("stubborn_service", hosted::Phase::Run),
+            ("stubborn_tick", hosted::Phase::Run)
+        ]
+    );
+    assert_eq!(report.code(), hosted::Report::EXIT_ABORTED);
+    assert!(report.errors().is_empty());
     // The aborted runs are over and counted as failed.
     let tick = handle.job("stubborn_tick").unwrap();
     assert_eq!((tick.running, tick.failed), (0, 1));
@@ -89,7 +99,7 @@ async fn a_job_can_request_the_stop() {
         .only_jobs(["stop_on_third"])
         .build()
         .unwrap();
-    let test = TestHost::start(host);
+    let test = TestHost::start(host).await;
     let report = test.wait().await;
     assert!(report.is_clean());
     assert_eq!(*report.reason(), StopReason::Requested);
@@ -103,7 +113,7 @@ async fn quick_tick() {}
 #[tokio::test(start_paused = true)]
 async fn no_run_starts_after_stop_began() {
     let host = Host::builder().only_jobs(["quick_tick"]).build().unwrap();
-    let test = TestHost::start(host);
+    let test = TestHost::start(host).await;
     test.advance(Duration::from_millis(2_500)).await;
     let handle = test.handle();
     assert_eq!(handle.job("quick_tick").unwrap().runs, 3);

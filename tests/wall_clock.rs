@@ -15,19 +15,19 @@ fn at(text: &str) -> DateTime<Utc> {
 #[cron("* * * * *")]
 async fn each_minute() {}
 
-fn start(clock: &TestClock) -> TestHost {
+async fn start(clock: &TestClock) -> TestHost {
     let host = Host::builder()
         .only_jobs(["each_minute"])
         .clock(clock)
         .build()
         .unwrap();
-    TestHost::start(host)
+    TestHost::start(host).await
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_step_back_never_fires_early_nor_twice() {
     let clock = TestClock::at(at("2026-06-01T12:00:30Z"));
-    let test = start(&clock);
+    let test = start(&clock).await;
     test.advance(Duration::from_secs(60)).await; // 12:01:30, fired 12:01
     assert_eq!(test.runs().len(), 1);
 
@@ -50,7 +50,7 @@ async fn a_step_back_never_fires_early_nor_twice() {
 #[tokio::test(start_paused = true)]
 async fn a_step_forward_runs_the_first_missed_fire_once_and_counts_the_rest() {
     let clock = TestClock::at(at("2026-06-01T12:00:30Z"));
-    let test = start(&clock);
+    let test = start(&clock).await;
     test.advance(Duration::from_secs(1)).await; // 12:00:31
     clock.step(TimeDelta::hours(1)); // 13:00:31
     test.advance(Duration::from_millis(10)).await;
@@ -74,7 +74,7 @@ async fn a_step_forward_runs_the_first_missed_fire_once_and_counts_the_rest() {
 #[tokio::test(start_paused = true)]
 async fn a_small_step_forward_inside_a_minute_loses_nothing() {
     let clock = TestClock::at(at("2026-06-01T12:00:30Z"));
-    let test = start(&clock);
+    let test = start(&clock).await;
     test.advance(Duration::from_secs(10)).await; // 12:00:40
     clock.step(TimeDelta::seconds(15)); // 12:00:55
     test.advance(Duration::from_secs(6)).await; // 12:01:01

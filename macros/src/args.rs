@@ -16,6 +16,11 @@ mod kw {
     syn::custom_keyword!(jitter);
     syn::custom_keyword!(overlap);
     syn::custom_keyword!(tz);
+    syn::custom_keyword!(on_failure);
+    syn::custom_keyword!(backoff);
+    syn::custom_keyword!(max_restarts);
+    syn::custom_keyword!(order);
+    syn::custom_keyword!(constructor);
 }
 
 /// An option key, kept with the span of the key itself.
@@ -26,6 +31,11 @@ pub(crate) enum Key {
     Jitter,
     Overlap,
     Tz,
+    OnFailure,
+    Backoff,
+    MaxRestarts,
+    Order,
+    Constructor,
     Crate,
 }
 
@@ -37,8 +47,18 @@ impl Key {
             Key::Jitter => "jitter",
             Key::Overlap => "overlap",
             Key::Tz => "tz",
+            Key::OnFailure => "on_failure",
+            Key::Backoff => "backoff",
+            Key::MaxRestarts => "max_restarts",
+            Key::Order => "order",
+            Key::Constructor => "constructor",
             Key::Crate => "crate",
         }
+    }
+
+    /// Whether the key takes an integer rather than a string.
+    fn takes_integer(self) -> bool {
+        matches!(self, Key::MaxRestarts | Key::Order)
     }
 
     /// The keys each macro accepts, in the order its docs list them.
@@ -52,7 +72,14 @@ impl Key {
                 Key::Crate,
             ],
             Kind::Cron => &[Key::Name, Key::Tz, Key::Overlap, Key::Crate],
-            Kind::Service => &[Key::Name, Key::Crate],
+            Kind::Service => &[
+                Key::Name,
+                Key::OnFailure,
+                Key::Backoff,
+                Key::MaxRestarts,
+                Key::Crate,
+            ],
+            Kind::ServiceType => &[Key::Name, Key::Order, Key::Constructor, Key::Crate],
         }
     }
 }
@@ -61,17 +88,48 @@ impl Key {
 pub(crate) struct Args {
     /// The leading literal: the period of `every`, the line of `cron`.
     pub(crate) schedule: Option<LitStr>,
-    pub(crate) options: Vec<(Key, Span, LitStr)>,
+    pub(crate) options: Vec<(Key, Span, Value)>,
+}
+
+/// An option's value: a string, or for `order` and `max_restarts` an
+/// integer.
+#[derive(Clone)]
+pub(crate) enum Value {
+    Str(LitStr),
+    Int { value: i64, span: Span },
 }
 
 impl Args {
-    /// The value given for `key`, if any. Duplicates were rejected while
-    /// parsing, so there is at most one.
-    pub(crate) fn get(&self, key: Key) -> Option<&LitStr> {
+    fn value(&self, key: Key) -> Option<&Value> {
         self.options
             .iter()
             .find(|(k, _, _)| *k == key)
             .map(|(_, _, v)| v)
+    }
+
+    /// The string given for `key`, if any. Duplicates were rejected while
+    /// parsing, so there is at most one.
+    pub(crate) fn get(&self, key: Key) -> Option<&LitStr> {
+        match self.value(key)? {
+            Value::Str(lit) => Some(lit),
+            Value::Int { .. } => None,
+        }
+    }
+
+    /// The integer given for `key`, with its span.
+    pub(crate) fn int(&self, key: Key) -> Option<(i64, Span)> {
+        match self.value(key)? {
+            Value::Int { value, span } => Some((*value, *span)),
+            Value::Str(_) => None,
+        }
+    }
+
+    /// The span of `key` itself, where it was given.
+    pub(crate) fn key_span(&self, key: Key) -> Option<Span> {
+        self.options
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, span, _)| *span)
     }
 
     /// Parses the arguments of the attribute `kind`, collecting every error
@@ -101,19 +159,41 @@ impl Args {
             } else {
                 let (key, span) = parse_key(kind, input, &mut errors)?;
                 input.parse::<Token![=]>()?;
+                let minus: Option<Token![-]> = input.parse()?;
                 let value: syn::Lit = input.parse()?;
-                match (key, value) {
-                    (Some(key), syn::Lit::Str(value)) => {
-                        set_once(&mut args.options, key, span, value, &mut errors)
+                let value = match (key, minus, value) {
+                    (Some(key), None, syn::Lit::Str(lit)) if !key.takes_integer() => {
+                        Some(Value::Str(lit))
                     }
-                    (Some(key), other) => errors.push(syn::Error::new_spanned(
-                        other,
-                        format!(
-                            "expected a string literal, e.g. `{} = \"...\"`",
-                            key.as_str()
-                        ),
-                    )),
-                    (None, _) => {}
+                    (Some(key), minus, syn::Lit::Int(lit)) if key.takes_integer() => {
+                        let span = lit.span();
+                        match lit.base10_parse::<i64>() {
+                            Ok(n) => Some(Value::Int {
+                                value: if minus.is_some() { -n } else { n },
+                                span,
+                            }),
+                            Err(error) => {
+                                errors.push(error);
+                                None
+                            }
+                        }
+                    }
+                    (Some(key), _, other) => {
+                        let expected = if key.takes_integer() {
+                            format!("expected an integer, e.g. `{} = 3`", key.as_str())
+                        } else {
+                            format!(
+                                "expected a string literal, e.g. `{} = \"...\"`",
+                                key.as_str()
+                            )
+                        };
+                        errors.push(syn::Error::new_spanned(other, expected));
+                        None
+                    }
+                    (None, _, _) => None,
+                };
+                if let (Some(key), Some(value)) = (key, value) {
+                    set_once(&mut args.options, key, span, value, &mut errors);
                 }
             }
             first = false;
@@ -145,6 +225,16 @@ fn parse_key(
         (Key::Overlap, input.parse::<kw::overlap>()?.span)
     } else if lookahead.peek(kw::tz) {
         (Key::Tz, input.parse::<kw::tz>()?.span)
+    } else if lookahead.peek(kw::on_failure) {
+        (Key::OnFailure, input.parse::<kw::on_failure>()?.span)
+    } else if lookahead.peek(kw::backoff) {
+        (Key::Backoff, input.parse::<kw::backoff>()?.span)
+    } else if lookahead.peek(kw::max_restarts) {
+        (Key::MaxRestarts, input.parse::<kw::max_restarts>()?.span)
+    } else if lookahead.peek(kw::order) {
+        (Key::Order, input.parse::<kw::order>()?.span)
+    } else if lookahead.peek(kw::constructor) {
+        (Key::Constructor, input.parse::<kw::constructor>()?.span)
     } else if lookahead.peek(Token![crate]) {
         (Key::Crate, input.parse::<Token![crate]>()?.span)
     } else if input.peek(syn::Ident) {
@@ -162,14 +252,23 @@ fn parse_key(
             Key::Tz => " (time zones apply to `#[cron]` only)",
             Key::InitialDelay | Key::Jitter => " (it applies to `#[every]` only)",
             Key::Overlap => " (a service runs once, so it cannot overlap)",
+            Key::OnFailure | Key::Backoff | Key::MaxRestarts if kind == Kind::ServiceType => {
+                " (a failing `start` aborts startup; failure policies apply to `#[hosted_service]` on an `async fn`)"
+            }
+            Key::OnFailure | Key::Backoff | Key::MaxRestarts => {
+                " (a failed run is logged and the schedule goes on; failure policies apply to `#[hosted_service]` on an `async fn`)"
+            }
+            Key::Order | Key::Constructor => {
+                " (it applies to `#[hosted_service]` on a type that implements `HostedService`)"
+            }
             Key::Name | Key::Crate => "",
         };
         errors.push(syn::Error::new(
             span,
             format!(
-                "`{}` is not an option of `#[{}]`{hint}; {}",
+                "`{}` is not an option of {}{hint}; {}",
                 key.as_str(),
-                kind.attr_name(),
+                kind.what(),
                 kind.option_list()
             ),
         ));
@@ -180,10 +279,10 @@ fn parse_key(
 
 /// The one place where a repeated key is caught, whatever the key.
 fn set_once(
-    options: &mut Vec<(Key, Span, LitStr)>,
+    options: &mut Vec<(Key, Span, Value)>,
     key: Key,
     span: Span,
-    value: LitStr,
+    value: Value,
     errors: &mut Errors,
 ) {
     if options.iter().any(|(k, _, _)| *k == key) {
@@ -223,7 +322,7 @@ impl Kind {
             Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
             _ => keys.concat(),
         };
-        format!("`#[{}]` takes {list}", self.attr_name())
+        format!("{} takes {list}", self.what())
     }
 }
 

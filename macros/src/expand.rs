@@ -6,7 +6,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ReturnType};
 
-use crate::model::{Job, Overlap, Trigger, Zone};
+use crate::model::{Job, OnFailure, Overlap, ServiceType, Trigger, Zone};
 
 pub(crate) fn job(job: Job) -> TokenStream {
     let Job {
@@ -43,7 +43,24 @@ pub(crate) fn job(job: Job) -> TokenStream {
                 #private::Trigger::Cron(#private::CronSpec { line: #line, zone: #zone })
             }
         }
-        Trigger::Service => quote!(#private::Trigger::Service),
+        Trigger::Service(policy) => {
+            let policy = match policy {
+                OnFailure::Stop => quote!(#private::FailurePolicy::Stop),
+                OnFailure::Ignore => quote!(#private::FailurePolicy::Ignore),
+                OnFailure::Restart {
+                    min_ms,
+                    max_ms,
+                    max_restarts,
+                } => quote! {
+                    #private::FailurePolicy::Restart(#private::Backoff {
+                        min: ::core::time::Duration::from_millis(#min_ms),
+                        max: ::core::time::Duration::from_millis(#max_ms),
+                        max_restarts: #max_restarts,
+                    })
+                },
+            };
+            quote!(#private::Trigger::Service(#policy))
+        }
     };
     let overlap = match overlap {
         Overlap::Skip => quote!(#private::Overlap::Skip),
@@ -116,6 +133,44 @@ pub(crate) fn job(job: Job) -> TokenStream {
                         #(#extract)*
                         ::core::result::Result::Ok(#future)
                     },
+                }
+            }
+        };
+    }
+}
+
+/// `#[hosted_service]` on a type: the type unchanged, plus a registration
+/// whose constructor builds and boxes the service.
+pub(crate) fn service_type(service: ServiceType) -> TokenStream {
+    let ServiceType {
+        name,
+        order,
+        constructor,
+        krate,
+        ident,
+        item,
+    } = service;
+    let private = quote!(#krate::__private);
+    // Spanned on the type, so a missing `HostedService` or `Default` impl is
+    // reported there; a bad constructor is reported on its literal.
+    let value = match constructor {
+        Some((path, span)) => quote_spanned!(span=> #path()),
+        None => quote_spanned!(ident.span()=> <#ident as ::core::default::Default>::default()),
+    };
+    let make = quote_spanned!(ident.span()=> #private::erase::<#ident>(#value));
+    let line = quote_spanned!(ident.span()=> ::core::line!());
+    quote! {
+        #item
+
+        const _: () = {
+            #private::inventory::submit! {
+                #private::ServiceRegistration {
+                    name: #name,
+                    order: #order,
+                    module: ::core::module_path!(),
+                    file: ::core::file!(),
+                    line: #line,
+                    make: || #make,
                 }
             }
         };

@@ -31,7 +31,8 @@ pub fn cron(attr: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::Cron, attr, item)
 }
 
-/// Runs an async fn for the host's whole life. See `hosted::hosted_service`.
+/// Runs an async fn for the host's whole life, or registers a type that
+/// implements `HostedService`. See `hosted::hosted_service`.
 #[proc_macro_attribute]
 pub fn hosted_service(attr: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::Service, attr, item)
@@ -39,19 +40,31 @@ pub fn hosted_service(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 fn entry(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = proc_macro2::TokenStream::from(item);
-    let func = match syn::parse2::<syn::ItemFn>(item.clone()) {
-        Ok(func) => func,
-        Err(_) => {
-            let error = syn::Error::new_spanned(
-                &item,
-                format!("`#[{}]` applies to an `async fn`", kind.attr_name()),
-            );
-            return expand::with_errors(item, error).into();
-        }
+    let parsed = match syn::parse2::<syn::Item>(item.clone()) {
+        Ok(parsed) => parsed,
+        Err(error) => return expand::with_errors(item, error).into(),
     };
-    let args = syn::parse::Parser::parse2(args::ParseArgs(kind), attr.into());
-    args.and_then(|args| validate::job(kind, args, func))
-        .map(expand::job)
+    let result = match parsed {
+        syn::Item::Fn(func) => syn::parse::Parser::parse2(args::ParseArgs(kind), attr.into())
+            .and_then(|args| validate::job(kind, args, func))
+            .map(expand::job),
+        type_item @ (syn::Item::Struct(_) | syn::Item::Enum(_) | syn::Item::Union(_))
+            if kind == Kind::Service =>
+        {
+            syn::parse::Parser::parse2(args::ParseArgs(Kind::ServiceType), attr.into())
+                .and_then(|args| validate::service_type(args, type_item))
+                .map(expand::service_type)
+        }
+        other => Err(syn::Error::new_spanned(
+            other,
+            match kind {
+                Kind::Service | Kind::ServiceType => "`#[hosted_service]` applies to an `async fn` or to a struct or enum that implements `HostedService`",
+                Kind::Every => "`#[every]` applies to an `async fn`",
+                Kind::Cron => "`#[cron]` applies to an `async fn`",
+            },
+        )),
+    };
+    result
         .unwrap_or_else(|error| expand::with_errors(item, error))
         .into()
 }

@@ -7,7 +7,10 @@
 pub(crate) enum Kind {
     Every,
     Cron,
+    /// `#[hosted_service]` on an `async fn`.
     Service,
+    /// `#[hosted_service]` on a type that implements `HostedService`.
+    ServiceType,
 }
 
 impl Kind {
@@ -15,7 +18,17 @@ impl Kind {
         match self {
             Kind::Every => "every",
             Kind::Cron => "cron",
-            Kind::Service => "hosted_service",
+            Kind::Service | Kind::ServiceType => "hosted_service",
+        }
+    }
+
+    /// The attribute, as errors name it.
+    pub(crate) fn what(self) -> &'static str {
+        match self {
+            Kind::Every => "`#[every]`",
+            Kind::Cron => "`#[cron]`",
+            Kind::Service => "`#[hosted_service]` on an `async fn`",
+            Kind::ServiceType => "`#[hosted_service]` on a type",
         }
     }
 
@@ -23,7 +36,7 @@ impl Kind {
         match self {
             Kind::Every => "`#[every(\"5s\")]`",
             Kind::Cron => "`#[cron(\"*/5 * * * *\")]`",
-            Kind::Service => "`#[hosted_service]`",
+            Kind::Service | Kind::ServiceType => "`#[hosted_service]`",
         }
     }
 }
@@ -50,7 +63,29 @@ pub(crate) enum Trigger {
         line: String,
         zone: Zone,
     },
-    Service,
+    Service(OnFailure),
+}
+
+/// What a failing background service does.
+pub(crate) enum OnFailure {
+    Stop,
+    Ignore,
+    Restart {
+        min_ms: u64,
+        max_ms: u64,
+        max_restarts: u32,
+    },
+}
+
+/// `#[hosted_service]` on a type: a registration of a lifecycle service.
+pub(crate) struct ServiceType {
+    pub(crate) name: String,
+    pub(crate) order: i32,
+    /// `None`: built with `Default`.
+    pub(crate) constructor: Option<(syn::Path, proc_macro2::Span)>,
+    pub(crate) krate: syn::Path,
+    pub(crate) ident: syn::Ident,
+    pub(crate) item: syn::Item,
 }
 
 pub(crate) enum Zone {

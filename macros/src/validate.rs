@@ -12,7 +12,7 @@ use syn::{FnArg, LitStr};
 
 use crate::args::{Args, Errors, Key};
 use crate::duration::parse_millis;
-use crate::model::{Job, Kind, Overlap, Trigger, Zone};
+use crate::model::{Job, Kind, OnFailure, Overlap, ServiceType, Trigger, Zone};
 
 /// Builds the model of one annotated fn, or every error found in it.
 pub(crate) fn job(kind: Kind, args: Args, func: syn::ItemFn) -> syn::Result<Job> {
@@ -34,16 +34,7 @@ pub(crate) fn job(kind: Kind, args: Args, func: syn::ItemFn) -> syn::Result<Job>
         None => func.sig.ident.to_string(),
     };
 
-    let krate = match args.get(Key::Crate) {
-        Some(lit) => lit.parse::<syn::Path>().unwrap_or_else(|_| {
-            errors.push(syn::Error::new(
-                lit.span(),
-                "expected a path to the `hosted` crate, e.g. `crate = \"::my_reexport::hosted\"`",
-            ));
-            syn::parse_quote!(::hosted)
-        }),
-        None => syn::parse_quote!(::hosted),
-    };
+    let krate = crate_path(&args, &mut errors);
 
     let overlap = match args.get(Key::Overlap) {
         None => Overlap::Skip,
@@ -63,7 +54,7 @@ pub(crate) fn job(kind: Kind, args: Args, func: syn::ItemFn) -> syn::Result<Job>
     let trigger = match kind {
         Kind::Every => every(&args, &mut errors),
         Kind::Cron => cron(&args, &mut errors),
-        Kind::Service => Trigger::Service,
+        Kind::Service | Kind::ServiceType => Trigger::Service(on_failure(&args, &mut errors)),
     };
 
     errors.finish()?;
@@ -76,13 +67,180 @@ pub(crate) fn job(kind: Kind, args: Args, func: syn::ItemFn) -> syn::Result<Job>
     })
 }
 
+/// The failure policy of a service fn: `on_failure`, with `backoff` and
+/// `max_restarts` for `"restart"`.
+fn on_failure(args: &Args, errors: &mut Errors) -> OnFailure {
+    let restart_only = |key: Key, errors: &mut Errors| {
+        if let Some(span) = args.key_span(key) {
+            errors.push(syn::Error::new(
+                span,
+                format!(
+                    "`{}` applies only with `on_failure = \"restart\"`; add that, or remove `{}`",
+                    key.as_str(),
+                    key.as_str()
+                ),
+            ));
+        }
+    };
+    let policy = args.get(Key::OnFailure).map(LitStr::value);
+    match policy.as_deref() {
+        None | Some("stop") | Some("ignore") => {
+            restart_only(Key::Backoff, errors);
+            restart_only(Key::MaxRestarts, errors);
+            if policy.as_deref() == Some("ignore") {
+                OnFailure::Ignore
+            } else {
+                OnFailure::Stop
+            }
+        }
+        Some("restart") => {
+            let (min_ms, max_ms) = match args.get(Key::Backoff) {
+                Some(lit) => backoff(lit, errors).unwrap_or((1_000, 60_000)),
+                None => (1_000, 60_000),
+            };
+            let max_restarts = match args.int(Key::MaxRestarts) {
+                None => 5,
+                Some((n, span)) => u32::try_from(n).unwrap_or_else(|_| {
+                    errors.push(syn::Error::new(
+                        span,
+                        "`max_restarts` must be between 0 and 4294967295",
+                    ));
+                    0
+                }),
+            };
+            OnFailure::Restart {
+                min_ms,
+                max_ms,
+                max_restarts,
+            }
+        }
+        Some(other) => {
+            if let Some(lit) = args.get(Key::OnFailure) {
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    format!("unknown failure policy `{other}`; use `\"stop\"` (the default: stop the host), `\"ignore\"` (log and carry on) or `\"restart\"` (with `backoff = \"1s..1m\"` and `max_restarts = 5`)"),
+                ));
+            }
+            OnFailure::Stop
+        }
+    }
+}
+
+/// `"1s..5m"`: the first and the longest restart delay.
+fn backoff(lit: &LitStr, errors: &mut Errors) -> Option<(u64, u64)> {
+    let text = lit.value();
+    let Some((min, max)) = text.split_once("..") else {
+        errors.push(syn::Error::new(
+            lit.span(),
+            format!(
+                "invalid backoff `{text}`; write the first and the longest delay as `\"1s..5m\"`"
+            ),
+        ));
+        return None;
+    };
+    let parse = |part: &str, errors: &mut Errors| {
+        parse_millis(part)
+            .map_err(|message| {
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    format!("in backoff `{text}`: {message}"),
+                ))
+            })
+            .ok()
+    };
+    let (min, max) = (parse(min, errors)?, parse(max, errors)?);
+    if min == 0 || min > max {
+        errors.push(syn::Error::new(
+            lit.span(),
+            format!("invalid backoff `{text}`: the first delay must be above zero and at most the longest, e.g. `\"1s..5m\"`"),
+        ));
+        return None;
+    }
+    Some((min, max))
+}
+
+/// Checks `#[hosted_service]` on a type.
+pub(crate) fn service_type(args: Args, item: syn::Item) -> syn::Result<ServiceType> {
+    let mut errors = Errors::default();
+    let (ident, generics) = match &item {
+        syn::Item::Struct(s) => (s.ident.clone(), &s.generics),
+        syn::Item::Enum(e) => (e.ident.clone(), &e.generics),
+        syn::Item::Union(u) => (u.ident.clone(), &u.generics),
+        other => {
+            return Err(syn::Error::new_spanned(
+                other,
+                "`#[hosted_service]` applies to an `async fn` or to a struct or enum that implements `HostedService`",
+            ))
+        }
+    };
+    if !generics.params.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            generics,
+            "a service registered with `#[hosted_service]` cannot be generic; register a concrete instance with `Host::builder().service(value)` instead",
+        ));
+    }
+    let name = match args.get(Key::Name) {
+        Some(lit) => {
+            let name = lit.value();
+            if name.trim().is_empty() || name.trim() != name {
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    "service name must be non-empty, without leading or trailing whitespace",
+                ));
+            }
+            name
+        }
+        None => ident.to_string(),
+    };
+    let order = match args.int(Key::Order) {
+        None => 0,
+        Some((n, span)) => i32::try_from(n).unwrap_or_else(|_| {
+            errors.push(syn::Error::new(span, "`order` must fit in an `i32`"));
+            0
+        }),
+    };
+    let constructor = args.get(Key::Constructor).and_then(|lit| match lit.parse::<syn::Path>() {
+        Ok(path) => Some((path, lit.span())),
+        Err(_) => {
+            errors.push(syn::Error::new(
+                lit.span(),
+                "expected the path of a fn that returns the service, e.g. `constructor = \"Cache::new\"`",
+            ));
+            None
+        }
+    });
+    let krate = crate_path(&args, &mut errors);
+    errors.finish()?;
+    Ok(ServiceType {
+        name,
+        order,
+        constructor,
+        krate,
+        ident,
+        item,
+    })
+}
+
+fn crate_path(args: &Args, errors: &mut Errors) -> syn::Path {
+    match args.get(Key::Crate) {
+        Some(lit) => lit.parse::<syn::Path>().unwrap_or_else(|_| {
+            errors.push(syn::Error::new(
+                lit.span(),
+                "expected a path to the `hosted` crate, e.g. `crate = \"::my_reexport::hosted\"`",
+            ));
+            syn::parse_quote!(::hosted)
+        }),
+        None => syn::parse_quote!(::hosted),
+    }
+}
+
 fn every(args: &Args, errors: &mut Errors) -> Trigger {
     let Some(period_lit) = &args.schedule else {
         errors.push(syn::Error::new(
             Span::call_site(),
             "`#[every]` needs a period, e.g. `#[every(\"5s\")]` or `#[every(\"1m30s\")]`",
         ));
-        return Trigger::Service;
+        return Trigger::Service(OnFailure::Stop);
     };
     let period_ms = duration(period_lit, errors).unwrap_or(1);
     if period_ms == 0 {
@@ -131,7 +289,7 @@ fn cron(args: &Args, errors: &mut Errors) -> Trigger {
             Span::call_site(),
             "`#[cron]` needs a cron line, e.g. `#[cron(\"*/5 * * * *\")]` or `#[cron(\"@hourly\")]`",
         ));
-        return Trigger::Service;
+        return Trigger::Service(OnFailure::Stop);
     };
     let line = line_lit.value();
     if let Err(message) = check_cron(&line) {

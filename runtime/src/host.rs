@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::extract::StateMap;
-use crate::lifecycle::{HostShared, RunningHost};
-use crate::registry::{registered, Candidate, Job, JobKind, Origin};
+use crate::lifecycle::{HostShared, ServiceSlot};
+use crate::registry::{registered, Candidate, Job, JobKind, Origin, Registration};
 use crate::runner::{JobDef, JobStats};
 use crate::schedule::Schedule;
+use crate::service::{DynService, HostedService, ServiceRegistration};
 
 /// The default of [`HostBuilder::shutdown_timeout`]: 30 seconds, as in
 /// Microsoft.Extensions.Hosting.
@@ -23,14 +24,25 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// checked.
 pub struct Host {
     pub(crate) shared: Arc<HostShared>,
+    pub(crate) settings: Settings,
+    pub(crate) services: Vec<ServiceSlot>,
+}
+
+/// How the lifecycle runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Settings {
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) startup_timeout: Option<Duration>,
+    pub(crate) start_concurrently: bool,
+    pub(crate) stop_concurrently: bool,
 }
 
 impl fmt::Debug for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Host")
+            .field("services", &self.service_names().collect::<Vec<_>>())
             .field("jobs", &self.job_names().collect::<Vec<_>>())
-            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -42,21 +54,15 @@ impl Host {
         HostBuilder::default()
     }
 
-    /// The names of the host's jobs, in start order.
+    /// The names of the host's jobs (scheduled jobs and background fns), in
+    /// start order.
     pub fn job_names(&self) -> impl Iterator<Item = &str> {
         self.shared.jobs.iter().map(|job| &*job.name)
     }
 
-    /// Starts every job and returns at once with a handle on the running
-    /// host. Installs no signal handler: stop it with
-    /// [`RunningHost::stop`] or a [`HostHandle`](crate::HostHandle). For a
-    /// process's main, [`run`](Host::run) does all of it.
-    ///
-    /// # Panics
-    ///
-    /// Outside a tokio runtime, as `tokio::spawn` does.
-    pub fn start(self) -> RunningHost {
-        RunningHost::start(self)
+    /// The names of the host's lifecycle services, in start order.
+    pub fn service_names(&self) -> impl Iterator<Item = &str> {
+        self.services.iter().map(|slot| &*slot.name)
     }
 }
 
@@ -80,8 +86,9 @@ pub struct HostBuilder {
     state: StateMap,
     duplicate_state: Vec<&'static str>,
     jobs: Vec<Job>,
+    services: Vec<Box<dyn DynService>>,
     selection: Option<Chosen>,
-    shutdown_timeout: Duration,
+    settings: Settings,
     pub(crate) clock: Clock,
 }
 
@@ -91,8 +98,14 @@ impl Default for HostBuilder {
             state: StateMap::default(),
             duplicate_state: Vec::new(),
             jobs: Vec::new(),
+            services: Vec::new(),
             selection: None,
-            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            settings: Settings {
+                shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+                startup_timeout: None,
+                start_concurrently: false,
+                stop_concurrently: false,
+            },
             clock: Clock::System,
         }
     }
@@ -102,7 +115,7 @@ impl fmt::Debug for HostBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HostBuilder")
             .field("jobs", &self.jobs)
-            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -131,9 +144,42 @@ impl HostBuilder {
         self
     }
 
-    /// Takes only the registered jobs with these names (and those chosen by
-    /// [`only_module`](Self::only_module)). A name that matches no
-    /// registered job is a `build()` error.
+    /// Adds a lifecycle service. Services added here start first, in the
+    /// order added, then the ones declared with `#[hosted_service]` on a
+    /// type (ordered by their `order`, then module and name); they stop in
+    /// reverse.
+    pub fn service<S: HostedService>(mut self, service: S) -> Self {
+        self.services.push(Box::new(service));
+        self
+    }
+
+    /// Gives startup at most `timeout` in total: a `starting`, `start` or
+    /// `started` step still running then fails startup. No limit by
+    /// default.
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.startup_timeout = Some(timeout);
+        self
+    }
+
+    /// Runs each startup phase (`starting` hooks, `start`s, `started` hooks)
+    /// on every service at once instead of one after another. A failure no
+    /// longer prevents the others in its phase from starting, but still
+    /// aborts startup after it.
+    pub fn start_concurrently(mut self, yes: bool) -> Self {
+        self.settings.start_concurrently = yes;
+        self
+    }
+
+    /// Runs each stop phase (`stopping` hooks, `stop`s, `stopped` hooks) on
+    /// every service at once instead of one after another.
+    pub fn stop_concurrently(mut self, yes: bool) -> Self {
+        self.settings.stop_concurrently = yes;
+        self
+    }
+
+    /// Takes only the registered jobs and service types with these names
+    /// (and those chosen by [`only_module`](Self::only_module)). A name that
+    /// matches nothing registered is a `build()` error.
     pub fn only_jobs<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -145,7 +191,8 @@ impl HostBuilder {
         self
     }
 
-    /// Takes only the registered jobs defined in module `path` or below it,
+    /// Takes only the registered jobs and service types defined in module
+    /// `path` or below it,
     /// e.g. `"my_app::billing"` (and those chosen by
     /// [`only_jobs`](Self::only_jobs)).
     pub fn only_module(mut self, path: impl Into<String>) -> Self {
@@ -153,8 +200,8 @@ impl HostBuilder {
         self
     }
 
-    /// Takes none of the registered jobs: only those added with
-    /// [`job`](Self::job).
+    /// Takes none of the registered jobs and service types: only those
+    /// added with [`job`](Self::job) and [`service`](Self::service).
     pub fn without_registered(mut self) -> Self {
         self.selection_mut();
         self
@@ -167,7 +214,7 @@ impl HostBuilder {
     /// How long a stop may take in total before what is still running is
     /// aborted (default [`DEFAULT_SHUTDOWN_TIMEOUT`]).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = timeout;
+        self.settings.shutdown_timeout = timeout;
         self
     }
 
@@ -181,9 +228,38 @@ impl HostBuilder {
     /// state type registered twice.
     pub fn build(mut self) -> Result<Host, BuildError> {
         let mut problems = Vec::new();
-        let candidates = self.select(&mut problems);
+        let (candidates, registered_services) = self.select(&mut problems);
 
         let mut seen: HashMap<Arc<str>, Origin> = HashMap::new();
+        let mut services = Vec::new();
+        let explicit = self.services.drain(..).map(|service| {
+            let name: Arc<str> = Arc::from(service.name().as_ref());
+            (name, service, Origin::Builder)
+        });
+        let declared = registered_services.into_iter().map(|r| {
+            let origin = Origin::Macro {
+                file: r.file,
+                line: r.line,
+            };
+            (Arc::from(r.name), (r.make)().0, origin)
+        });
+        for (name, service, origin) in explicit.chain(declared) {
+            if let Some(first) = seen.get(&name) {
+                problems.push(Problem::DuplicateName {
+                    name: name.to_string(),
+                    first: first.to_string(),
+                    second: origin.to_string(),
+                });
+                continue;
+            }
+            seen.insert(name.clone(), origin);
+            services.push(ServiceSlot {
+                name,
+                service,
+                started: false,
+            });
+        }
+
         let mut jobs = Vec::with_capacity(candidates.len());
         for candidate in candidates {
             if let Some(first) = seen.get(&candidate.name) {
@@ -215,6 +291,7 @@ impl HostBuilder {
                     origin: candidate.origin,
                     schedule,
                     overlap: candidate.overlap,
+                    on_failure: candidate.on_failure,
                     invoke: candidate.invoke,
                     stats: JobStats::default(),
                 })),
@@ -232,33 +309,47 @@ impl HostBuilder {
         }
         Ok(Host {
             shared: Arc::new(HostShared::new(self.state, self.clock, jobs)),
-            shutdown_timeout: self.shutdown_timeout,
+            settings: self.settings,
+            services,
         })
     }
 
-    /// The registered jobs the selection takes, then the explicit ones.
-    fn select(&mut self, problems: &mut Vec<Problem>) -> Vec<Candidate> {
-        let all = registered();
-        let chosen: Vec<_> = match &self.selection {
-            None => all,
-            Some(Chosen { names, modules }) => {
-                for name in names {
-                    if !all.iter().any(|r| r.name == name) {
-                        problems.push(Problem::UnknownJob {
-                            name: name.clone(),
-                            known: all.iter().map(|r| r.name).collect(),
-                        });
-                    }
+    /// The registered jobs the selection takes followed by the explicit ones,
+    /// and the registered service types it takes, in start order.
+    fn select(
+        &mut self,
+        problems: &mut Vec<Problem>,
+    ) -> (Vec<Candidate>, Vec<&'static ServiceRegistration>) {
+        let jobs = registered();
+        let mut services: Vec<&'static ServiceRegistration> =
+            inventory::iter::<ServiceRegistration>.into_iter().collect();
+        services.sort_by_key(|r| (r.order, r.module, r.name, r.file, r.line));
+        if let Some(Chosen { names, modules }) = &self.selection {
+            for name in names {
+                let known =
+                    jobs.iter().any(|r| r.name == name) || services.iter().any(|r| r.name == name);
+                if !known {
+                    problems.push(Problem::UnknownJob {
+                        name: name.clone(),
+                        known: jobs.iter().map(|r| r.name).collect(),
+                    });
                 }
-                all.into_iter()
-                    .filter(|r| {
-                        names.iter().any(|n| n == r.name)
-                            || modules.iter().any(|m| in_module(r.module, m))
-                    })
-                    .collect()
             }
-        };
-        chosen
+            let chosen = |name: &str, module: &str| {
+                names.iter().any(|n| n == name) || modules.iter().any(|m| in_module(module, m))
+            };
+            let jobs = jobs
+                .into_iter()
+                .filter(|r: &&Registration| chosen(r.name, r.module))
+                .collect::<Vec<_>>();
+            services.retain(|r| chosen(r.name, r.module));
+            return (self.candidates(jobs), services);
+        }
+        (self.candidates(jobs), services)
+    }
+
+    fn candidates(&mut self, registered: Vec<&'static Registration>) -> Vec<Candidate> {
+        registered
             .into_iter()
             .map(Candidate::from_registration)
             .chain(self.jobs.drain(..).map(Candidate::from_job))

@@ -100,20 +100,26 @@ extern crate self as hosted;
 
 mod clock;
 mod extract;
+mod handle;
 mod host;
 mod lifecycle;
 mod registry;
 mod runner;
 mod schedule;
 mod scheduler;
+mod service;
 pub mod testing;
 
 pub use crate::extract::{
-    Dependencies, ExtractError, FromRun, IntoOutcome, Outcome, Run, RunContext, RunFuture, State,
+    Cancelled, Dependencies, ExtractError, FromRun, IntoOutcome, Outcome, Run, RunContext,
+    RunFuture, State,
 };
+pub use crate::handle::{HandleError, HostHandle, JobStatus};
 pub use crate::host::{BuildError, Host, HostBuilder, Problem, DEFAULT_SHUTDOWN_TIMEOUT};
-pub use crate::lifecycle::{Failure, HostHandle, JobStatus, Report, RunningHost, StopReason};
-pub use crate::registry::{Handler, Job, JobKind, Overlap};
+pub use crate::lifecycle::{Aborted, HostError, Lifetime, Report, RunningHost, StopReason};
+pub use crate::registry::{Backoff, FailurePolicy, Handler, Job, JobKind, Overlap};
+pub use crate::runner::LastRun;
+pub use crate::service::{HostedService, Phase};
 pub use tokio_util::sync::CancellationToken;
 
 /// Runs an async fn at a fixed rate, on a grid from the host's start.
@@ -290,7 +296,8 @@ pub use hosted_macros::hosted_service;
 /// The names most programs need: `use hosted::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        cron, every, hosted_service, CancellationToken, Host, HostHandle, Job, Report, Run, State,
+        cron, every, hosted_service, CancellationToken, Host, HostHandle, HostedService, Job,
+        Lifetime, Report, Run, State,
     };
 }
 
@@ -300,6 +307,9 @@ pub mod __private {
     pub use crate::extract::{
         Dependencies, ExtractError, FromRun, IntoOutcome, RunContext, RunFuture,
     };
-    pub use crate::registry::{CronSpec, EverySpec, Overlap, Registration, Trigger, ZoneSpec};
+    pub use crate::registry::{
+        Backoff, CronSpec, EverySpec, FailurePolicy, Overlap, Registration, Trigger, ZoneSpec,
+    };
+    pub use crate::service::{erase, ErasedService, HostedService, ServiceRegistration};
     pub use inventory;
 }

@@ -1,34 +1,47 @@
-//! A running host: start, the stop sequence, signals, the handle, and the
-//! report `run()` returns. How stop works, in order:
+//! The host's lifecycle: startup, the lifetime events, the stop sequence,
+//! signals, and the report `run()` returns.
 //!
-//! 1. Stop begins on SIGINT, SIGTERM or SIGQUIT, on
-//!    [`HostHandle::request_stop`], or when a service fails. The first
-//!    cause is kept as the [`StopReason`]; asking again changes nothing.
-//! 2. The stop token is cancelled: every job's `CancellationToken` fires at
-//!    once, and the scheduler starts no more runs.
-//! 3. Everything still running gets `shutdown_timeout` in total to finish.
-//! 4. Whatever has not finished by then (or at once, on a second signal) is
-//!    aborted: its future is dropped, its job is named in the [`Report`]
-//!    and its run counted as failed.
+//! Startup, in order: every service's `starting` hook, every `start`, every
+//! `started` hook (services in start order, one after another unless
+//! `start_concurrently`), then the background jobs, then the `started`
+//! event. A step that fails, panics or outlives `startup_timeout` aborts
+//! startup: later steps never run, and the services already started are
+//! stopped in reverse order.
+//!
+//! Stop begins on SIGINT, SIGTERM or SIGQUIT, a stop request, a failed
+//! service, or a failed startup; the first cause is kept. Then, under one
+//! deadline (`shutdown_timeout`): the `stopping` event (every job's token is
+//! cancelled at once), the `stopping` hooks, the end of every background
+//! job, every `stop`, the `stopped` hooks (services in reverse start order,
+//! one after another unless `stop_concurrently`), and the `stopped` event.
+//! Every step runs even when an earlier one failed; errors are collected in
+//! order. At the deadline (or at once, on a second signal) the deadline
+//! token given to `stop` fires, the steps in progress and background runs
+//! still going are dropped and named in the report, and the steps not yet
+//! begun get one poll each: cleanup that need not wait still happens.
 
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt as _;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::extract::{ExtractError, FromRun, Outcome, RunContext, StateMap};
-use crate::host::Host;
+use crate::handle::HostHandle;
+use crate::host::{Host, Settings};
 use crate::registry::JobKind;
-use crate::runner::{dispatch, JobDef};
+use crate::runner::{panic_message, supervise, JobDef};
 use crate::scheduler::Scheduler;
+use crate::service::{DynService, Phase};
 use crate::testing::RecordedRun;
 
 /// How long aborted tasks get to be dropped after the deadline. A task that
@@ -37,16 +50,21 @@ const ABORT_GRACE: Duration = Duration::from_secs(1);
 
 /// What every part of a running host shares.
 pub(crate) struct HostShared {
-    /// Cancelled when stop begins: the token jobs get.
+    /// Cancelled when stop begins: the token jobs get, and the `stopping`
+    /// event.
     pub(crate) stop: CancellationToken,
     /// Cancelled at the shutdown deadline: drops what is still running.
     pub(crate) kill: CancellationToken,
+    /// The `started` event.
+    pub(crate) started: CancellationToken,
+    /// The `stopped` event.
+    pub(crate) stopped: CancellationToken,
     pub(crate) state: StateMap,
     pub(crate) tracker: TaskTracker,
     pub(crate) clock: Clock,
     pub(crate) jobs: Vec<Arc<JobDef>>,
     reason: Mutex<Option<StopReason>>,
-    failures: Mutex<Vec<Failure>>,
+    errors: Mutex<Vec<HostError>>,
     /// Set by `testing::TestHost` to record every run that starts.
     pub(crate) run_log: OnceLock<Mutex<Vec<RecordedRun>>>,
 }
@@ -56,12 +74,14 @@ impl HostShared {
         HostShared {
             stop: CancellationToken::new(),
             kill: CancellationToken::new(),
+            started: CancellationToken::new(),
+            stopped: CancellationToken::new(),
             state,
             tracker: TaskTracker::new(),
             clock,
             jobs,
             reason: Mutex::new(None),
-            failures: Mutex::new(Vec::new()),
+            errors: Mutex::new(Vec::new()),
             run_log: OnceLock::new(),
         }
     }
@@ -77,16 +97,29 @@ impl HostShared {
         self.stop.cancel();
     }
 
-    /// Records a failed service and stops the host.
-    pub(crate) fn fail(&self, job: &str, outcome: &Outcome) {
-        self.failures
+    fn reason(&self) -> StopReason {
+        self.reason
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(Failure {
-                job: job.to_owned(),
-                outcome: outcome.clone(),
-            });
-        self.request_stop(StopReason::ServiceFailed(job.to_owned()));
+            .clone()
+            .unwrap_or(StopReason::Requested)
+    }
+
+    fn push_error(&self, error: HostError) {
+        self.errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(error);
+    }
+
+    /// Records a failed service and stops the host.
+    pub(crate) fn fail(&self, name: &str, phase: Phase, outcome: Outcome) {
+        self.push_error(HostError {
+            name: name.to_owned(),
+            phase,
+            outcome,
+        });
+        self.request_stop(StopReason::ServiceFailed(name.to_owned()));
     }
 
     pub(crate) fn record_run(&self, job: &str, number: u64, scheduled: DateTime<Utc>) {
@@ -103,10 +136,18 @@ impl HostShared {
     }
 }
 
+/// A service as the host holds it.
+pub(crate) struct ServiceSlot {
+    pub(crate) name: Arc<str>,
+    pub(crate) service: Box<dyn DynService>,
+    pub(crate) started: bool,
+}
+
 impl Host {
-    /// Runs the host until SIGINT, SIGTERM or SIGQUIT, a stop request or a
-    /// failed service, then stops it gracefully within the shutdown timeout.
-    /// A second signal during the stop aborts what is left at once.
+    /// Starts the host, runs it until SIGINT, SIGTERM or SIGQUIT, a stop
+    /// request or a failed service, then stops it within the shutdown
+    /// timeout. A second signal during the stop aborts what is left at once.
+    /// A signal during startup abandons it.
     ///
     /// # Examples
     ///
@@ -125,7 +166,15 @@ impl Host {
     /// ```
     pub async fn run(self) -> Report {
         let mut signals = Signals::new();
-        let running = self.start();
+        let startup = self.start_until(async {
+            let name = signals.recv().await;
+            tracing::info!(signal = name, "received {name} during startup");
+            StopReason::Signal(name)
+        });
+        let running = match startup.await {
+            Ok(running) => running,
+            Err(report) => return report,
+        };
         tokio::select! {
             () = running.shared.stop.cancelled() => {}
             name = signals.recv() => {
@@ -143,13 +192,229 @@ impl Host {
             })
             .await
     }
+
+    /// Starts the services and the background jobs, and returns a handle on
+    /// the running host once the `started` event has fired. Installs no
+    /// signal handler: stop it with [`RunningHost::stop`] or a
+    /// [`HostHandle`]. For a process's main, [`run`](Host::run) does all of
+    /// it.
+    ///
+    /// # Errors
+    ///
+    /// If startup fails, the services that started are stopped again and
+    /// the [`Report`] says why (exit code [`Report::EXIT_START_FAILED`]).
+    pub async fn start(self) -> Result<RunningHost, Report> {
+        self.start_until(std::future::pending()).await
+    }
+
+    /// The host's lifetime events, to await from anywhere, before or after
+    /// it runs.
+    pub fn lifetime(&self) -> Lifetime {
+        Lifetime {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Startup, abandoned if `interrupt` completes first.
+    async fn start_until(
+        self,
+        interrupt: impl Future<Output = StopReason>,
+    ) -> Result<RunningHost, Report> {
+        let Host {
+            shared,
+            settings,
+            mut services,
+        } = self;
+        let began = Instant::now();
+        let cancel = CancellationToken::new();
+        let in_flight = InFlight::default();
+        let outcome = {
+            let startup = async {
+                for phase in [Phase::Starting, Phase::Start, Phase::Started] {
+                    let errors = run_phase(
+                        &mut services,
+                        phase,
+                        &cancel,
+                        settings.start_concurrently,
+                        &in_flight,
+                    )
+                    .await;
+                    if let Some(error) = errors.into_iter().next() {
+                        return Err(error);
+                    }
+                }
+                Ok(())
+            };
+            let timeout = async {
+                match settings.startup_timeout {
+                    Some(limit) => tokio::time::sleep_until(began + limit).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = startup => result.map_err(Some),
+                () = timeout => {
+                    let limit = settings.startup_timeout.unwrap_or_default();
+                    let stuck = in_flight.take_running();
+                    Err(stuck.into_iter().next().map(|(name, phase)| HostError {
+                        name: name.to_string(),
+                        phase,
+                        outcome: Outcome::Failed(format!("did not finish within the startup timeout of {limit:?}")),
+                    }))
+                }
+                reason = interrupt => {
+                    shared.request_stop(reason);
+                    Err(None)
+                }
+            }
+        };
+        cancel.cancel();
+        let running = RunningHost {
+            shared,
+            settings,
+            services,
+        };
+        match outcome {
+            Ok(()) => {
+                running.launch_background();
+                Ok(running)
+            }
+            Err(error) => {
+                if let Some(error) = error {
+                    tracing::error!(service = %error.name, phase = %error.phase, error = %error.outcome, "startup failed");
+                    running
+                        .shared
+                        .request_stop(StopReason::StartFailed(error.name.clone()));
+                    running.shared.push_error(error);
+                }
+                Err(running.shutdown(std::future::pending()).await)
+            }
+        }
+    }
 }
 
-/// A host whose jobs are running. From [`Host::start`].
+/// The steps in progress, for naming them when they are abandoned, and the
+/// steps finished, so that the ones never begun can be told apart.
+#[derive(Default)]
+struct InFlight(Mutex<Steps>);
+
+/// One service's step.
+type Step = (Arc<str>, Phase);
+
+/// The steps running, and the steps done.
+#[derive(Default)]
+struct Steps {
+    running: Vec<Step>,
+    done: Vec<Step>,
+}
+
+impl InFlight {
+    fn enter(&self, name: &Arc<str>, phase: Phase) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .running
+            .push((name.clone(), phase));
+    }
+
+    fn leave(&self, name: &Arc<str>, phase: Phase) {
+        let mut steps = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = steps
+            .running
+            .iter()
+            .position(|(n, p)| n == name && *p == phase)
+        {
+            let step = steps.running.remove(i);
+            steps.done.push(step);
+        }
+    }
+
+    /// The steps still in progress, now abandoned.
+    fn take_running(&self) -> Vec<Step> {
+        std::mem::take(
+            &mut self
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .running,
+        )
+    }
+
+    fn is_done(&self, name: &Arc<str>, phase: Phase) -> bool {
+        let steps = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        steps.done.iter().any(|(n, p)| n == name && *p == phase)
+    }
+}
+
+/// Runs `phase` on the services it applies to: all of them at startup (in
+/// order, stopping at the first error unless concurrent), the started ones
+/// at stop (in reverse order, every one). Returns the errors in order.
+async fn run_phase(
+    services: &mut [ServiceSlot],
+    phase: Phase,
+    token: &CancellationToken,
+    concurrently: bool,
+    in_flight: &InFlight,
+) -> Vec<HostError> {
+    let startup = phase.is_startup();
+    let step = |slot| run_step(slot, phase, token.clone(), in_flight);
+    let slots: Vec<&mut ServiceSlot> = if startup {
+        services.iter_mut().collect()
+    } else {
+        services.iter_mut().rev().filter(|s| s.started).collect()
+    };
+    if concurrently {
+        let results = futures_util::future::join_all(slots.into_iter().map(step)).await;
+        return results.into_iter().flatten().collect();
+    }
+    let mut errors = Vec::new();
+    for slot in slots {
+        if let Some(error) = step(slot).await {
+            errors.push(error);
+            if startup {
+                break;
+            }
+        }
+    }
+    errors
+}
+
+/// Runs one step of one service, catching a panic.
+async fn run_step(
+    slot: &mut ServiceSlot,
+    phase: Phase,
+    token: CancellationToken,
+    in_flight: &InFlight,
+) -> Option<HostError> {
+    in_flight.enter(&slot.name, phase);
+    let result = AssertUnwindSafe(slot.service.call(phase, token))
+        .catch_unwind()
+        .await;
+    in_flight.leave(&slot.name, phase);
+    let outcome = match result {
+        Ok(Ok(())) => {
+            if phase == Phase::Start {
+                slot.started = true;
+            }
+            return None;
+        }
+        Ok(Err(error)) => Outcome::Failed(error),
+        Err(panic) => Outcome::Panicked(panic_message(&*panic)),
+    };
+    tracing::error!(service = %slot.name, %phase, error = %outcome, "service {phase} failed");
+    Some(HostError {
+        name: slot.name.to_string(),
+        phase,
+        outcome,
+    })
+}
+
+/// A host whose services and jobs are running. From [`Host::start`].
 #[must_use = "a running host keeps running until stopped; call `stop` or `wait`"]
 pub struct RunningHost {
-    shared: Arc<HostShared>,
-    shutdown_timeout: Duration,
+    pub(crate) shared: Arc<HostShared>,
+    settings: Settings,
+    services: Vec<ServiceSlot>,
 }
 
 impl fmt::Debug for RunningHost {
@@ -161,35 +426,36 @@ impl fmt::Debug for RunningHost {
 }
 
 impl RunningHost {
-    pub(crate) fn start(host: Host) -> RunningHost {
-        let Host {
-            shared,
-            shutdown_timeout,
-        } = host;
+    /// Starts the scheduler and the background services, then fires
+    /// `started`.
+    fn launch_background(&self) {
+        let shared = &self.shared;
         let scheduler = Scheduler::new(shared.clone(), &shared.jobs);
         shared.tracker.spawn(scheduler.run());
-        let started = shared.clock.wall();
-        let mut services = 0;
+        let mut background = 0;
         for job in shared.jobs.iter().filter(|j| j.kind == JobKind::Service) {
-            services += 1;
-            dispatch(&shared, job, started);
+            background += 1;
+            shared.tracker.spawn(supervise(shared.clone(), job.clone()));
         }
+        let scheduled = shared.jobs.len() - background;
+        let services = self.services.len() + background;
+        shared.started.cancel();
         tracing::info!(
-            jobs = shared.jobs.len() - services,
+            jobs = scheduled,
             services,
-            "host started: {} scheduled job(s), {services} service(s); press Ctrl+C to stop",
-            shared.jobs.len() - services,
+            "host started: {scheduled} job(s), {services} service(s); press Ctrl+C to stop",
         );
-        RunningHost {
-            shared,
-            shutdown_timeout,
-        }
     }
 
     /// A handle on this host, for inspecting it and stopping it from
     /// anywhere.
     pub fn handle(&self) -> HostHandle {
-        HostHandle {
+        HostHandle::new(self.shared.clone())
+    }
+
+    /// The host's lifetime events.
+    pub fn lifetime(&self) -> Lifetime {
+        Lifetime {
             shared: self.shared.clone(),
         }
     }
@@ -200,44 +466,104 @@ impl RunningHost {
         self.wait().await
     }
 
-    /// Waits until stop is requested (through a [`HostHandle`] or a failed
-    /// service), then runs the stop sequence. Does not listen for signals.
+    /// Waits until stop is requested (through a [`HostHandle`], a
+    /// [`Lifetime`] or a failed service), then runs the stop sequence. Does
+    /// not listen for signals.
     pub async fn wait(self) -> Report {
         self.shared.stop.cancelled().await;
         self.shutdown(std::future::pending()).await
     }
 
     /// The stop sequence; `force` completing aborts what is left at once.
-    async fn shutdown(self, force: impl Future<Output = ()>) -> Report {
+    async fn shutdown(mut self, force: impl Future<Output = ()>) -> Report {
         let began = Instant::now();
-        let shared = &self.shared;
+        let shared = self.shared.clone();
         shared.request_stop(StopReason::Requested);
-        let reason = shared
-            .reason
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .unwrap_or(StopReason::Requested);
-        tracing::info!(%reason, timeout = ?self.shutdown_timeout, "stopping");
-        shared.tracker.close();
+        let reason = shared.reason();
+        let timeout = self.settings.shutdown_timeout;
+        tracing::info!(%reason, ?timeout, "stopping");
 
-        let deadline = began + self.shutdown_timeout;
+        let deadline = CancellationToken::new();
+        let in_flight = InFlight::default();
+        let concurrently = self.settings.stop_concurrently;
         let mut forced = false;
-        let finished = tokio::select! {
-            () = shared.tracker.wait() => true,
-            () = tokio::time::sleep_until(deadline) => false,
-            () = force => { forced = true; false }
+        let finished = {
+            let services = &mut self.services;
+            let sequence = async {
+                let errors = run_phase(
+                    services,
+                    Phase::Stopping,
+                    &deadline,
+                    concurrently,
+                    &in_flight,
+                )
+                .await;
+                errors.into_iter().for_each(|e| shared.push_error(e));
+                shared.tracker.close();
+                shared.tracker.wait().await;
+                for phase in [Phase::Stop, Phase::Stopped] {
+                    let errors =
+                        run_phase(services, phase, &deadline, concurrently, &in_flight).await;
+                    errors.into_iter().for_each(|e| shared.push_error(e));
+                }
+            };
+            tokio::select! {
+                () = sequence => true,
+                () = tokio::time::sleep_until(began + timeout) => false,
+                () = force => { forced = true; false }
+            }
         };
+
         let mut aborted = Vec::new();
         if !finished {
+            deadline.cancel();
+            shared.kill.cancel();
             for job in &shared.jobs {
-                let running = job.stats.running.load(Ordering::Acquire);
-                if running > 0 {
-                    tracing::warn!(job = %job.name, running, "did not stop in time; aborting");
-                    aborted.push(job.name.to_string());
+                if job.stats.running.load(Ordering::Acquire) > 0 {
+                    tracing::warn!(job = %job.name, "did not stop in time; aborting");
+                    aborted.push(Aborted {
+                        name: job.name.to_string(),
+                        phase: Phase::Run,
+                    });
                 }
             }
-            shared.kill.cancel();
+            let abandoned = in_flight.take_running();
+            for (name, phase) in &abandoned {
+                tracing::warn!(service = %name, %phase, "did not finish {phase} in time; abandoning it");
+                aborted.push(Aborted {
+                    name: name.to_string(),
+                    phase: *phase,
+                });
+            }
+            // Steps never begun get one poll each.
+            for phase in [Phase::Stopping, Phase::Stop, Phase::Stopped] {
+                for slot in self.services.iter_mut().rev().filter(|s| s.started) {
+                    let step = (slot.name.clone(), phase);
+                    if in_flight.is_done(&slot.name, phase) || abandoned.contains(&step) {
+                        continue;
+                    }
+                    match AssertUnwindSafe(slot.service.call(phase, deadline.clone()))
+                        .catch_unwind()
+                        .now_or_never()
+                    {
+                        Some(Ok(Ok(()))) => {}
+                        Some(Ok(Err(error))) => shared.push_error(HostError {
+                            name: slot.name.to_string(),
+                            phase,
+                            outcome: Outcome::Failed(error),
+                        }),
+                        Some(Err(panic)) => shared.push_error(HostError {
+                            name: slot.name.to_string(),
+                            phase,
+                            outcome: Outcome::Panicked(panic_message(&*panic)),
+                        }),
+                        None => aborted.push(Aborted {
+                            name: slot.name.to_string(),
+                            phase,
+                        }),
+                    }
+                }
+            }
             if tokio::time::timeout(ABORT_GRACE, shared.tracker.wait())
                 .await
                 .is_err()
@@ -247,129 +573,102 @@ impl RunningHost {
                 );
             }
         }
-        let failures = std::mem::take(
-            &mut *shared
-                .failures
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let errors =
+            std::mem::take(&mut *shared.errors.lock().unwrap_or_else(PoisonError::into_inner));
         let report = Report {
             reason,
-            failures,
+            errors,
             aborted,
             forced,
             took: began.elapsed(),
         };
+        shared.stopped.cancel();
         if report.is_clean() {
             tracing::info!(took = ?report.took, "stopped");
         } else {
-            tracing::error!(took = ?report.took, "stopped: {report}");
+            tracing::error!(took = ?report.took, code = report.code(), "stopped: {report}");
         }
         report
     }
 }
 
-/// A cloneable handle on a running host: inspect its jobs, request a stop.
+/// The host's lifetime events, `IHostApplicationLifetime` in .NET: await
+/// them from anywhere, and request a stop. Cloneable; jobs can take it as an
+/// argument, and [`Host::lifetime`] gives one before the host runs.
 ///
-/// Jobs can take it as an argument.
+/// The events fire in this order: `started` (after every service's
+/// `started` hook and the start of the background jobs), `stopping` (when
+/// stop begins, before any `stopping` hook), `stopped` (after every
+/// `stopped` hook, just before `run()` returns).
 #[derive(Clone)]
-pub struct HostHandle {
+pub struct Lifetime {
     shared: Arc<HostShared>,
 }
 
-impl fmt::Debug for HostHandle {
+impl fmt::Debug for Lifetime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HostHandle").finish_non_exhaustive()
+        f.debug_struct("Lifetime")
+            .field("started", &self.is_started())
+            .field("stopping", &self.is_stopping())
+            .field("stopped", &self.is_stopped())
+            .finish()
     }
 }
 
-impl HostHandle {
-    pub(crate) fn shared(&self) -> &HostShared {
-        &self.shared
+impl Lifetime {
+    pub(crate) fn new(shared: Arc<HostShared>) -> Lifetime {
+        Lifetime { shared }
     }
 
-    /// Begins a graceful stop; asking again changes nothing.
-    pub fn request_stop(&self) {
-        self.shared.request_stop(StopReason::Requested);
+    /// Waits for the `started` event. Returns `true` once the host has
+    /// started, or `false` if it began to stop without ever starting (a
+    /// failed or interrupted startup).
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancellation safe: it only observes.
+    pub async fn started(&self) -> bool {
+        tokio::select! {
+            biased;
+            () = self.shared.started.cancelled() => true,
+            () = self.shared.stopped.cancelled() => self.is_started(),
+        }
     }
 
-    /// Whether stop has begun.
-    pub fn is_stopping(&self) -> bool {
-        self.shared.stop.is_cancelled()
-    }
-
-    /// Waits until stop begins.
+    /// Waits for the `stopping` event.
     pub async fn stopping(&self) {
         self.shared.stop.cancelled().await;
     }
 
-    /// Every job's status, in start order.
-    pub fn jobs(&self) -> Vec<JobStatus> {
-        self.shared
-            .jobs
-            .iter()
-            .map(|job| JobStatus::of(job))
-            .collect()
+    /// Waits for the `stopped` event.
+    pub async fn stopped(&self) {
+        self.shared.stopped.cancelled().await;
     }
 
-    /// The status of the job named `name`.
-    pub fn job(&self, name: &str) -> Option<JobStatus> {
-        self.shared
-            .jobs
-            .iter()
-            .find(|job| &*job.name == name)
-            .map(|job| JobStatus::of(job))
+    /// Whether `started` has fired.
+    pub fn is_started(&self) -> bool {
+        self.shared.started.is_cancelled()
+    }
+
+    /// Whether `stopping` has fired.
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stop.is_cancelled()
+    }
+
+    /// Whether `stopped` has fired.
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stopped.is_cancelled()
+    }
+
+    /// Requests a graceful stop; asking again changes nothing.
+    pub fn stop(&self) {
+        self.shared.request_stop(StopReason::Requested);
     }
 }
 
-impl FromRun for HostHandle {
+impl FromRun for Lifetime {
     fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
-        Ok(HostHandle {
-            shared: cx.host.clone(),
-        })
-    }
-}
-
-/// A job's counters, as [`HostHandle::jobs`] reports them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct JobStatus {
-    /// The job's name.
-    pub name: String,
-    /// Its kind.
-    pub kind: JobKind,
-    /// Its schedule as written, e.g. `every 5s` or `cron 0 3 * * * (UTC)`.
-    pub schedule: String,
-    /// Where it was defined: `file:line` of the annotated fn, or
-    /// `HostBuilder::job`.
-    pub defined_at: String,
-    /// Runs started.
-    pub runs: u64,
-    /// Runs that succeeded.
-    pub succeeded: u64,
-    /// Runs that failed, panicked or were aborted.
-    pub failed: u64,
-    /// Ticks skipped because the previous run was still going, and cron
-    /// fires jumped over by the wall clock.
-    pub skipped: u64,
-    /// Runs going now.
-    pub running: u32,
-}
-
-impl JobStatus {
-    fn of(job: &JobDef) -> JobStatus {
-        let stats = &job.stats;
-        JobStatus {
-            name: job.name.to_string(),
-            kind: job.kind,
-            schedule: job.schedule.describe(),
-            defined_at: job.origin.to_string(),
-            runs: stats.started.load(Ordering::Relaxed),
-            succeeded: stats.succeeded.load(Ordering::Relaxed),
-            failed: stats.failed.load(Ordering::Relaxed),
-            skipped: stats.skipped.load(Ordering::Relaxed),
-            running: stats.running.load(Ordering::Relaxed),
-        }
+        Ok(Lifetime::new(cx.host.clone()))
     }
 }
 
@@ -377,12 +676,15 @@ impl JobStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StopReason {
-    /// A stop request through a [`HostHandle`] or [`RunningHost::stop`].
+    /// A stop request through a [`HostHandle`], a [`Lifetime`] or
+    /// [`RunningHost::stop`].
     Requested,
     /// A signal: `"SIGINT"`, `"SIGTERM"` or `"SIGQUIT"`.
     Signal(&'static str),
-    /// The named service failed.
+    /// The named background service failed.
     ServiceFailed(String),
+    /// The named service failed to start.
+    StartFailed(String),
 }
 
 impl fmt::Display for StopReason {
@@ -390,18 +692,39 @@ impl fmt::Display for StopReason {
         match self {
             StopReason::Requested => f.write_str("stop requested"),
             StopReason::Signal(name) => write!(f, "received {name}"),
-            StopReason::ServiceFailed(job) => write!(f, "service `{job}` failed"),
+            StopReason::ServiceFailed(name) => write!(f, "service `{name}` failed"),
+            StopReason::StartFailed(name) => write!(f, "service `{name}` failed to start"),
         }
     }
 }
 
-/// A service that failed: it returned `Err` or panicked.
+/// A step of a service that failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
+#[non_exhaustive]
+pub struct HostError {
     /// The service's name.
-    pub job: String,
+    pub name: String,
+    /// The step.
+    pub phase: Phase,
     /// How it ended.
     pub outcome: Outcome,
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` {}: {}", self.name, self.phase, self.outcome)
+    }
+}
+
+/// Something still going at the shutdown deadline, and dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Aborted {
+    /// The job's or service's name.
+    pub name: String,
+    /// What it was doing: [`Phase::Run`] for a job's run or a background
+    /// service, else the lifecycle step.
+    pub phase: Phase,
 }
 
 /// How a host's run ended; turn it into the process's exit code with
@@ -410,39 +733,46 @@ pub struct Failure {
 /// | exit code | meaning |
 /// |---|---|
 /// | 0 | clean stop: nothing failed, everything stopped in time |
-/// | 1 ([`Report::EXIT_FAILURE`]) | a service failed |
-/// | 2 ([`Report::EXIT_TIMEOUT`]) | nothing failed, but something did not stop within the shutdown timeout (or a second signal cut the stop short) and was aborted |
+/// | 1 ([`Report::EXIT_SERVICE_FAILED`]) | a background service failed |
+/// | 2 ([`Report::EXIT_START_FAILED`]) | startup failed |
+/// | 3 ([`Report::EXIT_STOP_FAILED`]) | a `stopping`, `stop` or `stopped` step failed |
+/// | 4 ([`Report::EXIT_ABORTED`]) | something did not stop within the shutdown timeout (or a second signal cut the stop short) and was aborted |
 ///
-/// Failed runs of scheduled jobs do not change the exit code: they are
-/// logged and counted, and the schedule goes on.
+/// When several apply, the first in this order wins: 2, 1, 3, 4. Failed
+/// runs of scheduled jobs do not change the exit code: they are logged and
+/// counted, and the schedule goes on.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct Report {
     reason: StopReason,
-    failures: Vec<Failure>,
-    aborted: Vec<String>,
+    errors: Vec<HostError>,
+    aborted: Vec<Aborted>,
     forced: bool,
     took: Duration,
 }
 
 impl Report {
-    /// The exit code when a service failed.
-    pub const EXIT_FAILURE: u8 = 1;
+    /// The exit code when a background service failed.
+    pub const EXIT_SERVICE_FAILED: u8 = 1;
+    /// The exit code when startup failed.
+    pub const EXIT_START_FAILED: u8 = 2;
+    /// The exit code when a step of the stop sequence failed.
+    pub const EXIT_STOP_FAILED: u8 = 3;
     /// The exit code when something had to be aborted.
-    pub const EXIT_TIMEOUT: u8 = 2;
+    pub const EXIT_ABORTED: u8 = 4;
 
     /// Why the host stopped.
     pub fn reason(&self) -> &StopReason {
         &self.reason
     }
 
-    /// Services that failed, in order.
-    pub fn failures(&self) -> &[Failure] {
-        &self.failures
+    /// Every failed step, in the order they failed.
+    pub fn errors(&self) -> &[HostError] {
+        &self.errors
     }
 
-    /// Jobs still running at the shutdown deadline, which were aborted.
-    pub fn aborted(&self) -> &[String] {
+    /// What was still going at the shutdown deadline, and dropped.
+    pub fn aborted(&self) -> &[Aborted] {
         &self.aborted
     }
 
@@ -458,15 +788,19 @@ impl Report {
 
     /// Whether nothing failed and everything stopped in time.
     pub fn is_clean(&self) -> bool {
-        self.failures.is_empty() && self.aborted.is_empty() && !self.forced
+        self.code() == 0
     }
 
     /// The exit code as a number: see the table above.
     pub fn code(&self) -> u8 {
-        if !self.failures.is_empty() {
-            Self::EXIT_FAILURE
+        if matches!(self.reason, StopReason::StartFailed(_)) {
+            Self::EXIT_START_FAILED
+        } else if self.errors.iter().any(|e| e.phase == Phase::Run) {
+            Self::EXIT_SERVICE_FAILED
+        } else if !self.errors.is_empty() {
+            Self::EXIT_STOP_FAILED
         } else if !self.aborted.is_empty() || self.forced {
-            Self::EXIT_TIMEOUT
+            Self::EXIT_ABORTED
         } else {
             0
         }
@@ -481,11 +815,16 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.reason)?;
-        for failure in &self.failures {
-            write!(f, "; service `{}` {}", failure.job, failure.outcome)?;
+        for error in &self.errors {
+            write!(f, "; {error}")?;
         }
         if !self.aborted.is_empty() {
-            write!(f, "; aborted at the deadline: {}", self.aborted.join(", "))?;
+            let names: Vec<String> = self
+                .aborted
+                .iter()
+                .map(|a| format!("`{}` ({})", a.name, a.phase))
+                .collect();
+            write!(f, "; aborted at the deadline: {}", names.join(", "))?;
         }
         if self.forced {
             f.write_str("; stop cut short by a second signal")?;

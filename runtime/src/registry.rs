@@ -49,13 +49,76 @@ pub enum Overlap {
     Allow,
 }
 
+/// What happens when a background service (`#[hosted_service]` on an
+/// `async fn`, or [`Job::service`]) returns `Err` or panics.
+///
+/// A service that returns `Ok` is simply done, whatever the policy; one
+/// that returns [`Cancelled`](crate::Cancelled) after the host's stop began
+/// was cancelled, not failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Stop the host; its exit code says a service failed (the default, as
+    /// in .NET 6 and later).
+    #[default]
+    Stop,
+    /// Log the failure and carry on without the service.
+    Ignore,
+    /// Run the service again after a delay that grows exponentially, with
+    /// jitter; once the restart budget is spent, stop the host.
+    Restart(Backoff),
+}
+
+/// Delays and budget of [`FailurePolicy::Restart`].
+///
+/// The delay before restart `n` (from 1) is `min * 2^(n-1)`, capped at
+/// `max`, then scaled by a pseudo-random factor in `[0.5, 1]` so that
+/// instances do not restart in lockstep. A run that lasted at least `max`
+/// counts as healthy: the next failure starts again from restart 1. More than
+/// `max_restarts` failures in a row stop the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// The delay before the first restart.
+    pub min: Duration,
+    /// The longest delay, and the run time after which a service counts as
+    /// healthy again.
+    pub max: Duration,
+    /// Failures in a row that are restarted; the next one stops the host.
+    pub max_restarts: u32,
+}
+
+impl Backoff {
+    /// 1 second to 1 minute, 5 restarts.
+    pub const DEFAULT: Backoff = Backoff {
+        min: Duration::from_secs(1),
+        max: Duration::from_secs(60),
+        max_restarts: 5,
+    };
+
+    /// The delay before restart `n` (from 1); `seed` picks the jitter.
+    pub(crate) fn delay(&self, n: u32, seed: u64) -> Duration {
+        let doubled = self
+            .min
+            .saturating_mul(1_u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX));
+        let full = doubled.min(self.max);
+        // Equal jitter: half fixed, half pseudo-random.
+        let random = crate::schedule::splitmix64(seed ^ u64::from(n)) as f64 / u64::MAX as f64;
+        full.mul_f64(0.5 + 0.5 * random)
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::DEFAULT
+    }
+}
+
 /// The schedule of a registered job, as the macro wrote it.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug)]
 pub enum Trigger {
     Every(EverySpec),
     Cron(CronSpec),
-    Service,
+    Service(FailurePolicy),
 }
 
 #[doc(hidden)]
@@ -134,6 +197,7 @@ pub struct Job {
     pub(crate) name: String,
     pub(crate) schedule: ScheduleSpec,
     pub(crate) overlap: Overlap,
+    pub(crate) on_failure: FailurePolicy,
     pub(crate) dependencies: Dependencies,
     pub(crate) invoke: Invoke,
 }
@@ -191,6 +255,7 @@ impl Job {
             name: name.into(),
             schedule,
             overlap: Overlap::Skip,
+            on_failure: FailurePolicy::Stop,
             dependencies,
             invoke: Invoke::Dyn(Arc::new(move |cx: &RunContext<'_>| handler.call(cx))),
         }
@@ -225,6 +290,13 @@ impl Job {
     /// What to do with a tick that falls during a run.
     pub fn overlap(mut self, overlap: Overlap) -> Job {
         self.overlap = overlap;
+        self
+    }
+
+    /// What to do when a service fails; ignored by scheduled jobs, whose
+    /// failed runs are logged and counted while the schedule goes on.
+    pub fn on_failure(mut self, policy: FailurePolicy) -> Job {
+        self.on_failure = policy;
         self
     }
 }
@@ -337,6 +409,7 @@ pub(crate) struct Candidate {
     pub(crate) origin: Origin,
     pub(crate) schedule: ScheduleSpec,
     pub(crate) overlap: Overlap,
+    pub(crate) on_failure: FailurePolicy,
     pub(crate) dependencies: Dependencies,
     pub(crate) invoke: Invoke,
 }
@@ -375,7 +448,11 @@ impl Candidate {
                     ZoneSpec::Named(name) => Some(name.to_owned()),
                 },
             },
-            Trigger::Service => ScheduleSpec::Service,
+            Trigger::Service(_) => ScheduleSpec::Service,
+        };
+        let on_failure = match r.trigger {
+            Trigger::Service(policy) => policy,
+            Trigger::Every(_) | Trigger::Cron(_) => FailurePolicy::Stop,
         };
         Candidate {
             name: Arc::from(r.name),
@@ -385,6 +462,7 @@ impl Candidate {
             },
             schedule,
             overlap: r.overlap,
+            on_failure,
             dependencies,
             invoke: Invoke::Static(r.run),
         }
@@ -396,6 +474,7 @@ impl Candidate {
             origin: Origin::Builder,
             schedule: job.schedule,
             overlap: job.overlap,
+            on_failure: job.on_failure,
             dependencies: job.dependencies,
             invoke: job.invoke,
         }

@@ -36,6 +36,28 @@ impl Schedule {
         }
     }
 
+    /// The schedule in words: `every 1 minute 30 seconds`, croner's
+    /// description of a cron line.
+    pub(crate) fn in_words(&self) -> String {
+        match self {
+            Schedule::Every(every) => {
+                let mut text = format!("every {}", words(every.period));
+                if !every.jitter.is_zero() {
+                    text += &format!(", up to {} late", words(every.jitter));
+                }
+                if !every.initial_delay.is_zero() {
+                    text += &format!(", first after {}", words(every.initial_delay));
+                }
+                text
+            }
+            Schedule::Cron(cron) => {
+                let text = cron.cron.describe();
+                format!("{} ({})", text.trim_end_matches('.'), cron.zone)
+            }
+            Schedule::Service => "runs for the host's life".to_owned(),
+        }
+    }
+
     /// The schedule as written: `"5s"`, `"*/5 * * * * (Europe/Berlin)"`.
     pub(crate) fn describe(&self) -> String {
         match self {
@@ -203,6 +225,33 @@ impl CronSchedule {
     }
 }
 
+/// `90s` → `1 minute 30 seconds`.
+fn words(duration: Duration) -> String {
+    const UNITS: [(u128, &str); 5] = [
+        (86_400_000, "day"),
+        (3_600_000, "hour"),
+        (60_000, "minute"),
+        (1_000, "second"),
+        (1, "millisecond"),
+    ];
+    let mut rest = duration.as_millis();
+    let mut parts = Vec::new();
+    for (size, unit) in UNITS {
+        let n = rest / size;
+        rest %= size;
+        match n {
+            0 => {}
+            1 => parts.push(format!("1 {unit}")),
+            n => parts.push(format!("{n} {unit}s")),
+        }
+    }
+    if parts.is_empty() {
+        "0 milliseconds".to_owned()
+    } else {
+        parts.join(" ")
+    }
+}
+
 /// FNV-1a: a stable hash of a job's name, the seed of its jitter.
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
@@ -210,8 +259,13 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// SplitMix64's output function: spreads `k` over all 64 bits.
-fn splitmix64(mut z: u64) -> u64 {
+/// FNV-1a of a name: the seed of its pseudo-random choices.
+pub(crate) fn seed_of(name: &str) -> u64 {
+    fnv1a(name.as_bytes())
+}
+
+/// SplitMix64's output function: spreads `z` over all 64 bits.
+pub(crate) fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -21,7 +21,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::time::Instant;
 
 use crate::lifecycle::HostShared;
-use crate::runner::{dispatch, Dispatch, JobDef};
+use crate::runner::{dispatch, JobDef};
 use crate::schedule::Schedule;
 
 /// How often the wall clock is compared with the monotonic clock while cron
@@ -87,7 +87,9 @@ impl Scheduler {
                         scheduler.steps = scheduler.host.clock.steps();
                         scheduler.poll_wall = scheduler.steps.is_none();
                     }
-                    let Some(next) = cron.next_after(wall) else {
+                    let next = cron.next_after(wall);
+                    job.stats.set_next_run(next);
+                    let Some(next) = next else {
                         tracing::warn!(job = %job.name, "cron line never fires again");
                         continue;
                     };
@@ -161,7 +163,9 @@ impl Scheduler {
         match &job.schedule {
             Schedule::Every(every) => {
                 let late = TimeDelta::from_std(now - deadline).unwrap_or(TimeDelta::zero());
-                dispatch(&self.host, job, wall - late);
+                if !job.stats.paused.load(Ordering::Relaxed) {
+                    let _ = dispatch(&self.host, job, wall - late, false);
+                }
                 // After a stall, the ticks that came due meanwhile are
                 // skipped and counted, not run in a burst.
                 let next = every.next_tick(entry.tick, now - self.started);
@@ -176,7 +180,9 @@ impl Scheduler {
                     );
                 }
                 entry.tick = next;
-                Some(self.started + every.offset(next))
+                let deadline = self.started + every.offset(next);
+                job.stats.set_next_run(Some(wall + (deadline - now)));
+                Some(deadline)
             }
             Schedule::Cron(cron) => {
                 let fire = entry.next_fire?;
@@ -185,8 +191,8 @@ impl Scheduler {
                     // ran ahead of it. Never early: wait for the wall time.
                     return Some(deadline_of(fire, now, wall));
                 }
-                if dispatch(&self.host, job, fire) == Dispatch::Skipped {
-                    tracing::trace!(job = %job.name, "tick skipped: previous run still going");
+                if !job.stats.paused.load(Ordering::Relaxed) {
+                    let _ = dispatch(&self.host, job, fire, false);
                 }
                 let mut next = cron.next_after(fire);
                 let mut missed = 0_u64;
@@ -214,6 +220,7 @@ impl Scheduler {
                     );
                 }
                 entry.next_fire = next;
+                job.stats.set_next_run(next);
                 next.map(|next| deadline_of(next, now, wall))
             }
             Schedule::Service => None,

@@ -23,7 +23,7 @@
 //! # async fn main() {
 //! let clock = TestClock::at("2026-03-29T00:55:00Z".parse().unwrap());
 //! let host = Host::builder().only_jobs(["report"]).clock(&clock).build().unwrap();
-//! let test = TestHost::start(host);
+//! let test = TestHost::start(host).await;
 //!
 //! test.advance(Duration::from_secs(30 * 60)).await;
 //!
@@ -39,8 +39,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::clock::{Clock, ManualWall};
+use crate::handle::{HostHandle, JobStatus};
 use crate::host::{Host, HostBuilder};
-use crate::lifecycle::{HostHandle, JobStatus, Report, RunningHost};
+use crate::lifecycle::{Report, RunningHost};
 
 /// A wall clock for tests: it starts at a chosen instant, moves with tokio's
 /// (paused) clock, and can be stepped forward or back.
@@ -107,11 +108,27 @@ pub struct TestHost {
 
 impl TestHost {
     /// Starts `host`, recording runs.
-    pub fn start(host: Host) -> TestHost {
+    ///
+    /// # Panics
+    ///
+    /// If startup fails; use [`try_start`](Self::try_start) to test that.
+    pub async fn start(host: Host) -> TestHost {
+        match TestHost::try_start(host).await {
+            Ok(test) => test,
+            Err(report) => panic!("the host failed to start: {report}"),
+        }
+    }
+
+    /// Starts `host`, recording runs; a failed startup returns its report.
+    ///
+    /// # Errors
+    ///
+    /// The report of a failed startup.
+    pub async fn try_start(host: Host) -> Result<TestHost, Report> {
         let _ = host.shared.run_log.set(Mutex::new(Vec::new()));
-        let running = host.start();
+        let running = host.start().await?;
         let handle = running.handle();
-        TestHost { running, handle }
+        Ok(TestHost { running, handle })
     }
 
     /// Lets `by` pass on tokio's paused clock: every deadline on the way

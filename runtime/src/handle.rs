@@ -1,0 +1,241 @@
+//! A handle on a running host: list its jobs, trigger, pause and resume
+//! them, reach its lifetime, request a stop.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::extract::{ExtractError, FromRun, RunContext};
+use crate::lifecycle::{HostShared, Lifetime, StopReason};
+use crate::registry::JobKind;
+use crate::runner::{dispatch, JobDef, LastRun, NotStarted};
+
+/// A cloneable handle on a running host. From [`RunningHost::handle`](crate::RunningHost::handle),
+/// or as a job's argument.
+///
+/// # Examples
+///
+/// ```
+/// use hosted::prelude::*;
+///
+/// #[every("1m")]
+/// async fn watchdog(host: HostHandle) {
+///     for job in host.jobs() {
+///         if job.failed > 10 {
+///             tracing::warn!(job = %job.name, "failing often; pausing it");
+///             let _ = host.pause(&job.name);
+///         }
+///     }
+/// }
+/// ```
+#[derive(Clone)]
+pub struct HostHandle {
+    shared: Arc<HostShared>,
+}
+
+impl fmt::Debug for HostHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostHandle").finish_non_exhaustive()
+    }
+}
+
+impl HostHandle {
+    pub(crate) fn new(shared: Arc<HostShared>) -> HostHandle {
+        HostHandle { shared }
+    }
+
+    pub(crate) fn shared(&self) -> &HostShared {
+        &self.shared
+    }
+
+    /// Begins a graceful stop; asking again changes nothing.
+    pub fn request_stop(&self) {
+        self.shared.request_stop(StopReason::Requested);
+    }
+
+    /// Whether stop has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stop.is_cancelled()
+    }
+
+    /// The host's lifetime events.
+    pub fn lifetime(&self) -> Lifetime {
+        Lifetime::new(self.shared.clone())
+    }
+
+    /// Every job's status, in start order.
+    pub fn jobs(&self) -> Vec<JobStatus> {
+        self.shared
+            .jobs
+            .iter()
+            .map(|job| JobStatus::of(job))
+            .collect()
+    }
+
+    /// The status of the job named `name`.
+    pub fn job(&self, name: &str) -> Option<JobStatus> {
+        self.find(name).ok().map(|job| JobStatus::of(job))
+    }
+
+    /// Starts a run of a scheduled job now, beside its schedule, and returns
+    /// the run's number. Its overlap policy holds: a job that does not
+    /// overlap and is running is not started again.
+    ///
+    /// # Errors
+    ///
+    /// No such job, a service (which is not scheduled), a job already running
+    /// that does not overlap, or a host that is stopping.
+    pub fn trigger(&self, name: &str) -> Result<u64, HandleError> {
+        let job = self.scheduled(name)?;
+        dispatch(&self.shared, job, self.shared.clock.wall(), true).map_err(|why| match why {
+            NotStarted::Running => HandleError::AlreadyRunning(name.to_owned()),
+            NotStarted::Stopping => HandleError::Stopping,
+        })
+    }
+
+    /// Pauses a scheduled job: its ticks pass without runs (not counted as
+    /// skipped) until [`resume`](Self::resume). A run in progress goes on.
+    /// Pausing a paused job changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// No such job, or a service.
+    pub fn pause(&self, name: &str) -> Result<(), HandleError> {
+        self.scheduled(name)?
+            .stats
+            .paused
+            .store(true, Ordering::Relaxed);
+        tracing::info!(job = name, "paused");
+        Ok(())
+    }
+
+    /// Resumes a paused job at its next tick.
+    ///
+    /// # Errors
+    ///
+    /// No such job, or a service.
+    pub fn resume(&self, name: &str) -> Result<(), HandleError> {
+        self.scheduled(name)?
+            .stats
+            .paused
+            .store(false, Ordering::Relaxed);
+        tracing::info!(job = name, "resumed");
+        Ok(())
+    }
+
+    fn find(&self, name: &str) -> Result<&Arc<JobDef>, HandleError> {
+        self.shared
+            .jobs
+            .iter()
+            .find(|job| &*job.name == name)
+            .ok_or_else(|| HandleError::UnknownJob(name.to_owned()))
+    }
+
+    fn scheduled(&self, name: &str) -> Result<&Arc<JobDef>, HandleError> {
+        let job = self.find(name)?;
+        if job.kind == JobKind::Service {
+            return Err(HandleError::NotScheduled(name.to_owned()));
+        }
+        Ok(job)
+    }
+}
+
+impl FromRun for HostHandle {
+    fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
+        Ok(HostHandle::new(cx.host.clone()))
+    }
+}
+
+/// Why a [`HostHandle`] request was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandleError {
+    /// The host has no job of that name.
+    UnknownJob(String),
+    /// The job is a service; only scheduled jobs can be triggered or paused.
+    NotScheduled(String),
+    /// The job does not overlap and its previous run is still going.
+    AlreadyRunning(String),
+    /// The host is stopping and starts no more runs.
+    Stopping,
+}
+
+impl fmt::Display for HandleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandleError::UnknownJob(name) => write!(f, "the host has no job named `{name}`"),
+            HandleError::NotScheduled(name) => write!(
+                f,
+                "`{name}` is a service, not a scheduled job: it cannot be triggered or paused"
+            ),
+            HandleError::AlreadyRunning(name) => write!(
+                f,
+                "`{name}` is still running and does not overlap (`overlap = \"allow\"` would let it)"
+            ),
+            HandleError::Stopping => f.write_str("the host is stopping"),
+        }
+    }
+}
+
+impl std::error::Error for HandleError {}
+
+/// A job's status, as [`HostHandle::jobs`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobStatus {
+    /// The job's name.
+    pub name: String,
+    /// Its kind.
+    pub kind: JobKind,
+    /// Its schedule as written, e.g. `every 5s` or `cron 0 3 * * * (UTC)`.
+    pub schedule: String,
+    /// Its schedule in words, e.g. `every 5 seconds`.
+    pub description: String,
+    /// Where it was defined: `file:line` of the annotated fn, or
+    /// `HostBuilder::job`.
+    pub defined_at: String,
+    /// When it is due next, on the wall clock (`None` for services, and for
+    /// cron lines that never fire again).
+    pub next_run: Option<DateTime<Utc>>,
+    /// The last run that finished.
+    pub last_run: Option<LastRun>,
+    /// Whether it is paused.
+    pub paused: bool,
+    /// Runs started.
+    pub runs: u64,
+    /// Runs that succeeded.
+    pub succeeded: u64,
+    /// Runs that failed, panicked or were aborted.
+    pub failed: u64,
+    /// Runs that returned [`Cancelled`](crate::Cancelled) after stop began.
+    pub cancelled: u64,
+    /// Ticks skipped because the previous run was still going, and fires
+    /// passed over after a stall or a jump of the wall clock.
+    pub skipped: u64,
+    /// Runs going now.
+    pub running: u32,
+}
+
+impl JobStatus {
+    fn of(job: &JobDef) -> JobStatus {
+        let stats = &job.stats;
+        JobStatus {
+            name: job.name.to_string(),
+            kind: job.kind,
+            schedule: job.schedule.describe(),
+            description: job.schedule.in_words(),
+            defined_at: job.origin.to_string(),
+            next_run: stats.next_run(),
+            last_run: stats.last_run(),
+            paused: stats.paused.load(Ordering::Relaxed),
+            runs: stats.started.load(Ordering::Relaxed),
+            succeeded: stats.succeeded.load(Ordering::Relaxed),
+            failed: stats.failed.load(Ordering::Relaxed),
+            cancelled: stats.cancelled.load(Ordering::Relaxed),
+            skipped: stats.skipped.load(Ordering::Relaxed),
+            running: stats.running.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,6 @@
+use hosted::prelude::*;
+
+#[hosted_service]
+trait Worker {}
+
+fn main() {}

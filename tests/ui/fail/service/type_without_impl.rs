@@ -1,0 +1,7 @@
+use hosted::prelude::*;
+
+#[hosted_service]
+#[derive(Default)]
+struct Cache;
+
+fn main() {}
