@@ -1,1 +1,142 @@
-//! Integration tests of `hosted` live beside this file, one file per behaviour.
+//! Integration tests of `hosted` live beside this file, one file per
+//! behaviour. This library holds what several of them share: [`Probe`], a
+//! lifecycle service that records every step and can be told to fail,
+//! panic, hang or take time at any step.
+
+// Test support, published nowhere: its items are documented where it helps.
+#![allow(missing_docs)]
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use hosted::{CancellationToken, HostedService, Lifetime, Phase};
+
+/// The steps a set of probes went through, in order, each with the
+/// lifetime's flags when it began.
+#[derive(Clone, Default)]
+pub struct Journal {
+    entries: Arc<Mutex<Vec<Entry>>>,
+    lifetime: Arc<OnceLock<Lifetime>>,
+}
+
+/// One step: `"name:phase"`, and the lifetime's `(started, stopping,
+/// stopped)` flags when it began.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub step: String,
+    pub flags: (bool, bool, bool),
+}
+
+impl Journal {
+    /// Lets later entries record the host's lifetime flags.
+    pub fn watch(&self, lifetime: Lifetime) {
+        let _ = self.lifetime.set(lifetime);
+    }
+
+    pub fn record(&self, step: String) {
+        let flags = self.lifetime.get().map_or((false, false, false), |l| {
+            (l.is_started(), l.is_stopping(), l.is_stopped())
+        });
+        self.entries.lock().unwrap().push(Entry { step, flags });
+    }
+
+    /// The steps, without flags.
+    pub fn steps(&self) -> Vec<String> {
+        self.entries
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.step.clone())
+            .collect()
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        self.entries.lock().unwrap().clone()
+    }
+}
+
+/// What a probe does at one step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    Fail,
+    Panic,
+    /// Never returns, whatever the token says.
+    Hang,
+    /// Returns once the step's token fires.
+    AwaitToken,
+    Take(Duration),
+}
+
+/// A lifecycle service that records its steps in a [`Journal`].
+pub struct Probe {
+    name: &'static str,
+    journal: Journal,
+    acts: Vec<(Phase, Act)>,
+}
+
+impl Probe {
+    pub fn new(name: &'static str, journal: &Journal) -> Probe {
+        Probe {
+            name,
+            journal: journal.clone(),
+            acts: Vec::new(),
+        }
+    }
+
+    /// Makes the probe `act` at `phase`.
+    pub fn at(mut self, phase: Phase, act: Act) -> Probe {
+        self.acts.push((phase, act));
+        self
+    }
+
+    async fn step(&mut self, phase: Phase, token: CancellationToken) -> Result<(), String> {
+        self.journal.record(format!("{}:{phase}", self.name));
+        let act = self.acts.iter().find(|(p, _)| *p == phase).map(|(_, a)| *a);
+        match act {
+            None => Ok(()),
+            Some(Act::Fail) => Err(format!("{} refuses to {phase}", self.name)),
+            Some(Act::Panic) => panic!("{} panics at {phase}", self.name),
+            Some(Act::Hang) => std::future::pending().await,
+            Some(Act::AwaitToken) => {
+                token.cancelled().await;
+                Ok(())
+            }
+            Some(Act::Take(duration)) => {
+                tokio::time::sleep(duration).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl HostedService for Probe {
+    type Error = String;
+
+    fn name(&self) -> std::borrow::Cow<'static, str> {
+        self.name.into()
+    }
+
+    async fn starting(&mut self, token: CancellationToken) -> Result<(), String> {
+        self.step(Phase::Starting, token).await
+    }
+
+    async fn start(&mut self, token: CancellationToken) -> Result<(), String> {
+        self.step(Phase::Start, token).await
+    }
+
+    async fn started(&mut self, token: CancellationToken) -> Result<(), String> {
+        self.step(Phase::Started, token).await
+    }
+
+    async fn stopping(&mut self, token: CancellationToken) -> Result<(), String> {
+        self.step(Phase::Stopping, token).await
+    }
+
+    async fn stop(&mut self, token: CancellationToken) -> Result<(), String> {
+        self.step(Phase::Stop, token).await
+    }
+
+    async fn stopped(&mut self, token: CancellationToken) -> Result<(), String> {
+        self.step(Phase::Stopped, token).await
+    }
+}

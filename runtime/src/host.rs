@@ -232,18 +232,23 @@ impl HostBuilder {
 
         let mut seen: HashMap<Arc<str>, Origin> = HashMap::new();
         let mut services = Vec::new();
+        // Builder services first (order 0, in the order added), then
+        // declared ones (by order, module and name); a stable sort by order
+        // keeps that tie-break.
         let explicit = self.services.drain(..).map(|service| {
             let name: Arc<str> = Arc::from(service.name().as_ref());
-            (name, service, Origin::Builder)
+            (0, name, service, Origin::Builder)
         });
         let declared = registered_services.into_iter().map(|r| {
             let origin = Origin::Macro {
                 file: r.file,
                 line: r.line,
             };
-            (Arc::from(r.name), (r.make)().0, origin)
+            (r.order, Arc::from(r.name), (r.make)().0, origin)
         });
-        for (name, service, origin) in explicit.chain(declared) {
+        let mut all: Vec<_> = explicit.chain(declared).collect();
+        all.sort_by_key(|(order, ..)| *order);
+        for (_, name, service, origin) in all {
             if let Some(first) = seen.get(&name) {
                 problems.push(Problem::DuplicateName {
                     name: name.to_string(),

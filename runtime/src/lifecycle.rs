@@ -507,17 +507,24 @@ impl RunningHost {
                     errors.into_iter().for_each(|e| shared.push_error(e));
                 }
             };
-            tokio::select! {
-                () = sequence => true,
+            tokio::pin!(sequence);
+            let in_time = tokio::select! {
+                () = &mut sequence => true,
                 () = tokio::time::sleep_until(began + timeout) => false,
                 () = force => { forced = true; false }
+            };
+            // At the deadline the deadline token fires and background runs
+            // are dropped; a step that honours the token returns on this
+            // last poll.
+            in_time || {
+                deadline.cancel();
+                shared.kill.cancel();
+                sequence.now_or_never().is_some()
             }
         };
 
         let mut aborted = Vec::new();
         if !finished {
-            deadline.cancel();
-            shared.kill.cancel();
             for job in &shared.jobs {
                 if job.stats.running.load(Ordering::Acquire) > 0 {
                     tracing::warn!(job = %job.name, "did not stop in time; aborting");
