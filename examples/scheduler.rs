@@ -10,7 +10,9 @@
 //! - `flaky` fails every third run: the failure is logged with the job's
 //!   name and the schedule goes on;
 //! - `consumer` is a long-running service that drains a channel that
-//!   `heartbeat` feeds, until the host stops.
+//!   `heartbeat` feeds, until the host stops;
+//! - `Warmup` is a lifecycle service: its `start` runs before any job, its
+//!   `stop` after every job has ended.
 //!
 //! Press Ctrl+C: every job's token is cancelled, `consumer` finishes what
 //! it holds, and the process exits with code 0. A second Ctrl+C aborts at
@@ -74,6 +76,25 @@ async fn consumer(stop: CancellationToken, State(beats): State<Beats>) -> anyhow
     }
     tracing::info!("consumer stopped cleanly");
     Ok(())
+}
+
+/// A lifecycle service: started before the jobs, stopped after them.
+#[hosted_service]
+#[derive(Default)]
+struct Warmup;
+
+impl HostedService for Warmup {
+    type Error = std::convert::Infallible;
+
+    async fn start(&mut self, _cancel: CancellationToken) -> Result<(), Self::Error> {
+        tracing::info!("warm-up: caches loaded");
+        Ok(())
+    }
+
+    async fn stop(&mut self, _deadline: CancellationToken) -> Result<(), Self::Error> {
+        tracing::info!("warm-up: caches flushed");
+        Ok(())
+    }
 }
 
 #[tokio::main]

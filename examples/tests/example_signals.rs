@@ -93,6 +93,7 @@ fn stops_cleanly_on(signal: i32, name: &str) {
     let output = rest.join("\n");
     assert!(output.contains(&format!("received {name}")), "{output}");
     assert!(output.contains("consumer stopped cleanly"), "{output}");
+    assert!(output.contains("warm-up: caches flushed"), "{output}");
     assert!(output.contains("stopped"), "{output}");
 }
 

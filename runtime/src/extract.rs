@@ -386,6 +386,15 @@ fn is_cancelled<E: 'static>(error: &E) -> bool {
             if e.is::<Cancelled>() {
                 return true;
             }
+            // `io::Error::source` skips the error it wraps: look inside.
+            if let Some(inner) = e
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+            {
+                if in_chain(Some(inner)) {
+                    return true;
+                }
+            }
             error = e.source();
         }
         false

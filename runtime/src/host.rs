@@ -144,10 +144,10 @@ impl HostBuilder {
         self
     }
 
-    /// Adds a lifecycle service. Services added here start first, in the
-    /// order added, then the ones declared with `#[hosted_service]` on a
-    /// type (ordered by their `order`, then module and name); they stop in
-    /// reverse.
+    /// Adds a lifecycle service. Services start by `order`, lowest first:
+    /// those added here have order 0 and start in the order added, before
+    /// declared ones of the same order (`#[hosted_service]` on a type, by
+    /// module and name). They stop in reverse.
     pub fn service<S: HostedService>(mut self, service: S) -> Self {
         self.services.push(Box::new(service));
         self

@@ -87,9 +87,59 @@
 //!   time; if the clock jumps ahead over fire times, the first runs late and
 //!   the others are counted as skipped and logged as a warning.
 //! - **Failures**: a run that returns `Err` or panics is logged with the
-//!   job's name and counted, and the schedule goes on. A service that fails
-//!   stops the host, and [`Report::exit_code`] is non-zero. A service that
-//!   returns `Ok` early is simply done.
+//!   job's name and counted, and the schedule goes on. A background service
+//!   that fails stops the host (or, per service, is ignored or restarted
+//!   with backoff: see [`FailurePolicy`]), and [`Report::exit_code`] is
+//!   non-zero. A service that returns `Ok` early is simply done; one that
+//!   returns [`Cancelled`] after stop began was cancelled, not failed.
+//!
+//! # Lifecycle
+//!
+//! Three kinds of work share one lifecycle: lifecycle services
+//! ([`HostedService`]: `start` returns once the service is up, `stop` gets
+//! the deadline), background services (`#[hosted_service]` on an `async
+//! fn`), and scheduled jobs (`#[every]`, `#[cron]`).
+//!
+//! **Startup**: every service's `starting` hook, then every `start`, then
+//! every `started` hook, in start order (services added with
+//! [`HostBuilder::service`] in the order added, then declared ones by
+//! module and name; `order = N` on a declared service moves it, lowest
+//! first, with builder services at 0). Then the background services and the
+//! scheduler start, and the [`Lifetime`]'s `started` event fires. A step
+//! that fails, panics or outlives [`HostBuilder::startup_timeout`] aborts
+//! startup: later steps never run, the services already started are stopped
+//! in reverse order, `started` never fires, and [`Host::run`] returns a
+//! report naming the service (exit code 2).
+//!
+//! **Stop** begins on SIGINT, SIGTERM or SIGQUIT, a stop request (from a
+//! [`HostHandle`], a [`Lifetime`], a job), or a failed service; asking again
+//! changes nothing. Under one deadline ([`HostBuilder::shutdown_timeout`],
+//! 30 s by default): the `stopping` event (every job's token is cancelled at
+//! once), the `stopping` hooks, the end of every background run, every
+//! `stop`, the `stopped` hooks (services in reverse start order), the
+//! `stopped` event. Every step runs even when an earlier one failed, and the
+//! errors are collected in order. At the deadline the token given to `stop`
+//! fires; whatever still runs is dropped and named in the [`Report`]; steps
+//! never begun get one poll each. A second signal does the same at once.
+//! Phases run one service at a time unless
+//! [`HostBuilder::start_concurrently`] or [`HostBuilder::stop_concurrently`]
+//! says otherwise.
+//!
+//! **Exit codes** ([`Report::code`]): 0 clean, 1 a background service
+//! failed, 2 startup failed, 3 a stop step failed, 4 something was aborted.
+//!
+//! ## Where this differs from Microsoft.Extensions.Hosting
+//!
+//! | Microsoft.Extensions.Hosting | `hosted` | why |
+//! |---|---|---|
+//! | `StopAsync` of each service gets a token; a service that ignores it can hold the host past the timeout | one deadline for the whole stop; at the deadline what still runs is dropped and named in the report | a stop that cannot hang is the point of a timeout |
+//! | an exception in one `StopAsync` is logged and the others still run, and `StopAsync` throws an `AggregateException` | every step runs; every error is collected, in order, into the [`Report`], with its own exit code (3) | errors are values, and the exit code says which kind of failure happened |
+//! | `BackgroundServiceExceptionBehavior` is host-wide (`StopHost` or `Ignore`) | [`FailurePolicy`] per service, with `Restart` (exponential backoff with jitter and a budget) | services differ: a cache refresher can restart, a consumer must stop the host |
+//! | `OperationCanceledException` after the stopping token fired is not a failure | [`Cancelled`] (or an error wrapping it) after stop began is not a failure; returned while the host is not stopping, it is | the same rule, with a type instead of an exception |
+//! | `ApplicationStarted` and friends are `CancellationToken`s that never fire if startup fails | [`Lifetime::started`] resolves to `false` when the host stops without having started | a waiter is never left hanging |
+//! | services are resolved from the DI container, in registration order | builder services in the order added, then declared ones in a stable order; `order = N` overrides | a declarative registration has no registration order of its own, so it gets a stable one |
+//! | `BackgroundService.ExecuteAsync` starts inside `StartAsync`, interleaved with other services' starts | background services and scheduled jobs start after every `start` has returned | they may depend on any lifecycle service being up |
+//! | SIGINT and SIGTERM; a second Ctrl+C is ignored by default | SIGINT, SIGTERM and SIGQUIT; a second signal aborts at once | a user pressing Ctrl+C twice means it |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -253,7 +303,8 @@ pub use hosted_macros::every;
 pub use hosted_macros::cron;
 
 /// Runs an async fn for the host's whole life, like .NET's
-/// `BackgroundService.ExecuteAsync`.
+/// `BackgroundService.ExecuteAsync`; or, on a type that implements
+/// [`HostedService`], registers that type as a lifecycle service.
 ///
 /// It starts with the host and gets the host's stop token; it should return
 /// soon after the token is cancelled. Returning `Ok` early is fine: the
@@ -275,14 +326,51 @@ pub use hosted_macros::cron;
 /// }
 /// ```
 ///
-/// # Options
+/// # Options on an `async fn`
 ///
-/// `name` and `crate`, as for [`every`].
+/// - `name` and `crate`, as for [`every`].
+///
+///   ```
+///   # use hosted::prelude::*;
+///   #[hosted_service(name = "orders-consumer")]
+///   async fn consume(stop: CancellationToken) { stop.cancelled().await }
+///   ```
+/// - `on_failure = "stop" | "ignore" | "restart"`: what an `Err` or a panic
+///   does (see [`FailurePolicy`]); with `"restart"`, `backoff = "1s..5m"`
+///   (first and longest delay, default `"1s..1m"`) and `max_restarts = N`
+///   (failures in a row that are restarted, default 5).
+///
+///   ```
+///   # use hosted::prelude::*;
+///   #[hosted_service(on_failure = "restart", backoff = "500ms..30s", max_restarts = 10)]
+///   async fn tail_log(stop: CancellationToken) -> anyhow::Result<()> {
+///       stop.cancelled().await;
+///       Ok(())
+///   }
+///   ```
+///
+/// # On a type
+///
+/// The type implements [`HostedService`]; the host builds it with
+/// `Default`, or with `constructor = "path::to::fn"`. Options: `name`
+/// (default: the type's name), `order = N` (lower starts first; default 0)
+/// and `crate`.
 ///
 /// ```
-/// # use hosted::prelude::*;
-/// #[hosted_service(name = "orders-consumer")]
-/// async fn consume(stop: CancellationToken) { stop.cancelled().await }
+/// use hosted::prelude::*;
+///
+/// #[hosted_service(order = -1, constructor = "Pool::connect")]
+/// struct Pool { url: String }
+///
+/// impl Pool {
+///     fn connect() -> Pool { Pool { url: "postgres://localhost/app".into() } }
+/// }
+///
+/// impl HostedService for Pool {
+///     type Error = std::io::Error;
+///     async fn start(&mut self, _cancel: CancellationToken) -> Result<(), Self::Error> { Ok(()) }
+///     async fn stop(&mut self, _deadline: CancellationToken) -> Result<(), Self::Error> { Ok(()) }
+/// }
 /// ```
 ///
 /// ```compile_fail

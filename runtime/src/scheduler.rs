@@ -78,9 +78,10 @@ impl Scheduler {
             let index = scheduler.entries.len();
             match &job.schedule {
                 Schedule::Every(every) => {
-                    scheduler
-                        .heap
-                        .push(Reverse((started + every.offset(0), index)));
+                    let offset = every.offset(0);
+                    let first = TimeDelta::from_std(offset).ok().map(|o| wall + o);
+                    job.stats.set_next_run(first);
+                    scheduler.heap.push(Reverse((started + offset, index)));
                 }
                 Schedule::Cron(cron) => {
                     if scheduler.steps.is_none() {

@@ -1,0 +1,57 @@
+//! A host run as a real process by `tests/exit_codes.rs`, which sends it
+//! signals and checks its exit code. The first argument picks a scenario:
+//!
+//! - `clean`: a service and a job that stop gracefully;
+//! - `stuck`: a service whose `stop` never returns, with a long timeout;
+//! - `timeout`: the same with a 300 ms timeout;
+//! - `fail-start`: a service whose `start` fails;
+//! - `fail-service`: a background service that fails after 100 ms;
+//! - `stop-error`: a service whose `stop` fails.
+//!
+//! It prints `started` and `stopping` on stdout as the lifetime events fire.
+
+use std::time::Duration;
+
+use hosted::{Host, Job, Phase};
+use hosted_tests::{Act, Journal, Probe};
+
+#[tokio::main]
+async fn main() -> hosted::Report {
+    let scenario = std::env::args().nth(1).unwrap_or_default();
+    let journal = Journal::default();
+    let mut probe = Probe::new("probe", &journal);
+    let mut timeout = Duration::from_secs(60);
+    let mut builder = Host::builder().without_registered();
+    match scenario.as_str() {
+        "clean" => {}
+        "stuck" => probe = probe.at(Phase::Stop, Act::Hang),
+        "timeout" => {
+            probe = probe.at(Phase::Stop, Act::Hang);
+            timeout = Duration::from_millis(300);
+        }
+        "fail-start" => probe = probe.at(Phase::Start, Act::Fail),
+        "fail-service" => {
+            builder = builder.job(Job::service("doomed", || async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err::<(), _>("the disk is gone")
+            }));
+        }
+        "stop-error" => probe = probe.at(Phase::Stop, Act::Fail),
+        other => panic!("unknown scenario `{other}`"),
+    }
+    let host = builder
+        .service(probe)
+        .job(Job::every("tick", Duration::from_millis(50), || async {}))
+        .shutdown_timeout(timeout)
+        .build()
+        .expect("valid host");
+    let lifetime = host.lifetime();
+    tokio::spawn(async move {
+        if lifetime.started().await {
+            println!("started");
+        }
+        lifetime.stopping().await;
+        println!("stopping");
+    });
+    host.run().await
+}
