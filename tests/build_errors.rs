@@ -137,7 +137,7 @@ async fn every_problem_is_reported_at_once() {
     assert_eq!(jobs, ["bad-line", "bad-zone", "zero", "jumpy"]);
     assert!(schedule_problems[0]
         .1
-        .contains("invalid cron line `61 * * * *`"));
+        .contains("invalid minute field `61` in cron line `61 * * * *`"));
     assert!(schedule_problems[1]
         .1
         .contains("unknown time zone `Mars/Olympus_Mons`"));

@@ -10,7 +10,6 @@
 //! registration submitted through `inventory`.
 
 mod args;
-mod duration;
 mod expand;
 mod model;
 mod validate;

@@ -2,17 +2,13 @@
 //! option and every combination in one place. All errors are collected, so a
 //! single compile shows every mistake.
 
-use std::str::FromStr;
-
-use chrono::TimeZone as _;
-
 use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{FnArg, LitStr};
 
 use crate::args::{Args, Errors, Key};
-use crate::duration::parse_millis;
 use crate::model::{Job, Kind, OnFailure, Overlap, ServiceType, Trigger, Zone};
+use hosted_spec::{parse_backoff, parse_cron, parse_millis, parse_zone};
 
 /// Builds the model of one annotated fn, or every error found in it.
 pub(crate) fn job(kind: Kind, args: Args, func: syn::ItemFn) -> syn::Result<Job> {
@@ -128,35 +124,9 @@ fn on_failure(args: &Args, errors: &mut Errors) -> OnFailure {
 
 /// `"1s..5m"`: the first and the longest restart delay.
 fn backoff(lit: &LitStr, errors: &mut Errors) -> Option<(u64, u64)> {
-    let text = lit.value();
-    let Some((min, max)) = text.split_once("..") else {
-        errors.push(syn::Error::new(
-            lit.span(),
-            format!(
-                "invalid backoff `{text}`; write the first and the longest delay as `\"1s..5m\"`"
-            ),
-        ));
-        return None;
-    };
-    let parse = |part: &str, errors: &mut Errors| {
-        parse_millis(part)
-            .map_err(|message| {
-                errors.push(syn::Error::new(
-                    lit.span(),
-                    format!("in backoff `{text}`: {message}"),
-                ))
-            })
-            .ok()
-    };
-    let (min, max) = (parse(min, errors)?, parse(max, errors)?);
-    if min == 0 || min > max {
-        errors.push(syn::Error::new(
-            lit.span(),
-            format!("invalid backoff `{text}`: the first delay must be above zero and at most the longest, e.g. `\"1s..5m\"`"),
-        ));
-        return None;
-    }
-    Some((min, max))
+    parse_backoff(&lit.value())
+        .map_err(|message| errors.push(syn::Error::new(lit.span(), message)))
+        .ok()
 }
 
 /// Checks `#[hosted_service]` on a type.
@@ -292,7 +262,7 @@ fn cron(args: &Args, errors: &mut Errors) -> Trigger {
         return Trigger::Service(OnFailure::Stop);
     };
     let line = line_lit.value();
-    if let Err(message) = check_cron(&line) {
+    if let Err(message) = parse_cron(&line) {
         errors.push(syn::Error::new(line_lit.span(), message));
     }
     let zone = match args.get(Key::Tz) {
@@ -305,128 +275,13 @@ fn cron(args: &Args, errors: &mut Errors) -> Trigger {
     Trigger::Cron { line, zone }
 }
 
-/// Parses the line with the same `croner` settings the runtime uses, and
-/// rejects lines that can never fire. Errors name the offending field.
-fn check_cron(line: &str) -> Result<(), String> {
-    const FORMS: &str = "write 5 fields (minute, hour, day of month, month, day of week), \
-         6 with seconds first, or an alias such as `@hourly`";
-    let trimmed = line.trim();
-    if trimmed.eq_ignore_ascii_case("@reboot") {
-        return Err(
-            "`@reboot` is not a schedule; use `#[hosted_service]` for work that starts with the host"
-                .into(),
-        );
-    }
-    if trimmed.starts_with('@') {
-        parse_cron(trimmed).map_err(|_| {
-            format!("unknown cron alias `{trimmed}`; use `@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily` or `@hourly`")
-        })?;
-        return Ok(());
-    }
-    let fields: Vec<&str> = trimmed.split_whitespace().collect();
-    let names: &[(&str, &str)] = match fields.len() {
-        5 => &CRON_FIELDS[1..],
-        6 => &CRON_FIELDS,
-        n => return Err(format!("cron line `{line}` has {n} field(s); {FORMS}")),
-    };
-    let cron = parse_cron(trimmed).map_err(|error| {
-        // The culprit is the first field whose replacement by `*` parses.
-        let culprit = (0..fields.len()).find(|&i| {
-            let mut fixed = fields.clone();
-            fixed[i] = "*";
-            parse_cron(&fixed.join(" ")).is_ok()
-        });
-        match culprit {
-            Some(i) => format!(
-                "invalid {} field `{}` in cron line `{line}`; {}",
-                names[i].0, fields[i], names[i].1
-            ),
-            None => format!(
-                "invalid cron line `{line}` ({}); {FORMS}",
-                lowercase_message(&error)
-            ),
-        }
-    })?;
-    // A leap day is the rarest real date, so a line that fires at all fires
-    // within the eight years from 2000 (a leap year) on.
-    let Some(start) = chrono::Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single() else {
-        return Ok(());
-    };
-    let mut from = start;
-    for _ in 0..8 {
-        match cron.find_next_occurrence(&from, true) {
-            Ok(_) => return Ok(()),
-            Err(_) => from += chrono::Duration::days(366),
-        }
-    }
-    Err(format!(
-        "cron line `{line}` never fires: no month has that day; check the day-of-month and month fields"
-    ))
-}
-
-/// Each field's name and what it accepts, seconds first.
-const CRON_FIELDS: [(&str, &str); 6] = [
-    (
-        "second",
-        "use 0-59, `*`, lists (`0,30`), ranges (`0-10`) or steps (`*/15`)",
-    ),
-    (
-        "minute",
-        "use 0-59, `*`, lists (`0,30`), ranges (`0-10`) or steps (`*/15`)",
-    ),
-    ("hour", "use 0-23, `*`, lists, ranges or steps"),
-    (
-        "day-of-month",
-        "use 1-31, `*`, `L` (last day), lists, ranges or steps",
-    ),
-    (
-        "month",
-        "use 1-12 or `JAN`-`DEC`, `*`, lists, ranges or steps",
-    ),
-    (
-        "day-of-week",
-        "use 0-7 (0 and 7 are Sunday, 1 is Monday) or `SUN`-`SAT`, `*`, lists, ranges or steps",
-    ),
-];
-
-fn parse_cron(line: &str) -> Result<croner::Cron, croner::errors::CronError> {
-    croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Optional)
-        .year(croner::parser::Year::Disallowed)
-        .build()
-        .parse(line)
-}
-
-/// croner's message in rustc's voice: lowercase, no final period.
-fn lowercase_message(error: &croner::errors::CronError) -> String {
-    let text = error.to_string();
-    let text = text.trim_end_matches('.');
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|first| first.to_lowercase().chain(chars).collect())
-        .unwrap_or_default()
-}
-
 fn zone(lit: &LitStr) -> syn::Result<Zone> {
     let name = lit.value();
-    match name.as_str() {
-        "local" => return Ok(Zone::Local),
-        "UTC" | "utc" | "Etc/UTC" => return Ok(Zone::Utc),
-        _ => {}
-    }
-    match chrono_tz::Tz::from_str(&name) {
-        Ok(_) => Ok(Zone::Named(name)),
-        Err(_) => {
-            let hint = match chrono_tz::Tz::from_str_insensitive(&name) {
-                Ok(tz) => format!("did you mean `{}`?", tz.name()),
-                Err(_) => "use an IANA name such as `\"Europe/Berlin\"`, `\"UTC\"`, or `\"local\"` for the machine's zone".into(),
-            };
-            Err(syn::Error::new(
-                lit.span(),
-                format!("unknown time zone `{name}`; {hint}"),
-            ))
-        }
+    match parse_zone(&name) {
+        Ok(hosted_spec::Zone::Utc) => Ok(Zone::Utc),
+        Ok(hosted_spec::Zone::Local) => Ok(Zone::Local),
+        Ok(hosted_spec::Zone::Named(_)) => Ok(Zone::Named(name)),
+        Err(message) => Err(syn::Error::new(lit.span(), message)),
     }
 }
 

@@ -2,12 +2,11 @@
 //! cron line fires next in its time zone. Pure functions of time; the
 //! scheduler (`scheduler.rs`) decides when to look.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Timelike as _, Utc};
-use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
+use hosted_spec::{parse_cron, parse_zone, Zone};
 
 use crate::registry::ScheduleSpec;
 
@@ -152,54 +151,12 @@ pub(crate) struct CronSchedule {
     zone: Zone,
 }
 
-/// The time zone a cron line is read in.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Zone {
-    Utc,
-    Local,
-    Named(chrono_tz::Tz),
-}
-
-impl std::fmt::Display for Zone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Zone::Utc => f.write_str("UTC"),
-            Zone::Local => f.write_str("local"),
-            Zone::Named(tz) => f.write_str(tz.name()),
-        }
-    }
-}
-
-impl Zone {
-    pub(crate) fn parse(name: Option<&str>) -> Result<Zone, String> {
-        match name {
-            None | Some("UTC" | "utc" | "Etc/UTC") => Ok(Zone::Utc),
-            Some("local") => Ok(Zone::Local),
-            Some(name) => chrono_tz::Tz::from_str(name).map(Zone::Named).map_err(|_| {
-                format!("unknown time zone `{name}`; use an IANA name such as `Europe/Berlin`, `UTC`, or `local`")
-            }),
-        }
-    }
-}
-
-/// The `croner` settings shared with the macros, which check lines at
-/// compile time with the same ones.
-fn parser() -> CronParser {
-    CronParser::builder()
-        .seconds(Seconds::Optional)
-        .year(Year::Disallowed)
-        .build()
-}
-
 impl CronSchedule {
     pub(crate) fn parse(line: &str, zone: Option<&str>) -> Result<CronSchedule, String> {
-        let cron = parser().parse(line).map_err(|e| {
-            format!("invalid cron line `{line}`: {e}; write 5 fields, 6 with seconds first, or an alias such as `@hourly`")
-        })?;
         Ok(CronSchedule {
             line: line.to_owned(),
-            cron,
-            zone: Zone::parse(zone)?,
+            cron: parse_cron(line)?,
+            zone: zone.map_or(Ok(Zone::Utc), parse_zone)?,
         })
     }
 

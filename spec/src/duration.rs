@@ -3,11 +3,16 @@
 //! `"1m30s"`.
 //!
 //! Written here rather than taken from a crate such as `humantime`, which
-//! accepts many more spellings (`"2 hours"`, `"1min"`, fractions): the macro
-//! wants one strict grammar whose errors name exactly the valid units.
+//! accepts many more spellings (`"2 hours"`, `"1min"`, fractions): one
+//! strict grammar, the same in attributes and in configuration, whose errors
+//! name exactly the valid units.
 
 /// Parses `text` into milliseconds.
-pub(crate) fn parse_millis(text: &str) -> Result<u64, String> {
+///
+/// # Errors
+///
+/// A message in rustc's voice naming the valid units.
+pub fn parse_millis(text: &str) -> Result<u64, String> {
     const HINT: &str = "write integers with units `ms`, `s`, `m`, `h` or `d`, e.g. `\"1m30s\"`";
     if text.trim().is_empty() {
         return Err(format!("empty duration; {HINT}"));
@@ -43,9 +48,32 @@ pub(crate) fn parse_millis(text: &str) -> Result<u64, String> {
     Ok(total)
 }
 
+/// Parses a backoff range, `"1s..5m"`, into its first and longest delay in
+/// milliseconds.
+///
+/// # Errors
+///
+/// A malformed range, a bad duration, a zero first delay, or a first delay
+/// longer than the last.
+pub fn parse_backoff(text: &str) -> Result<(u64, u64), String> {
+    let Some((min, max)) = text.split_once("..") else {
+        return Err(format!(
+            "invalid backoff `{text}`; write the first and the longest delay as `\"1s..5m\"`"
+        ));
+    };
+    let min = parse_millis(min).map_err(|e| format!("in backoff `{text}`: {e}"))?;
+    let max = parse_millis(max).map_err(|e| format!("in backoff `{text}`: {e}"))?;
+    if min == 0 || min > max {
+        return Err(format!(
+            "invalid backoff `{text}`: the first delay must be above zero and at most the longest, e.g. `\"1s..5m\"`"
+        ));
+    }
+    Ok((min, max))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_millis;
+    use super::{parse_backoff, parse_millis};
 
     #[test]
     fn accepts_sequences_of_integer_and_unit() {
@@ -77,6 +105,15 @@ mod tests {
                 err.contains("`ms`, `s`, `m`, `h` or `d`") || err.contains("too large"),
                 "{bad:?}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn backoff_ranges() {
+        assert_eq!(parse_backoff("1s..5m"), Ok((1_000, 300_000)));
+        assert_eq!(parse_backoff("500ms..500ms"), Ok((500, 500)));
+        for bad in ["1s", "5m..1s", "0s..1s", "1s..", "..1s", "1x..2s"] {
+            assert!(parse_backoff(bad).is_err(), "{bad}");
         }
     }
 }

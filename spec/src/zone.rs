@@ -1,0 +1,68 @@
+//! Time zones: IANA names through `chrono-tz`, plus `"UTC"` and `"local"`.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The time zone a cron line is read in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Zone {
+    /// UTC, the default.
+    Utc,
+    /// The machine's zone, as `chrono::Local` reads it.
+    Local,
+    /// An IANA zone.
+    Named(chrono_tz::Tz),
+}
+
+impl fmt::Display for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Zone::Utc => f.write_str("UTC"),
+            Zone::Local => f.write_str("local"),
+            Zone::Named(tz) => f.write_str(tz.name()),
+        }
+    }
+}
+
+/// Parses a zone name: an IANA name (`"Europe/Berlin"`), `"UTC"`, or
+/// `"local"`.
+///
+/// # Errors
+///
+/// An unknown name; the message suggests the right spelling of a name that
+/// differs only in case.
+pub fn parse_zone(name: &str) -> Result<Zone, String> {
+    match name {
+        "UTC" | "utc" | "Etc/UTC" => return Ok(Zone::Utc),
+        "local" => return Ok(Zone::Local),
+        _ => {}
+    }
+    chrono_tz::Tz::from_str(name).map(Zone::Named).map_err(|_| {
+        let hint = match chrono_tz::Tz::from_str_insensitive(name) {
+            Ok(tz) => format!("did you mean `{}`?", tz.name()),
+            Err(_) => "use an IANA name such as `\"Europe/Berlin\"`, `\"UTC\"`, or `\"local\"` for the machine's zone".into(),
+        };
+        format!("unknown time zone `{name}`; {hint}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(parse_zone("UTC"), Ok(Zone::Utc));
+        assert_eq!(parse_zone("local"), Ok(Zone::Local));
+        assert_eq!(
+            parse_zone("Europe/Berlin"),
+            Ok(Zone::Named(chrono_tz::Europe::Berlin))
+        );
+        assert!(parse_zone("europe/berlin")
+            .unwrap_err()
+            .contains("did you mean `Europe/Berlin`?"));
+        assert!(parse_zone("Mars/Olympus_Mons")
+            .unwrap_err()
+            .contains("IANA name"));
+    }
+}
