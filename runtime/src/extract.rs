@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::lifecycle::HostShared;
 use crate::registry::JobKind;
+use crate::scope::ScopeMap;
 
 /// Everything a job's arguments can be built from, for one run.
 ///
@@ -26,6 +27,8 @@ use crate::registry::JobKind;
 pub struct RunContext<'a> {
     pub(crate) run: Run,
     pub(crate) host: &'a Arc<HostShared>,
+    /// The run's scoped values; `None` while they are being made.
+    pub(crate) scope: Option<&'a ScopeMap>,
 }
 
 impl RunContext<'_> {
@@ -77,7 +80,7 @@ impl RunContext<'_> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be an argument of a job",
     label = "the host cannot provide this argument",
-    note = "a job may take `Run`, `CancellationToken`, `State<T>` (for a `T` given to `HostBuilder::state`), `Lifetime`, `HostHandle`, or a type that implements `FromRun`"
+    note = "a job may take `Run`, `CancellationToken`, `State<T>` (for a `T` given to `HostBuilder::state`), `Scoped<T>` (for a `T` made by a factory given to `HostBuilder::scoped`), `Lifetime`, `HostHandle`, or a type that implements `FromRun`"
 )]
 pub trait FromRun: Sized {
     /// Builds the argument for one run.
@@ -199,6 +202,7 @@ impl<T: Clone + Send + Sync + 'static> FromRun for State<T> {
 #[derive(Debug, Default)]
 pub struct Dependencies {
     pub(crate) states: Vec<(TypeId, &'static str)>,
+    pub(crate) scoped: Vec<(TypeId, &'static str)>,
 }
 
 impl Dependencies {
@@ -207,6 +211,16 @@ impl Dependencies {
     pub fn state<T: 'static>(&mut self) {
         self.states
             .push((TypeId::of::<T>(), std::any::type_name::<T>()));
+    }
+
+    /// Declares that the job needs a scoped value of type `T`, made by a
+    /// factory registered with
+    /// [`HostBuilder::scoped`](crate::HostBuilder::scoped).
+    pub fn scoped<T: 'static>(&mut self) {
+        let entry = (TypeId::of::<T>(), std::any::type_name::<T>());
+        if !self.scoped.contains(&entry) {
+            self.scoped.push(entry);
+        }
     }
 }
 

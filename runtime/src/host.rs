@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::extract::StateMap;
+use crate::extract::{IntoOutcome, Outcome};
 use crate::lifecycle::{HostShared, ServiceSlot};
 use crate::registry::{registered, Candidate, Job, JobKind, Origin, Registration};
 use crate::runner::{JobDef, JobStats};
 use crate::schedule::Schedule;
+use crate::scope::{ScopeDef, ScopeFactory};
 use crate::service::{DynService, HostedService, ServiceRegistration};
+use std::future::Future;
 
 /// The default of [`HostBuilder::shutdown_timeout`]: 30 seconds, as in
 /// Microsoft.Extensions.Hosting.
@@ -87,6 +90,7 @@ pub struct HostBuilder {
     duplicate_state: Vec<&'static str>,
     jobs: Vec<Job>,
     services: Vec<Box<dyn DynService>>,
+    scopes: Vec<ScopeDef>,
     selection: Option<Chosen>,
     settings: Settings,
     pub(crate) clock: Clock,
@@ -99,6 +103,7 @@ impl Default for HostBuilder {
             duplicate_state: Vec::new(),
             jobs: Vec::new(),
             services: Vec::new(),
+            scopes: Vec::new(),
             selection: None,
             settings: Settings {
                 shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
@@ -135,6 +140,70 @@ impl HostBuilder {
         if !self.state.insert(value) {
             self.duplicate_state.push(std::any::type_name::<T>());
         }
+        self
+    }
+
+    /// Registers the factory of [`Scoped<T>`](crate::Scoped): an async fn or
+    /// closure that takes [`FromRun`](crate::FromRun) arguments (`State<_>`,
+    /// `Run`, the stop token, ...) and returns `Result<T, E>`. It runs before
+    /// each run of a job that takes `Scoped<T>`, once per run; if it fails,
+    /// the run fails with an error naming the factory and the job, and the
+    /// job's body does not run. One factory per type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[derive(Clone)] struct Pool; #[derive(Clone)] struct Session;
+    /// # impl Pool { async fn session(&self) -> Result<Session, std::io::Error> { Ok(Session) } }
+    /// use hosted::{Host, State};
+    ///
+    /// let builder = Host::builder()
+    ///     .state(Pool)
+    ///     .scoped(|State(pool): State<Pool>| async move { pool.session().await });
+    /// # drop(builder);
+    /// ```
+    pub fn scoped<T, Args, F>(mut self, factory: F) -> Self
+    where
+        T: Clone + Send + Sync + 'static,
+        F: ScopeFactory<Args, T>,
+    {
+        self.scopes.push(ScopeDef::new(factory));
+        self
+    }
+
+    /// Like [`scoped`](Self::scoped), with a teardown that gets the value
+    /// back after each run, with the run's [`Outcome`]: commit a transaction
+    /// on success, roll it back on an error or a panic. A teardown that
+    /// fails turns a successful run into a failed one. Values of aborted runs
+    /// are dropped without teardown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[derive(Clone)] struct Tx;
+    /// # impl Tx { async fn begin() -> Result<Tx, std::io::Error> { Ok(Tx) }
+    /// #   async fn commit(self) -> Result<(), std::io::Error> { Ok(()) }
+    /// #   async fn rollback(self) -> Result<(), std::io::Error> { Ok(()) } }
+    /// use hosted::{Host, Outcome};
+    ///
+    /// let builder = Host::builder().scoped_with_teardown(
+    ///     || Tx::begin(),
+    ///     |tx: Tx, outcome: Outcome| async move {
+    ///         if outcome.is_success() { tx.commit().await } else { tx.rollback().await }
+    ///     },
+    /// );
+    /// # drop(builder);
+    /// ```
+    pub fn scoped_with_teardown<T, Args, F, D, Fut, R>(mut self, factory: F, teardown: D) -> Self
+    where
+        T: Clone + Send + Sync + 'static,
+        F: ScopeFactory<Args, T>,
+        D: Fn(T, Outcome) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoOutcome,
+    {
+        self.scopes
+            .push(ScopeDef::new(factory).with_teardown(teardown));
         self
     }
 
@@ -284,6 +353,16 @@ impl HostBuilder {
                     });
                 }
             }
+            let mut scoped = Vec::new();
+            for (type_id, type_name) in &candidate.dependencies.scoped {
+                match self.scopes.iter().position(|def| def.type_id == *type_id) {
+                    Some(index) => scoped.push(index),
+                    None => problems.push(Problem::MissingScoped {
+                        job: candidate.name.to_string(),
+                        type_name,
+                    }),
+                }
+            }
             let kind = match candidate.schedule {
                 crate::registry::ScheduleSpec::Every { .. } => JobKind::Every,
                 crate::registry::ScheduleSpec::Cron { .. } => JobKind::Cron,
@@ -298,6 +377,7 @@ impl HostBuilder {
                     overlap: candidate.overlap,
                     on_failure: candidate.on_failure,
                     invoke: candidate.invoke,
+                    scoped,
                     stats: JobStats::default(),
                 })),
                 Err(message) => problems.push(Problem::InvalidSchedule {
@@ -309,11 +389,32 @@ impl HostBuilder {
         for type_name in self.duplicate_state {
             problems.push(Problem::DuplicateState { type_name });
         }
+        for (i, def) in self.scopes.iter().enumerate() {
+            if self.scopes[..i].iter().any(|d| d.type_id == def.type_id) {
+                problems.push(Problem::DuplicateScoped {
+                    type_name: def.type_name,
+                });
+            }
+            for (type_id, state) in &def.dependencies.states {
+                if !self.state.contains(*type_id) {
+                    problems.push(Problem::FactoryMissingState {
+                        type_name: def.type_name,
+                        state,
+                    });
+                }
+            }
+            for (_, inner) in &def.dependencies.scoped {
+                problems.push(Problem::ScopedInFactory {
+                    type_name: def.type_name,
+                    takes: inner,
+                });
+            }
+        }
         if !problems.is_empty() {
             return Err(BuildError { problems });
         }
         Ok(Host {
-            shared: Arc::new(HostShared::new(self.state, self.clock, jobs)),
+            shared: Arc::new(HostShared::new(self.state, self.clock, jobs, self.scopes)),
             settings: self.settings,
             services,
         })
@@ -438,6 +539,32 @@ pub enum Problem {
         /// The type.
         type_name: &'static str,
     },
+    /// A job takes `Scoped<T>` but no factory makes a `T`.
+    MissingScoped {
+        /// The job.
+        job: String,
+        /// The scoped value's type.
+        type_name: &'static str,
+    },
+    /// A scope factory takes `State<T>` but no `T` was registered.
+    FactoryMissingState {
+        /// The type the factory makes.
+        type_name: &'static str,
+        /// The state's type.
+        state: &'static str,
+    },
+    /// Two factories make one type.
+    DuplicateScoped {
+        /// The type.
+        type_name: &'static str,
+    },
+    /// A factory takes a scoped value itself.
+    ScopedInFactory {
+        /// The type the factory makes.
+        type_name: &'static str,
+        /// The scoped type it takes.
+        takes: &'static str,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -446,6 +573,10 @@ impl fmt::Display for Problem {
             Problem::DuplicateName { name, first, second } => write!(
                 f,
                 "two jobs are named `{name}` ({first} and {second}); job names must be unique per host: rename one with `name = \"...\"`"
+            ),
+            Problem::FactoryMissingState { type_name, state } => write!(
+                f,
+                "the `Scoped<{type_name}>` factory takes `State<{state}>`, but the host has no `{state}`; register one with `Host::builder().state(value)`"
             ),
             Problem::MissingState { job, type_name } => write!(
                 f,
@@ -462,6 +593,18 @@ impl fmt::Display for Problem {
                     write!(f, "; {} jobs are registered, e.g. {}", known.len(), known[..12].join(", "))
                 }
             }
+            Problem::MissingScoped { job, type_name } => write!(
+                f,
+                "job `{job}` takes `Scoped<{type_name}>`, but the host has no factory for `{type_name}`; register one with `Host::builder().scoped(|...| async {{ ... }})`"
+            ),
+            Problem::DuplicateScoped { type_name } => write!(
+                f,
+                "two factories make `Scoped<{type_name}>`; register one per type"
+            ),
+            Problem::ScopedInFactory { type_name, takes } => write!(
+                f,
+                "the `Scoped<{type_name}>` factory takes `Scoped<{takes}>`; factories take `State`, `Run` and other arguments, not scoped values"
+            ),
             Problem::DuplicateState { type_name } => write!(
                 f,
                 "state of type `{type_name}` registered twice; register it once (wrap distinct values in distinct types)"

@@ -157,6 +157,7 @@ mod registry;
 mod runner;
 mod schedule;
 mod scheduler;
+mod scope;
 mod service;
 pub mod testing;
 
@@ -169,6 +170,7 @@ pub use crate::host::{BuildError, Host, HostBuilder, Problem, DEFAULT_SHUTDOWN_T
 pub use crate::lifecycle::{Aborted, HostError, Lifetime, Report, RunningHost, StopReason};
 pub use crate::registry::{Backoff, FailurePolicy, Handler, Job, JobKind, Overlap};
 pub use crate::runner::LastRun;
+pub use crate::scope::{ScopeFactory, Scoped};
 pub use crate::service::{HostedService, Phase};
 pub use tokio_util::sync::CancellationToken;
 
@@ -385,7 +387,7 @@ pub use hosted_macros::hosted_service;
 pub mod prelude {
     pub use crate::{
         cron, every, hosted_service, CancellationToken, Host, HostHandle, HostedService, Job,
-        Lifetime, Report, Run, State,
+        Lifetime, Report, Run, Scoped, State,
     };
 }
 

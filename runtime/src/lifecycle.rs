@@ -41,6 +41,7 @@ use crate::host::{Host, Settings};
 use crate::registry::JobKind;
 use crate::runner::{panic_message, supervise, JobDef};
 use crate::scheduler::Scheduler;
+use crate::scope::ScopeDef;
 use crate::service::{DynService, Phase};
 use crate::testing::RecordedRun;
 
@@ -63,6 +64,7 @@ pub(crate) struct HostShared {
     pub(crate) tracker: TaskTracker,
     pub(crate) clock: Clock,
     pub(crate) jobs: Vec<Arc<JobDef>>,
+    pub(crate) scopes: Vec<ScopeDef>,
     reason: Mutex<Option<StopReason>>,
     errors: Mutex<Vec<HostError>>,
     /// Set by `testing::TestHost` to record every run that starts.
@@ -70,7 +72,12 @@ pub(crate) struct HostShared {
 }
 
 impl HostShared {
-    pub(crate) fn new(state: StateMap, clock: Clock, jobs: Vec<Arc<JobDef>>) -> HostShared {
+    pub(crate) fn new(
+        state: StateMap,
+        clock: Clock,
+        jobs: Vec<Arc<JobDef>>,
+        scopes: Vec<ScopeDef>,
+    ) -> HostShared {
         HostShared {
             stop: CancellationToken::new(),
             kill: CancellationToken::new(),
@@ -80,6 +87,7 @@ impl HostShared {
             tracker: TaskTracker::new(),
             clock,
             jobs,
+            scopes,
             reason: Mutex::new(None),
             errors: Mutex::new(Vec::new()),
             run_log: OnceLock::new(),

@@ -17,6 +17,7 @@ use crate::extract::{Outcome, Run, RunContext};
 use crate::lifecycle::HostShared;
 use crate::registry::{FailurePolicy, Invoke, JobKind, Origin, Overlap};
 use crate::schedule::{seed_of, Schedule};
+use crate::scope::{self, ScopeDef};
 use crate::service::Phase;
 
 /// A job as the running host holds it.
@@ -28,6 +29,9 @@ pub(crate) struct JobDef {
     pub(crate) overlap: Overlap,
     pub(crate) on_failure: FailurePolicy,
     pub(crate) invoke: Invoke,
+    /// The host's scope factories this job's arguments need, by index, in
+    /// the order the arguments ask for them.
+    pub(crate) scoped: Vec<usize>,
     pub(crate) stats: JobStats,
 }
 
@@ -225,27 +229,46 @@ async fn run_once(
         run = number,
         scheduled = %scheduled.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     );
-    let cx = RunContext {
-        run: Run {
-            job: job.name.clone(),
-            kind: job.kind,
-            number,
-            scheduled,
-        },
-        host: &host,
+    let run = Run {
+        job: job.name.clone(),
+        kind: job.kind,
+        number,
+        scheduled,
     };
-    let body = span.in_scope(|| job.invoke.call(&cx));
     async {
         let started = Instant::now();
-        let mut outcome = match body {
-            Err(error) => Outcome::Failed(format!("could not build an argument: {error}")),
-            Ok(body) => tokio::select! {
-                biased;
-                () = host.kill.cancelled() => Outcome::Aborted,
-                result = AssertUnwindSafe(body).catch_unwind() => {
-                    result.unwrap_or_else(|panic| Outcome::Panicked(panic_message(&*panic)))
-                }
-            },
+        let work = async {
+            if job.scoped.is_empty() {
+                let cx = RunContext {
+                    run,
+                    host: &host,
+                    scope: None,
+                };
+                return body(&job, &cx).await;
+            }
+            let defs: Vec<&ScopeDef> = job.scoped.iter().map(|&i| &host.scopes[i]).collect();
+            let making = RunContext {
+                run: run.clone(),
+                host: &host,
+                scope: None,
+            };
+            let scope_map = match scope::open(&defs, &making).await {
+                Ok(scope_map) => scope_map,
+                Err(failure) => return failure,
+            };
+            let cx = RunContext {
+                run,
+                host: &host,
+                scope: Some(&scope_map),
+            };
+            let outcome = body(&job, &cx).await;
+            drop(cx);
+            scope::close(&defs, scope_map, outcome, &job.name).await
+        };
+        let mut outcome = tokio::select! {
+            biased;
+            () = host.kill.cancelled() => Outcome::Aborted,
+            outcome = work => outcome,
         };
         if outcome == Outcome::Cancelled && !host.stop.is_cancelled() {
             outcome =
@@ -256,6 +279,17 @@ async fn run_once(
     }
     .instrument(span)
     .await
+}
+
+/// Builds the arguments and runs the job's body, catching a panic.
+async fn body(job: &JobDef, cx: &RunContext<'_>) -> Outcome {
+    match job.invoke.call(cx) {
+        Err(error) => Outcome::Failed(format!("could not build an argument: {error}")),
+        Ok(body) => AssertUnwindSafe(body)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Outcome::Panicked(panic_message(&*panic))),
+    }
 }
 
 fn finish(job: &JobDef, number: u64, scheduled: DateTime<Utc>, outcome: &Outcome, took: Duration) {
