@@ -11,6 +11,7 @@
 
 mod args;
 mod expand;
+mod from_ref;
 mod model;
 mod validate;
 
@@ -35,6 +36,16 @@ pub fn cron(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn hosted_service(attr: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::Service, attr, item)
+}
+
+/// Makes each field of an app state struct a sub-state that jobs can take
+/// as `State<Field>`. See `hosted::FromRef`.
+#[proc_macro_derive(FromRef, attributes(from_ref))]
+pub fn derive_from_ref(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    from_ref::derive(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }
 
 fn entry(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {

@@ -197,6 +197,103 @@ impl<T: Clone + Send + Sync + 'static> FromRun for State<T> {
     }
 }
 
+/// Derives a sub-state `Self` from a registered state `S`, like axum's
+/// `FromRef`: a job takes `State<Pool>` while the host was given one
+/// `AppState` that holds the pool.
+///
+/// `#[derive(FromRef)]` on the app state implements it for each field (skip
+/// one with `#[from_ref(skip)]`) and registers the derivations, so
+/// `build()` finds them. For a hand-written impl, tell the builder with
+/// [`HostBuilder::substate`](crate::HostBuilder::substate). Sub-states are
+/// derived once, at `build()`, and cloned into each run like any state.
+///
+/// # Examples
+///
+/// ```
+/// use hosted::prelude::*;
+/// use hosted::FromRef;
+///
+/// #[derive(Clone)]
+/// struct Pool;
+///
+/// #[derive(Clone, FromRef)]
+/// struct AppState {
+///     pool: Pool,
+///     #[from_ref(skip)]
+///     api_key: String,
+/// }
+///
+/// #[every("1m")]
+/// async fn vacuum(State(_pool): State<Pool>) {}
+///
+/// let host = Host::builder()
+///     .only_jobs(["vacuum"])
+///     .state(AppState { pool: Pool, api_key: "secret".into() })
+///     .build();
+/// assert!(host.is_ok());
+/// ```
+pub trait FromRef<S> {
+    /// Derives the sub-state.
+    fn from_ref(input: &S) -> Self;
+}
+
+/// A state value, type-erased. Not public API.
+#[doc(hidden)]
+pub type AnyState = Box<dyn Any + Send + Sync>;
+
+/// Erases a state value. Not public API.
+#[doc(hidden)]
+pub fn any_state<T: Send + Sync + 'static>(value: T) -> AnyState {
+    Box::new(value)
+}
+
+/// A derivation of one sub-state from one state, registered by
+/// `#[derive(FromRef)]`. Not public API.
+#[doc(hidden)]
+pub struct SubState {
+    pub from: fn() -> TypeId,
+    pub to: fn() -> TypeId,
+    pub from_name: fn() -> &'static str,
+    pub derive: fn(&(dyn Any + Send + Sync)) -> Option<AnyState>,
+}
+
+inventory::collect!(SubState);
+
+/// A derivation the builder was told of, or one registered by a derive.
+pub(crate) struct Derivation {
+    pub(crate) from: TypeId,
+    pub(crate) to: TypeId,
+    pub(crate) from_name: &'static str,
+    pub(crate) derive: Box<dyn Fn(&(dyn Any + Send + Sync)) -> Option<AnyState> + Send>,
+}
+
+impl Derivation {
+    pub(crate) fn of<S: Send + Sync + 'static, T: FromRef<S> + Send + Sync + 'static>() -> Derivation
+    {
+        Derivation {
+            from: TypeId::of::<S>(),
+            to: TypeId::of::<T>(),
+            from_name: std::any::type_name::<S>(),
+            derive: Box::new(|input| {
+                input
+                    .downcast_ref::<S>()
+                    .map(|state| any_state(T::from_ref(state)))
+            }),
+        }
+    }
+
+    pub(crate) fn registered() -> impl Iterator<Item = Derivation> {
+        inventory::iter::<SubState>
+            .into_iter()
+            .map(|sub| Derivation {
+                from: (sub.from)(),
+                to: (sub.to)(),
+                from_name: (sub.from_name)(),
+                derive: Box::new(sub.derive),
+            })
+    }
+}
+
 /// What a job's arguments need from the host, collected by
 /// [`FromRun::dependencies`] and checked by `build()`.
 #[derive(Debug, Default)]
@@ -271,6 +368,37 @@ impl StateMap {
 
     pub(crate) fn contains(&self, type_id: TypeId) -> bool {
         self.values.contains_key(&type_id)
+    }
+
+    /// Derives the value of type `to` from a registered state, if exactly
+    /// one derivation applies; returns the names of the states it could
+    /// come from when several do.
+    pub(crate) fn derive(
+        &mut self,
+        to: TypeId,
+        derivations: &[Derivation],
+    ) -> Result<bool, Vec<&'static str>> {
+        let applicable: Vec<&Derivation> = derivations
+            .iter()
+            .filter(|d| d.to == to && self.values.contains_key(&d.from))
+            .collect();
+        match applicable.as_slice() {
+            [] => Ok(false),
+            [one] => {
+                let derived = self
+                    .values
+                    .get(&one.from)
+                    .and_then(|from| (one.derive)(&**from));
+                match derived {
+                    Some(value) => {
+                        self.values.insert(to, value);
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                }
+            }
+            several => Err(several.iter().map(|d| d.from_name).collect()),
+        }
     }
 
     pub(crate) fn get<T: Clone + 'static>(&self) -> Option<T> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::extract::StateMap;
-use crate::extract::{IntoOutcome, Outcome};
+use crate::extract::{Derivation, FromRef, IntoOutcome, Outcome};
 use crate::lifecycle::{HostShared, ServiceSlot};
 use crate::registry::{registered, Candidate, Job, JobKind, Origin, Registration};
 use crate::runner::{JobDef, JobStats};
@@ -91,6 +91,7 @@ pub struct HostBuilder {
     jobs: Vec<Job>,
     services: Vec<Box<dyn DynService>>,
     scopes: Vec<ScopeDef>,
+    derivations: Vec<Derivation>,
     selection: Option<Chosen>,
     settings: Settings,
     pub(crate) clock: Clock,
@@ -104,6 +105,7 @@ impl Default for HostBuilder {
             jobs: Vec::new(),
             services: Vec::new(),
             scopes: Vec::new(),
+            derivations: Vec::new(),
             selection: None,
             settings: Settings {
                 shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
@@ -207,6 +209,18 @@ impl HostBuilder {
         self
     }
 
+    /// Lets jobs take `State<T>` derived from a registered `S` through a
+    /// hand-written `impl FromRef<S> for T`. (`#[derive(FromRef)]` needs no
+    /// such call.)
+    pub fn substate<S, T>(mut self) -> Self
+    where
+        S: Send + Sync + 'static,
+        T: FromRef<S> + Clone + Send + Sync + 'static,
+    {
+        self.derivations.push(Derivation::of::<S, T>());
+        self
+    }
+
     /// Adds a job built by hand, beside the registered ones.
     pub fn job(mut self, job: Job) -> Self {
         self.jobs.push(job);
@@ -299,6 +313,25 @@ impl HostBuilder {
         let mut problems = Vec::new();
         let (candidates, registered_services) = self.select(&mut problems);
 
+        // Sub-states: derive every state a job or a factory needs and the
+        // host lacks, from the states it has.
+        let mut derivations = std::mem::take(&mut self.derivations);
+        derivations.extend(Derivation::registered());
+        let needed = candidates
+            .iter()
+            .flat_map(|c| &c.dependencies.states)
+            .chain(self.scopes.iter().flat_map(|s| &s.dependencies.states));
+        let mut ambiguous = Vec::new();
+        for (type_id, type_name) in needed {
+            if self.state.contains(*type_id) || ambiguous.contains(type_id) {
+                continue;
+            }
+            if let Err(sources) = self.state.derive(*type_id, &derivations) {
+                ambiguous.push(*type_id);
+                problems.push(Problem::AmbiguousState { type_name, sources });
+            }
+        }
+
         let mut seen: HashMap<Arc<str>, Origin> = HashMap::new();
         let mut services = Vec::new();
         // Builder services first (order 0, in the order added), then
@@ -346,7 +379,7 @@ impl HostBuilder {
             }
             seen.insert(candidate.name.clone(), candidate.origin.clone());
             for (type_id, type_name) in &candidate.dependencies.states {
-                if !self.state.contains(*type_id) {
+                if !self.state.contains(*type_id) && !ambiguous.contains(type_id) {
                     problems.push(Problem::MissingState {
                         job: candidate.name.to_string(),
                         type_name,
@@ -539,6 +572,13 @@ pub enum Problem {
         /// The type.
         type_name: &'static str,
     },
+    /// A `State<T>` could be derived from more than one registered state.
+    AmbiguousState {
+        /// The sub-state's type.
+        type_name: &'static str,
+        /// The states it could come from.
+        sources: Vec<&'static str>,
+    },
     /// A job takes `Scoped<T>` but no factory makes a `T`.
     MissingScoped {
         /// The job.
@@ -596,6 +636,11 @@ impl fmt::Display for Problem {
             Problem::MissingScoped { job, type_name } => write!(
                 f,
                 "job `{job}` takes `Scoped<{type_name}>`, but the host has no factory for `{type_name}`; register one with `Host::builder().scoped(|...| async {{ ... }})`"
+            ),
+            Problem::AmbiguousState { type_name, sources } => write!(
+                f,
+                "`State<{type_name}>` could come from {}; register the `{type_name}` itself with `Host::builder().state(value)` to choose",
+                sources.join(" or ")
             ),
             Problem::DuplicateScoped { type_name } => write!(
                 f,

@@ -162,7 +162,7 @@ mod service;
 pub mod testing;
 
 pub use crate::extract::{
-    Cancelled, Dependencies, ExtractError, FromRun, IntoOutcome, Outcome, Run, RunContext,
+    Cancelled, Dependencies, ExtractError, FromRef, FromRun, IntoOutcome, Outcome, Run, RunContext,
     RunFuture, State,
 };
 pub use crate::handle::{HandleError, HostHandle, JobStatus};
@@ -172,6 +172,8 @@ pub use crate::registry::{Backoff, FailurePolicy, Handler, Job, JobKind, Overlap
 pub use crate::runner::LastRun;
 pub use crate::scope::{ScopeFactory, Scoped};
 pub use crate::service::{HostedService, Phase};
+/// Derives [`FromRef`] for each field of an app state struct; see there.
+pub use hosted_macros::FromRef;
 pub use tokio_util::sync::CancellationToken;
 
 /// Runs an async fn at a fixed rate, on a grid from the host's start.
@@ -395,7 +397,8 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::extract::{
-        Dependencies, ExtractError, FromRun, IntoOutcome, RunContext, RunFuture,
+        any_state, AnyState, Dependencies, ExtractError, FromRun, IntoOutcome, RunContext,
+        RunFuture, SubState,
     };
     pub use crate::registry::{
         Backoff, CronSpec, EverySpec, FailurePolicy, Overlap, Registration, Trigger, ZoneSpec,
