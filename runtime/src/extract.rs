@@ -259,12 +259,15 @@ pub struct SubState {
 
 inventory::collect!(SubState);
 
+/// Derives one state from another, type-erased.
+type Derive = dyn Fn(&(dyn Any + Send + Sync)) -> Option<AnyState> + Send;
+
 /// A derivation the builder was told of, or one registered by a derive.
 pub(crate) struct Derivation {
     pub(crate) from: TypeId,
     pub(crate) to: TypeId,
     pub(crate) from_name: &'static str,
-    pub(crate) derive: Box<dyn Fn(&(dyn Any + Send + Sync)) -> Option<AnyState> + Send>,
+    pub(crate) derive: Box<Derive>,
 }
 
 impl Derivation {

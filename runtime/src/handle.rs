@@ -138,6 +138,9 @@ impl HostHandle {
         if job.kind == JobKind::Service {
             return Err(HandleError::NotScheduled(name.to_owned()));
         }
+        if !job.enabled {
+            return Err(HandleError::Disabled(name.to_owned()));
+        }
         Ok(job)
     }
 }
@@ -160,6 +163,8 @@ pub enum HandleError {
     AlreadyRunning(String),
     /// The host is stopping and starts no more runs.
     Stopping,
+    /// The job is disabled by configuration.
+    Disabled(String),
 }
 
 impl fmt::Display for HandleError {
@@ -175,6 +180,9 @@ impl fmt::Display for HandleError {
                 "`{name}` is still running and does not overlap (`overlap = \"allow\"` would let it)"
             ),
             HandleError::Stopping => f.write_str("the host is stopping"),
+            HandleError::Disabled(name) => {
+                write!(f, "`{name}` is disabled by configuration (`enabled = false`)")
+            }
         }
     }
 }
@@ -201,6 +209,8 @@ pub struct JobStatus {
     pub next_run: Option<DateTime<Utc>>,
     /// The last run that finished.
     pub last_run: Option<LastRun>,
+    /// Whether it runs at all: `false` when configuration disabled it.
+    pub enabled: bool,
     /// Whether it is paused.
     pub paused: bool,
     /// Runs started.
@@ -229,6 +239,7 @@ impl JobStatus {
             defined_at: job.origin.to_string(),
             next_run: stats.next_run(),
             last_run: stats.last_run(),
+            enabled: job.enabled,
             paused: stats.paused.load(Ordering::Relaxed),
             runs: stats.started.load(Ordering::Relaxed),
             succeeded: stats.succeeded.load(Ordering::Relaxed),

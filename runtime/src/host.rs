@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::config::{self, HostConfig, JobConfig, Overrides};
 use crate::extract::StateMap;
 use crate::extract::{Derivation, FromRef, IntoOutcome, Outcome};
 use crate::lifecycle::{HostShared, ServiceSlot};
@@ -92,6 +93,7 @@ pub struct HostBuilder {
     services: Vec<Box<dyn DynService>>,
     scopes: Vec<ScopeDef>,
     derivations: Vec<Derivation>,
+    overrides: Overrides,
     selection: Option<Chosen>,
     settings: Settings,
     pub(crate) clock: Clock,
@@ -106,6 +108,7 @@ impl Default for HostBuilder {
             services: Vec::new(),
             scopes: Vec::new(),
             derivations: Vec::new(),
+            overrides: Overrides::default(),
             selection: None,
             settings: Settings {
                 shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
@@ -221,6 +224,42 @@ impl HostBuilder {
         self
     }
 
+    /// Applies settings from configuration: timeouts, and per job its
+    /// schedule, options and enabled flag (see [`HostConfig`]). Later calls
+    /// and [`configure`](Self::configure) override earlier ones key by key.
+    /// A job named in it but not registered anywhere is a `build()` error; a
+    /// registered job this host does not take is ignored.
+    pub fn config(mut self, config: HostConfig) -> Self {
+        self.overrides.add(config);
+        self
+    }
+
+    /// Overrides the settings of the job named `name`, as configuration
+    /// does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hosted::Host;
+    ///
+    /// #[hosted::every("30s")]
+    /// async fn grace_period() {}
+    ///
+    /// let host = Host::builder()
+    ///     .only_jobs(["grace_period"])
+    ///     .configure("grace_period", |job| {
+    ///         job.every = Some("5m".into());
+    ///         job.enabled = Some(false);
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(host);
+    /// ```
+    pub fn configure(mut self, name: impl Into<String>, edit: impl FnOnce(&mut JobConfig)) -> Self {
+        edit(self.overrides.job(name.into()));
+        self
+    }
+
     /// Adds a job built by hand, beside the registered ones.
     pub fn job(mut self, job: Job) -> Self {
         self.jobs.push(job);
@@ -311,7 +350,8 @@ impl HostBuilder {
     /// state type registered twice.
     pub fn build(mut self) -> Result<Host, BuildError> {
         let mut problems = Vec::new();
-        let (candidates, registered_services) = self.select(&mut problems);
+        let (mut candidates, registered_services) = self.select(&mut problems);
+        self.apply_overrides(&mut candidates, &mut problems);
 
         // Sub-states: derive every state a job or a factory needs and the
         // host lacks, from the states it has.
@@ -404,6 +444,7 @@ impl HostBuilder {
             match Schedule::from_spec(candidate.schedule, &candidate.name) {
                 Ok(schedule) => jobs.push(Arc::new(JobDef {
                     name: candidate.name,
+                    enabled: candidate.enabled,
                     kind,
                     origin: candidate.origin,
                     schedule,
@@ -451,6 +492,41 @@ impl HostBuilder {
             settings: self.settings,
             services,
         })
+    }
+
+    /// Applies configuration to the jobs it names.
+    fn apply_overrides(&mut self, candidates: &mut [Candidate], problems: &mut Vec<Problem>) {
+        let overrides = std::mem::take(&mut self.overrides);
+        for (key, value) in [
+            ("shutdown_timeout", overrides.shutdown_timeout),
+            ("startup_timeout", overrides.startup_timeout),
+        ] {
+            let Some(text) = value else { continue };
+            match config::duration(key, &text) {
+                Ok(limit) if key == "shutdown_timeout" => self.settings.shutdown_timeout = limit,
+                Ok(limit) => self.settings.startup_timeout = Some(limit),
+                Err((key, message)) => problems.push(Problem::InvalidHostConfig { key, message }),
+            }
+        }
+        for (name, job_config) in overrides.jobs {
+            match candidates.iter_mut().find(|c| *c.name == *name) {
+                Some(candidate) => {
+                    for (key, message) in config::apply(candidate, job_config) {
+                        problems.push(Problem::InvalidConfig {
+                            job: name.clone(),
+                            key,
+                            message,
+                        });
+                    }
+                }
+                None if registered().iter().any(|r| r.name == name) => {}
+                None => problems.push(Problem::InvalidConfig {
+                    job: name,
+                    key: "jobs",
+                    message: "no job has this name".to_owned(),
+                }),
+            }
+        }
     }
 
     /// The registered jobs the selection takes followed by the explicit ones,
@@ -579,6 +655,22 @@ pub enum Problem {
         /// The states it could come from.
         sources: Vec<&'static str>,
     },
+    /// A job's setting from configuration is invalid.
+    InvalidConfig {
+        /// The job.
+        job: String,
+        /// The key, e.g. `every`.
+        key: &'static str,
+        /// What is wrong, and the fix.
+        message: String,
+    },
+    /// A host setting from configuration is invalid.
+    InvalidHostConfig {
+        /// The key, e.g. `shutdown_timeout`.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// A job takes `Scoped<T>` but no factory makes a `T`.
     MissingScoped {
         /// The job.
@@ -642,6 +734,12 @@ impl fmt::Display for Problem {
                 "`State<{type_name}>` could come from {}; register the `{type_name}` itself with `Host::builder().state(value)` to choose",
                 sources.join(" or ")
             ),
+            Problem::InvalidConfig { job, key, message } => {
+                write!(f, "configuration of job `{job}`, key `{key}`: {message}")
+            }
+            Problem::InvalidHostConfig { key, message } => {
+                write!(f, "host configuration, key `{key}`: {message}")
+            }
             Problem::DuplicateScoped { type_name } => write!(
                 f,
                 "two factories make `Scoped<{type_name}>`; register one per type"

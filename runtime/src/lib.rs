@@ -149,6 +149,7 @@
 extern crate self as hosted;
 
 mod clock;
+mod config;
 mod extract;
 mod handle;
 mod host;
@@ -161,6 +162,7 @@ mod scope;
 mod service;
 pub mod testing;
 
+pub use crate::config::{HostConfig, JobConfig};
 pub use crate::extract::{
     Cancelled, Dependencies, ExtractError, FromRef, FromRun, IntoOutcome, Outcome, Run, RunContext,
     RunFuture, State,

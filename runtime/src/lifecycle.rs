@@ -441,7 +441,11 @@ impl RunningHost {
         let scheduler = Scheduler::new(shared.clone(), &shared.jobs);
         shared.tracker.spawn(scheduler.run());
         let mut background = 0;
-        for job in shared.jobs.iter().filter(|j| j.kind == JobKind::Service) {
+        for job in shared
+            .jobs
+            .iter()
+            .filter(|j| j.kind == JobKind::Service && j.enabled)
+        {
             background += 1;
             shared.tracker.spawn(supervise(shared.clone(), job.clone()));
         }

@@ -406,6 +406,7 @@ impl fmt::Display for Origin {
 /// A job the builder took, before its schedule is checked.
 pub(crate) struct Candidate {
     pub(crate) name: Arc<str>,
+    pub(crate) enabled: bool,
     pub(crate) origin: Origin,
     pub(crate) schedule: ScheduleSpec,
     pub(crate) overlap: Overlap,
@@ -456,6 +457,7 @@ impl Candidate {
         };
         Candidate {
             name: Arc::from(r.name),
+            enabled: true,
             origin: Origin::Macro {
                 file: r.file,
                 line: r.line,
@@ -471,6 +473,7 @@ impl Candidate {
     pub(crate) fn from_job(job: Job) -> Candidate {
         Candidate {
             name: Arc::from(job.name),
+            enabled: true,
             origin: Origin::Builder,
             schedule: job.schedule,
             overlap: job.overlap,

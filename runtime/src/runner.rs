@@ -23,6 +23,8 @@ use crate::service::Phase;
 /// A job as the running host holds it.
 pub(crate) struct JobDef {
     pub(crate) name: Arc<str>,
+    /// `false`: listed, never run (configuration said `enabled = false`).
+    pub(crate) enabled: bool,
     pub(crate) kind: JobKind,
     pub(crate) origin: Origin,
     pub(crate) schedule: Schedule,

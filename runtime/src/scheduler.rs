@@ -74,7 +74,7 @@ impl Scheduler {
             wall_at_start: wall,
             next_wall_check: started + WALL_CHECK,
         };
-        for job in jobs {
+        for job in jobs.iter().filter(|job| job.enabled) {
             let index = scheduler.entries.len();
             match &job.schedule {
                 Schedule::Every(every) => {
