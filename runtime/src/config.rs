@@ -117,14 +117,46 @@ impl Overrides {
     }
 }
 
+/// Parses a duration in the syntax of the attributes and of configuration:
+/// integers with units `ms`, `s`, `m`, `h` and `d`, as in `"1m30s"`. For
+/// an application's own settings, so that they read like the host's.
+///
+/// # Errors
+///
+/// A malformed duration; the message names the valid units.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(hosted::parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+/// assert!(hosted::parse_duration("90 seconds").is_err());
+/// ```
+pub fn parse_duration(text: &str) -> Result<Duration, ParseDurationError> {
+    parse_millis(text)
+        .map(Duration::from_millis)
+        .map_err(ParseDurationError)
+}
+
+/// A malformed duration; see [`parse_duration`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseDurationError(String);
+
+impl std::fmt::Display for ParseDurationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseDurationError {}
+
 /// A bad value: the key and what is wrong with it.
 pub(crate) type Invalid = (&'static str, String);
 
 /// A duration setting, e.g. `shutdown_timeout`.
 pub(crate) fn duration(key: &'static str, text: &str) -> Result<Duration, Invalid> {
-    parse_millis(text)
-        .map(Duration::from_millis)
-        .map_err(|message| (key, message))
+    parse_duration(text).map_err(|error| (key, error.0))
 }
 
 /// Applies `config` to `job`, returning every invalid key.

@@ -93,6 +93,30 @@
 //!   non-zero. A service that returns `Ok` early is simply done; one that
 //!   returns [`Cancelled`] after stop began was cancelled, not failed.
 //!
+//! # Arguments
+//!
+//! A job's parameters are resolved by type ([`FromRun`]):
+//!
+//! | argument | what it is |
+//! |---|---|
+//! | [`Run`] | the job's name, kind, run number and scheduled time |
+//! | [`CancellationToken`] | the host's stop token |
+//! | [`State<T>`] | a clone of the `T` given to [`HostBuilder::state`], or derived from one through [`FromRef`] (`#[derive(FromRef)]` on an app state struct) |
+//! | [`Scoped<T>`] | a value made for this run by the factory given to [`HostBuilder::scoped`], and handed to its teardown after the run with the run's [`Outcome`] |
+//! | [`Lifetime`], [`HostHandle`] | the host's events and controls |
+//!
+//! `build()` checks every job's arguments and reports every missing state
+//! or factory at once; a type that is none of these is a compile error on
+//! the parameter.
+//!
+//! # Configuration
+//!
+//! A job's schedule, options and enabled flag can be overridden by name at
+//! build time, by hand ([`HostBuilder::configure`]) or from any serde source
+//! ([`HostBuilder::config`] with a [`HostConfig`], e.g. from a TOML file).
+//! Invalid values are `build()` errors naming the job and the key; a
+//! disabled job is listed but never runs.
+//!
 //! # Lifecycle
 //!
 //! Three kinds of work share one lifecycle: lifecycle services
@@ -162,7 +186,7 @@ mod scope;
 mod service;
 pub mod testing;
 
-pub use crate::config::{HostConfig, JobConfig};
+pub use crate::config::{parse_duration, HostConfig, JobConfig, ParseDurationError};
 pub use crate::extract::{
     Cancelled, Dependencies, ExtractError, FromRef, FromRun, IntoOutcome, Outcome, Run, RunContext,
     RunFuture, State,
