@@ -27,7 +27,7 @@ use chrono::Utc;
 use hosted::prelude::*;
 use hosted::{FromRef, HostConfig, Outcome};
 use serde::Deserialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::{mpsc, Mutex};
 
@@ -75,7 +75,10 @@ struct Work {
 
 impl UnitOfWork {
     async fn begin(pool: SqlitePool) -> sqlx::Result<UnitOfWork> {
-        let tx = pool.begin().await?;
+        // IMMEDIATE takes the write lock now (waiting for it up to the busy
+        // timeout) rather than at the first write, when SQLite could only
+        // refuse: two writers, `place-orders` and this, share the database.
+        let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok(UnitOfWork(Arc::new(Mutex::new(Work {
             tx: Some(tx),
             events: Vec::new(),
@@ -157,7 +160,9 @@ async fn order_events(stop: CancellationToken, State(bus): State<EventBus>) {
 async fn database(file: &std::path::Path) -> anyhow::Result<SqlitePool> {
     let options = SqliteConnectOptions::new()
         .filename(file)
-        .create_if_missing(true);
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(5));
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(options)
