@@ -80,7 +80,7 @@ impl RunContext<'_> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be an argument of a job",
     label = "the host cannot provide this argument",
-    note = "a job may take `Run`, `CancellationToken`, `State<T>` (for a `T` given to `HostBuilder::state`), `Scoped<T>` (for a `T` made by a factory given to `HostBuilder::scoped`), `Lifetime`, `HostHandle`, or a type that implements `FromRun`"
+    note = "a job may take `Run`, `CancellationToken`, `State<T>` (for a `T` given to `HostBuilder::state`), `Scoped<T>` (for a `T` made by a factory given to `HostBuilder::scoped`), `TaskQueue`, `Lifetime`, `HostHandle`, or a type that implements `FromRun`"
 )]
 pub trait FromRun: Sized {
     /// Builds the argument for one run.
@@ -303,6 +303,7 @@ impl Derivation {
 pub struct Dependencies {
     pub(crate) states: Vec<(TypeId, &'static str)>,
     pub(crate) scoped: Vec<(TypeId, &'static str)>,
+    pub(crate) queues: Vec<&'static str>,
 }
 
 impl Dependencies {
@@ -311,6 +312,13 @@ impl Dependencies {
     pub fn state<T: 'static>(&mut self) {
         self.states
             .push((TypeId::of::<T>(), std::any::type_name::<T>()));
+    }
+
+    /// Declares that the job needs the queue named `name`.
+    pub fn queue(&mut self, name: &'static str) {
+        if !self.queues.contains(&name) {
+            self.queues.push(name);
+        }
     }
 
     /// Declares that the job needs a scoped value of type `T`, made by a
@@ -428,6 +436,9 @@ pub enum Outcome {
     /// The job returned [`Cancelled`] after the host's stop began: a
     /// cancellation the host caused, never counted as a failure.
     Cancelled,
+    /// A queued item that never ran: the host stopped first (see
+    /// [`TaskQueue`](crate::TaskQueue)).
+    NotRun,
 }
 
 impl Outcome {
@@ -436,7 +447,8 @@ impl Outcome {
         matches!(self, Outcome::Succeeded)
     }
 
-    /// Whether the run failed: returned `Err`, panicked, or was aborted.
+    /// Whether the run failed: returned `Err`, panicked, or was aborted. (An
+    /// item that never ran did not fail.)
     pub fn is_failure(&self) -> bool {
         matches!(
             self,
@@ -453,6 +465,7 @@ impl fmt::Display for Outcome {
             Outcome::Panicked(message) => write!(f, "panicked: {message}"),
             Outcome::Aborted => f.write_str("aborted at the shutdown deadline"),
             Outcome::Cancelled => f.write_str("cancelled by the host's stop"),
+            Outcome::NotRun => f.write_str("not run: the host stopped first"),
         }
     }
 }

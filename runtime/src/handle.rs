@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::extract::{ExtractError, FromRun, RunContext};
 use crate::lifecycle::{HostShared, Lifetime, StopReason};
+use crate::queue::{QueueStats, TaskQueue};
 use crate::registry::JobKind;
 use crate::runner::{dispatch, JobDef, LastRun, NotStarted};
 
@@ -63,6 +64,17 @@ impl HostHandle {
     /// The host's lifetime events.
     pub fn lifetime(&self) -> Lifetime {
         Lifetime::new(self.shared.clone())
+    }
+
+    /// Every queue's counters.
+    pub fn queues(&self) -> Vec<QueueStats> {
+        self.shared.queues.iter().map(TaskQueue::stats).collect()
+    }
+
+    /// The queue named `name` (`"default"` for the one [`TaskQueue`]
+    /// arguments get).
+    pub fn queue(&self, name: &str) -> Option<TaskQueue> {
+        self.shared.queue(name)
     }
 
     /// Every job's status, in start order.

@@ -11,6 +11,7 @@ use crate::config::{self, HostConfig, JobConfig, Overrides};
 use crate::extract::StateMap;
 use crate::extract::{Derivation, FromRef, IntoOutcome, Outcome};
 use crate::lifecycle::{HostShared, ServiceSlot};
+use crate::queue::QueueOptions;
 use crate::registry::{registered, Candidate, Job, JobKind, Origin, Registration};
 use crate::runner::{JobDef, JobStats};
 use crate::schedule::Schedule;
@@ -94,6 +95,7 @@ pub struct HostBuilder {
     scopes: Vec<ScopeDef>,
     derivations: Vec<Derivation>,
     overrides: Overrides,
+    queues: Vec<QueueOptions>,
     selection: Option<Chosen>,
     settings: Settings,
     pub(crate) clock: Clock,
@@ -109,6 +111,7 @@ impl Default for HostBuilder {
             scopes: Vec::new(),
             derivations: Vec::new(),
             overrides: Overrides::default(),
+            queues: Vec::new(),
             selection: None,
             settings: Settings {
                 shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
@@ -257,6 +260,15 @@ impl HostBuilder {
     /// ```
     pub fn configure(mut self, name: impl Into<String>, edit: impl FnOnce(&mut JobConfig)) -> Self {
         edit(self.overrides.job(name.into()));
+        self
+    }
+
+    /// Adds a work queue: [`QueueOptions::default()`] for the one that
+    /// [`TaskQueue`](crate::TaskQueue) arguments get, or
+    /// [`QueueOptions::named`] for others. Its workers run as a background
+    /// service of the host and drain it at shutdown.
+    pub fn queue(mut self, options: QueueOptions) -> Self {
+        self.queues.push(options);
         self
     }
 
@@ -426,6 +438,14 @@ impl HostBuilder {
                     });
                 }
             }
+            for name in &candidate.dependencies.queues {
+                if !self.queues.iter().any(|q| q.name == *name) {
+                    problems.push(Problem::MissingQueue {
+                        job: candidate.name.to_string(),
+                        queue: name,
+                    });
+                }
+            }
             let mut scoped = Vec::new();
             for (type_id, type_name) in &candidate.dependencies.scoped {
                 match self.scopes.iter().position(|def| def.type_id == *type_id) {
@@ -463,6 +483,23 @@ impl HostBuilder {
         for type_name in self.duplicate_state {
             problems.push(Problem::DuplicateState { type_name });
         }
+        for (i, queue) in self.queues.iter().enumerate() {
+            let message = if self.queues[..i].iter().any(|q| q.name == queue.name) {
+                Some("two queues have this name; give each its own with `QueueOptions::named`")
+            } else if queue.capacity == 0 {
+                Some("the capacity is zero; give it room for at least one item")
+            } else if queue.workers == 0 {
+                Some("it has no workers; give it at least one")
+            } else {
+                None
+            };
+            if let Some(message) = message {
+                problems.push(Problem::InvalidQueue {
+                    queue: queue.name.clone(),
+                    message,
+                });
+            }
+        }
         for (i, def) in self.scopes.iter().enumerate() {
             if self.scopes[..i].iter().any(|d| d.type_id == def.type_id) {
                 problems.push(Problem::DuplicateScoped {
@@ -488,7 +525,13 @@ impl HostBuilder {
             return Err(BuildError { problems });
         }
         Ok(Host {
-            shared: Arc::new(HostShared::new(self.state, self.clock, jobs, self.scopes)),
+            shared: Arc::new(HostShared::new(
+                self.state,
+                self.clock,
+                jobs,
+                self.scopes,
+                self.queues,
+            )),
             settings: self.settings,
             services,
         })
@@ -671,6 +714,20 @@ pub enum Problem {
         /// What is wrong.
         message: String,
     },
+    /// A job takes a queue the host does not have.
+    MissingQueue {
+        /// The job.
+        job: String,
+        /// The queue's name.
+        queue: &'static str,
+    },
+    /// A queue's options are invalid.
+    InvalidQueue {
+        /// The queue's name.
+        queue: String,
+        /// What is wrong.
+        message: &'static str,
+    },
     /// A job takes `Scoped<T>` but no factory makes a `T`.
     MissingScoped {
         /// The job.
@@ -740,6 +797,11 @@ impl fmt::Display for Problem {
             Problem::InvalidHostConfig { key, message } => {
                 write!(f, "host configuration, key `{key}`: {message}")
             }
+            Problem::MissingQueue { job, queue } => write!(
+                f,
+                "job `{job}` takes the `{queue}` queue, but the host has none; add it with `Host::builder().queue(QueueOptions::default())`"
+            ),
+            Problem::InvalidQueue { queue, message } => write!(f, "queue `{queue}`: {message}"),
             Problem::DuplicateScoped { type_name } => write!(
                 f,
                 "two factories make `Scoped<{type_name}>`; register one per type"

@@ -103,6 +103,7 @@
 //! | [`CancellationToken`] | the host's stop token |
 //! | [`State<T>`] | a clone of the `T` given to [`HostBuilder::state`], or derived from one through [`FromRef`] (`#[derive(FromRef)]` on an app state struct) |
 //! | [`Scoped<T>`] | a value made for this run by the factory given to [`HostBuilder::scoped`], and handed to its teardown after the run with the run's [`Outcome`] |
+//! | [`TaskQueue`] | the host's default work queue (see [`HostBuilder::queue`]) |
 //! | [`Lifetime`], [`HostHandle`] | the host's events and controls |
 //!
 //! `build()` checks every job's arguments and reports every missing state
@@ -178,6 +179,7 @@ mod extract;
 mod handle;
 mod host;
 mod lifecycle;
+mod queue;
 mod registry;
 mod runner;
 mod schedule;
@@ -194,6 +196,7 @@ pub use crate::extract::{
 pub use crate::handle::{HandleError, HostHandle, JobStatus};
 pub use crate::host::{BuildError, Host, HostBuilder, Problem, DEFAULT_SHUTDOWN_TIMEOUT};
 pub use crate::lifecycle::{Aborted, HostError, Lifetime, Report, RunningHost, StopReason};
+pub use crate::queue::{QueueOptions, QueueStats, Queued, Refused, TaskQueue, DEFAULT_QUEUE};
 pub use crate::registry::{Backoff, FailurePolicy, Handler, Job, JobKind, Overlap};
 pub use crate::runner::LastRun;
 pub use crate::scope::{ScopeFactory, Scoped};
@@ -415,7 +418,7 @@ pub use hosted_macros::hosted_service;
 pub mod prelude {
     pub use crate::{
         cron, every, hosted_service, CancellationToken, Host, HostHandle, HostedService, Job,
-        Lifetime, Report, Run, Scoped, State,
+        Lifetime, QueueOptions, Report, Run, Scoped, State, TaskQueue,
     };
 }
 

@@ -38,6 +38,7 @@ use crate::clock::Clock;
 use crate::extract::{ExtractError, FromRun, Outcome, RunContext, StateMap};
 use crate::handle::HostHandle;
 use crate::host::{Host, Settings};
+use crate::queue::{QueueOptions, QueueStats, TaskQueue};
 use crate::registry::JobKind;
 use crate::runner::{panic_message, supervise, JobDef};
 use crate::scheduler::Scheduler;
@@ -65,6 +66,7 @@ pub(crate) struct HostShared {
     pub(crate) clock: Clock,
     pub(crate) jobs: Vec<Arc<JobDef>>,
     pub(crate) scopes: Vec<ScopeDef>,
+    pub(crate) queues: Vec<TaskQueue>,
     reason: Mutex<Option<StopReason>>,
     errors: Mutex<Vec<HostError>>,
     /// Set by `testing::TestHost` to record every run that starts.
@@ -77,10 +79,17 @@ impl HostShared {
         clock: Clock,
         jobs: Vec<Arc<JobDef>>,
         scopes: Vec<ScopeDef>,
+        queues: Vec<QueueOptions>,
     ) -> HostShared {
+        let stop = CancellationToken::new();
+        let kill = CancellationToken::new();
+        let queues = queues
+            .into_iter()
+            .map(|options| TaskQueue::new(options, stop.clone(), kill.clone()))
+            .collect();
         HostShared {
-            stop: CancellationToken::new(),
-            kill: CancellationToken::new(),
+            stop,
+            kill,
             started: CancellationToken::new(),
             stopped: CancellationToken::new(),
             state,
@@ -88,6 +97,7 @@ impl HostShared {
             clock,
             jobs,
             scopes,
+            queues,
             reason: Mutex::new(None),
             errors: Mutex::new(Vec::new()),
             run_log: OnceLock::new(),
@@ -128,6 +138,11 @@ impl HostShared {
             outcome,
         });
         self.request_stop(StopReason::ServiceFailed(name.to_owned()));
+    }
+
+    /// The queue named `name`.
+    pub(crate) fn queue(&self, name: &str) -> Option<TaskQueue> {
+        self.queues.iter().find(|q| q.name() == name).cloned()
     }
 
     pub(crate) fn record_run(&self, job: &str, number: u64, scheduled: DateTime<Utc>) {
@@ -221,6 +236,13 @@ impl Host {
         Lifetime {
             shared: self.shared.clone(),
         }
+    }
+
+    /// The queue named `name` (`"default"` for the one [`TaskQueue`]
+    /// arguments get), to hand to code outside the host, such as a web
+    /// handler, before it runs.
+    pub fn queue(&self, name: &str) -> Option<TaskQueue> {
+        self.shared.queue(name)
     }
 
     /// Startup, abandoned if `interrupt` completes first.
@@ -449,6 +471,11 @@ impl RunningHost {
             background += 1;
             shared.tracker.spawn(supervise(shared.clone(), job.clone()));
         }
+        for queue in &shared.queues {
+            for _ in 0..queue.options().workers {
+                shared.tracker.spawn(queue.clone().work());
+            }
+        }
         let scheduled = shared.jobs.len() - background;
         let services = self.services.len() + background;
         shared.started.cancel();
@@ -546,6 +573,20 @@ impl RunningHost {
                     });
                 }
             }
+            for queue in &shared.queues {
+                let running = queue.stats().in_flight;
+                if running > 0 {
+                    tracing::warn!(
+                        queue = queue.name(),
+                        running,
+                        "queue items did not finish in time; aborting them"
+                    );
+                    aborted.push(Aborted {
+                        name: format!("queue `{}`", queue.name()),
+                        phase: Phase::Run,
+                    });
+                }
+            }
             let abandoned = in_flight.take_running();
             for (name, phase) in &abandoned {
                 tracing::warn!(service = %name, %phase, "did not finish {phase} in time; abandoning it");
@@ -592,6 +633,12 @@ impl RunningHost {
                 );
             }
         }
+        // Whatever is still queued never ran: count it, log it, resolve its
+        // handle.
+        for queue in &shared.queues {
+            queue.close();
+        }
+        let queues = shared.queues.iter().map(TaskQueue::stats).collect();
         let errors =
             std::mem::take(&mut *shared.errors.lock().unwrap_or_else(PoisonError::into_inner));
         let report = Report {
@@ -599,6 +646,7 @@ impl RunningHost {
             errors,
             aborted,
             forced,
+            queues,
             took: began.elapsed(),
         };
         shared.stopped.cancel();
@@ -767,6 +815,7 @@ pub struct Report {
     errors: Vec<HostError>,
     aborted: Vec<Aborted>,
     forced: bool,
+    queues: Vec<QueueStats>,
     took: Duration,
 }
 
@@ -793,6 +842,17 @@ impl Report {
     /// What was still going at the shutdown deadline, and dropped.
     pub fn aborted(&self) -> &[Aborted] {
         &self.aborted
+    }
+
+    /// Each queue's counters at the end, with the items that never ran
+    /// ([`QueueStats::not_run`]).
+    pub fn queues(&self) -> &[QueueStats] {
+        &self.queues
+    }
+
+    /// Queued items that never ran, over every queue.
+    pub fn not_run(&self) -> u64 {
+        self.queues.iter().map(|q| q.not_run).sum()
     }
 
     /// Whether a second signal cut the stop short.
@@ -847,6 +907,13 @@ impl fmt::Display for Report {
         }
         if self.forced {
             f.write_str("; stop cut short by a second signal")?;
+        }
+        for queue in self.queues.iter().filter(|q| q.not_run > 0) {
+            write!(
+                f,
+                "; {} item(s) of queue `{}` never ran",
+                queue.not_run, queue.name
+            )?;
         }
         Ok(())
     }

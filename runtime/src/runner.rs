@@ -325,6 +325,8 @@ fn finish(job: &JobDef, number: u64, scheduled: DateTime<Utc>, outcome: &Outcome
             stats.failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(job = %job.name, ?took, "aborted at the shutdown deadline");
         }
+        // Only queue items end without running; a job's run always ran.
+        Outcome::NotRun => {}
     }
     *stats
         .last_run

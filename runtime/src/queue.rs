@@ -1,0 +1,577 @@
+//! The background work queue: a bounded queue of async work items run by
+//! the host's workers, the `QueueBackgroundWorkItem` of ASP.NET Core, with
+//! backpressure and nothing dropped silently at shutdown.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::FutureExt as _;
+use tokio::sync::{oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::extract::{
+    Dependencies, ExtractError, FromRun, IntoOutcome, Outcome, RunContext, RunFuture,
+};
+use crate::runner::panic_message;
+
+/// The name of the queue that [`TaskQueue`] arguments get.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// How a queue is set up; give it to
+/// [`HostBuilder::queue`](crate::HostBuilder::queue).
+///
+/// # Examples
+///
+/// ```
+/// use hosted::{Host, QueueOptions};
+///
+/// let host = Host::builder()
+///     .queue(QueueOptions::default())                       // "default": 100 items, 1 worker
+///     .queue(QueueOptions::named("emails").capacity(1_000).workers(8))
+///     .build();
+/// # drop(host);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueOptions {
+    pub(crate) name: String,
+    pub(crate) capacity: usize,
+    pub(crate) workers: usize,
+    pub(crate) drain: bool,
+}
+
+impl Default for QueueOptions {
+    /// The default queue: 100 items, 1 worker (items run in order), drained
+    /// at shutdown.
+    fn default() -> Self {
+        QueueOptions::named(DEFAULT_QUEUE)
+    }
+}
+
+impl QueueOptions {
+    /// A queue with a name of its own, with the default settings.
+    pub fn named(name: impl Into<String>) -> QueueOptions {
+        QueueOptions {
+            name: name.into(),
+            capacity: 100,
+            workers: 1,
+            drain: true,
+        }
+    }
+
+    /// How many items may wait (default 100); `enqueue` waits while that
+    /// many are waiting.
+    pub fn capacity(mut self, capacity: usize) -> QueueOptions {
+        self.capacity = capacity;
+        self
+    }
+
+    /// How many items run at once (default 1: in the order enqueued).
+    pub fn workers(mut self, workers: usize) -> QueueOptions {
+        self.workers = workers;
+        self
+    }
+
+    /// At shutdown, whether waiting items still run within the shutdown
+    /// timeout (`true`, the default) or are dropped without running. Either
+    /// way, what did not run is counted in the [`Report`](crate::Report) and
+    /// logged with its label.
+    pub fn drain(mut self, drain: bool) -> QueueOptions {
+        self.drain = drain;
+        self
+    }
+}
+
+type Work = Box<dyn FnOnce(CancellationToken) -> RunFuture + Send>;
+
+/// One queued item.
+struct Item {
+    label: Cow<'static, str>,
+    work: Work,
+    done: Option<oneshot::Sender<Outcome>>,
+}
+
+/// A handle on a bounded queue of background work. Cloneable; jobs take it
+/// as an argument (the default queue), other code gets it from
+/// [`Host::queue`](crate::Host::queue) or a
+/// [`HostHandle`](crate::HostHandle).
+///
+/// Each item is an async closure that gets a [`CancellationToken`]: the
+/// host's stop token while the host runs, and for items run while the queue
+/// drains at shutdown, a token that fires at the shutdown deadline. It
+/// returns `()` or `Result<(), E>`; an error or a panic is logged with the
+/// queue's name and the item's label, counted, and never stops a worker.
+///
+/// # Examples
+///
+/// ```
+/// use hosted::prelude::*;
+/// use hosted::TaskQueue;
+///
+/// #[every("1m")]
+/// async fn fan_out(queue: TaskQueue) -> anyhow::Result<()> {
+///     for user in 0..3 {
+///         queue
+///             .enqueue_detached(format!("mail user {user}"), move |_stop| async move {
+///                 // send the mail
+///             })
+///             .await
+///             .map_err(|refused| anyhow::anyhow!("{refused}"))?;
+///     }
+///     Ok(())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct TaskQueue {
+    inner: Arc<QueueInner>,
+}
+
+pub(crate) struct QueueInner {
+    options: QueueOptions,
+    slots: Semaphore,
+    tx: async_channel::Sender<Item>,
+    rx: async_channel::Receiver<Item>,
+    /// The host's stop token: enqueueing stops, running items see it.
+    stop: CancellationToken,
+    /// Fires at the shutdown deadline: the token of drained items, and the
+    /// end of every worker.
+    deadline: CancellationToken,
+    /// Set by `close`: pushes hand their item back from then on.
+    closed: AtomicBool,
+    /// Pushes between their check of `closed` and their send; `close` waits
+    /// for them, so no item slips in after it drained the queue.
+    pushing: AtomicUsize,
+    in_flight: AtomicU64,
+    completed: AtomicU64,
+    failed: AtomicU64,
+    refused: AtomicU64,
+    not_run: AtomicU64,
+}
+
+impl fmt::Debug for TaskQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskQueue")
+            .field("name", &self.inner.options.name)
+            .field("depth", &self.inner.rx.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An item the queue did not take, handed back.
+pub enum Refused<F> {
+    /// The queue was full (only from the `try_` methods).
+    Full(F),
+    /// The host is stopping.
+    Stopping(F),
+}
+
+impl<F> Refused<F> {
+    /// The item, to run or drop as the caller sees fit.
+    pub fn into_inner(self) -> F {
+        match self {
+            Refused::Full(item) | Refused::Stopping(item) => item,
+        }
+    }
+}
+
+impl<F> fmt::Debug for Refused<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refused::Full(_) => "Full(..)",
+            Refused::Stopping(_) => "Stopping(..)",
+        })
+    }
+}
+
+impl<F> fmt::Display for Refused<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refused::Full(_) => "the queue is full",
+            Refused::Stopping(_) => "the host is stopping and takes no more work",
+        })
+    }
+}
+
+impl<F> std::error::Error for Refused<F> {}
+
+/// The outcome of one queued item, to await or to drop.
+#[must_use = "dropping the handle is fine, but then the outcome is not seen; `enqueue_detached` skips it"]
+pub struct Queued {
+    done: oneshot::Receiver<Outcome>,
+}
+
+impl fmt::Debug for Queued {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queued").finish_non_exhaustive()
+    }
+}
+
+impl Future for Queued {
+    type Output = Outcome;
+
+    /// [`Outcome::NotRun`] if the item was dropped without running at
+    /// shutdown.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        Pin::new(&mut self.done)
+            .poll(cx)
+            .map(|result| result.unwrap_or(Outcome::NotRun))
+    }
+}
+
+impl TaskQueue {
+    pub(crate) fn new(
+        options: QueueOptions,
+        stop: CancellationToken,
+        deadline: CancellationToken,
+    ) -> TaskQueue {
+        let (tx, rx) = async_channel::unbounded();
+        TaskQueue {
+            inner: Arc::new(QueueInner {
+                slots: Semaphore::new(options.capacity),
+                options,
+                tx,
+                rx,
+                stop,
+                deadline,
+                closed: AtomicBool::new(false),
+                pushing: AtomicUsize::new(0),
+                in_flight: AtomicU64::new(0),
+                completed: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+                refused: AtomicU64::new(0),
+                not_run: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.inner.options.name
+    }
+
+    /// Enqueues `work`, waiting while the queue is full, and returns a
+    /// handle on its outcome.
+    ///
+    /// # Errors
+    ///
+    /// Hands `work` back if the host is stopping, or begins to stop while
+    /// this waits for room.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel-safe: dropped while waiting for room, the item is dropped and
+    /// nothing was enqueued.
+    pub async fn enqueue<F, Fut, R>(
+        &self,
+        label: impl Into<Cow<'static, str>>,
+        work: F,
+    ) -> Result<Queued, Refused<F>>
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoOutcome,
+    {
+        self.wait_for_room(work).await?.push(label, true)
+    }
+
+    /// Like [`enqueue`](Self::enqueue), without an outcome to await: the
+    /// cheapest way to queue fire-and-forget work.
+    ///
+    /// # Errors
+    ///
+    /// As for [`enqueue`](Self::enqueue).
+    pub async fn enqueue_detached<F, Fut, R>(
+        &self,
+        label: impl Into<Cow<'static, str>>,
+        work: F,
+    ) -> Result<(), Refused<F>>
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoOutcome,
+    {
+        self.wait_for_room(work).await?.push(label, false).map(drop)
+    }
+
+    /// Enqueues `work` if there is room now, and returns a handle on its
+    /// outcome.
+    ///
+    /// # Errors
+    ///
+    /// Hands `work` back if the queue is full or the host is stopping.
+    pub fn try_enqueue<F, Fut, R>(
+        &self,
+        label: impl Into<Cow<'static, str>>,
+        work: F,
+    ) -> Result<Queued, Refused<F>>
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoOutcome,
+    {
+        self.room_now(work)?.push(label, true)
+    }
+
+    /// Like [`try_enqueue`](Self::try_enqueue), without an outcome to await.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_enqueue`](Self::try_enqueue).
+    pub fn try_enqueue_detached<F, Fut, R>(
+        &self,
+        label: impl Into<Cow<'static, str>>,
+        work: F,
+    ) -> Result<(), Refused<F>>
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoOutcome,
+    {
+        self.room_now(work)?.push(label, false).map(drop)
+    }
+
+    async fn wait_for_room<F>(&self, work: F) -> Result<Room<'_, F>, Refused<F>> {
+        let inner = &*self.inner;
+        if inner.stop.is_cancelled() {
+            inner.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(Refused::Stopping(work));
+        }
+        tokio::select! {
+            biased;
+            () = inner.stop.cancelled() => {
+                inner.refused.fetch_add(1, Ordering::Relaxed);
+                Err(Refused::Stopping(work))
+            }
+            permit = inner.slots.acquire() => match permit {
+                Ok(permit) => {
+                    permit.forget();
+                    Ok(Room { queue: self, work })
+                }
+                Err(_) => {
+                    inner.refused.fetch_add(1, Ordering::Relaxed);
+                    Err(Refused::Stopping(work))
+                }
+            },
+        }
+    }
+
+    fn room_now<F>(&self, work: F) -> Result<Room<'_, F>, Refused<F>> {
+        let inner = &*self.inner;
+        if inner.stop.is_cancelled() {
+            inner.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(Refused::Stopping(work));
+        }
+        match inner.slots.try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                Ok(Room { queue: self, work })
+            }
+            Err(_) => {
+                inner.refused.fetch_add(1, Ordering::Relaxed);
+                Err(Refused::Full(work))
+            }
+        }
+    }
+
+    /// The queue's counters now.
+    pub fn stats(&self) -> QueueStats {
+        let inner = &*self.inner;
+        QueueStats {
+            name: inner.options.name.clone(),
+            capacity: inner.options.capacity,
+            workers: inner.options.workers,
+            depth: inner.rx.len(),
+            in_flight: inner.in_flight.load(Ordering::Relaxed),
+            completed: inner.completed.load(Ordering::Relaxed),
+            failed: inner.failed.load(Ordering::Relaxed),
+            refused: inner.refused.load(Ordering::Relaxed),
+            not_run: inner.not_run.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn options(&self) -> &QueueOptions {
+        &self.inner.options
+    }
+
+    /// One worker: runs items until stop, then drains (if the queue does)
+    /// until the queue is empty or the deadline fires.
+    pub(crate) async fn work(self) {
+        let inner = &*self.inner;
+        loop {
+            let item = if inner.stop.is_cancelled() {
+                if !inner.options.drain || inner.deadline.is_cancelled() {
+                    return;
+                }
+                match inner.rx.try_recv() {
+                    Ok(item) => item,
+                    Err(_) => return,
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    item = inner.rx.recv() => match item {
+                        Ok(item) => item,
+                        Err(_) => return,
+                    },
+                    () = inner.stop.cancelled() => continue,
+                }
+            };
+            inner.slots.add_permits(1);
+            self.run(item).await;
+        }
+    }
+
+    async fn run(&self, item: Item) {
+        let inner = &*self.inner;
+        let token = if inner.stop.is_cancelled() {
+            inner.deadline.clone()
+        } else {
+            inner.stop.clone()
+        };
+        inner.in_flight.fetch_add(1, Ordering::Relaxed);
+        let Item { label, work, done } = item;
+        let outcome = tokio::select! {
+            biased;
+            () = inner.deadline.cancelled() => Outcome::Aborted,
+            result = AssertUnwindSafe(work(token)).catch_unwind() => {
+                result.unwrap_or_else(|panic| Outcome::Panicked(panic_message(&*panic)))
+            }
+        };
+        inner.in_flight.fetch_sub(1, Ordering::Relaxed);
+        match &outcome {
+            Outcome::Succeeded | Outcome::Cancelled => {
+                inner.completed.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Aborted => {
+                inner.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(queue = %inner.options.name, item = %label, "item aborted at the shutdown deadline");
+            }
+            failure => {
+                inner.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(queue = %inner.options.name, item = %label, error = %failure, "item failed");
+            }
+        }
+        if let Some(done) = done {
+            let _ = done.send(outcome);
+        }
+    }
+
+    /// After the workers: closes the queue and counts, logs and resolves as
+    /// not run every item still in it. Returns how many there were.
+    pub(crate) fn close(&self) -> u64 {
+        let inner = &*self.inner;
+        inner.closed.store(true, Ordering::SeqCst);
+        inner.slots.close();
+        // A push that saw `closed` unset finishes its send in a few
+        // instructions: wait for it, then drain what it sent.
+        while inner.pushing.load(Ordering::SeqCst) > 0 {
+            std::thread::yield_now();
+        }
+        let mut count = 0;
+        while let Ok(item) = inner.rx.try_recv() {
+            count += 1;
+            tracing::warn!(queue = %inner.options.name, item = %item.label, "not run: the host stopped first");
+            if let Some(done) = item.done {
+                let _ = done.send(Outcome::NotRun);
+            }
+        }
+        inner.not_run.fetch_add(count, Ordering::Relaxed);
+        count
+    }
+}
+
+/// A slot in the queue, held between waiting for room and pushing.
+struct Room<'a, F> {
+    queue: &'a TaskQueue,
+    work: F,
+}
+
+impl<F> Room<'_, F> {
+    fn push<Fut, R>(
+        self,
+        label: impl Into<Cow<'static, str>>,
+        tracked: bool,
+    ) -> Result<Queued, Refused<F>>
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoOutcome,
+    {
+        let inner = &*self.queue.inner;
+        inner.pushing.fetch_add(1, Ordering::SeqCst);
+        if inner.closed.load(Ordering::SeqCst) {
+            inner.pushing.fetch_sub(1, Ordering::SeqCst);
+            inner.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(Refused::Stopping(self.work));
+        }
+        let work = self.work;
+        let (done, handle) = if tracked {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), rx)
+        } else {
+            let (_, rx) = oneshot::channel();
+            (None, rx)
+        };
+        let item = Item {
+            label: label.into(),
+            work: Box::new(move |token| Box::pin(async move { work(token).await.into_outcome() })),
+            done,
+        };
+        // The channel is unbounded (the semaphore is the capacity) and never
+        // closed, so this cannot fail; if it ever did, the item is counted
+        // and reported as not run rather than lost.
+        if let Err(error) = inner.tx.try_send(item) {
+            let item = error.into_inner();
+            inner.not_run.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(queue = %inner.options.name, item = %item.label, "not run: the queue refused it");
+            if let Some(done) = item.done {
+                let _ = done.send(Outcome::NotRun);
+            }
+        }
+        inner.pushing.fetch_sub(1, Ordering::SeqCst);
+        Ok(Queued { done: handle })
+    }
+}
+
+/// A queue's counters, from [`TaskQueue::stats`] or
+/// [`HostHandle::queues`](crate::HostHandle::queues).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// The queue's name.
+    pub name: String,
+    /// How many items may wait.
+    pub capacity: usize,
+    /// How many items may run at once.
+    pub workers: usize,
+    /// Items waiting now.
+    pub depth: usize,
+    /// Items running now.
+    pub in_flight: u64,
+    /// Items that finished (returned `Ok`, or were cancelled by the stop).
+    pub completed: u64,
+    /// Items that returned `Err`, panicked or were aborted.
+    pub failed: u64,
+    /// Items handed back: the queue was full (`try_` methods) or the host
+    /// was stopping.
+    pub refused: u64,
+    /// Items dropped without running at shutdown.
+    pub not_run: u64,
+}
+
+impl FromRun for TaskQueue {
+    fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
+        cx.host
+            .queue(DEFAULT_QUEUE)
+            .ok_or_else(|| ExtractError::new("the host has no default queue; add one with `HostBuilder::queue(QueueOptions::default())`"))
+    }
+
+    fn dependencies(deps: &mut Dependencies) {
+        deps.queue(DEFAULT_QUEUE);
+    }
+}

@@ -1,0 +1,368 @@
+//! The background work queue: order with one worker, parallelism with N,
+//! backpressure, failure isolation, awaited outcomes, named queues, and
+//! shutdown (refusal, cancellation in flight, drain, the count of what never
+//! ran).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hosted::prelude::*;
+use hosted::testing::TestHost;
+use hosted::{Outcome, Problem, QueueOptions, Refused};
+use tokio::time::Instant;
+
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn push(&self, entry: impl Into<String>) {
+        self.0.lock().unwrap().push(entry.into());
+    }
+    fn entries(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A host with one queue: the default one, set up by `options`.
+async fn host(options: QueueOptions) -> (TestHost, TaskQueue) {
+    let host = Host::builder()
+        .without_registered()
+        .queue(options)
+        .shutdown_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let queue = host.queue("default").unwrap();
+    (TestHost::start(host).await, queue)
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_worker_runs_items_in_order() {
+    let (test, queue) = host(QueueOptions::default()).await;
+    let log = Log::default();
+    for i in 0..5 {
+        let log = log.clone();
+        queue
+            .enqueue_detached(format!("item {i}"), move |_stop| async move {
+                tokio::time::sleep(Duration::from_millis(10 * (5 - i))).await;
+                log.push(format!("{i}"));
+            })
+            .await
+            .unwrap();
+    }
+    test.advance(Duration::from_secs(1)).await;
+    assert_eq!(log.entries(), ["0", "1", "2", "3", "4"]);
+    assert_eq!(queue.stats().completed, 5);
+    assert!(test.stop().await.is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn n_workers_run_n_items_at_once() {
+    let (test, queue) = host(QueueOptions::default().workers(4).capacity(16)).await;
+    let began = Instant::now();
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        handles.push(
+            queue
+                .enqueue(format!("item {i}"), |_stop| async {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    test.advance(Duration::from_millis(500)).await;
+    assert_eq!(queue.stats().in_flight, 4);
+    for handle in handles {
+        assert_eq!(handle.await, Outcome::Succeeded);
+    }
+    assert_eq!(
+        began.elapsed(),
+        Duration::from_secs(2),
+        "8 items of 1 s on 4 workers"
+    );
+    assert!(test.stop().await.is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_makes_enqueue_wait_and_try_enqueue_hand_back() {
+    let (test, queue) = host(QueueOptions::default().capacity(2)).await;
+    // One item runs (for 1 s), two wait: the queue is full.
+    for i in 0..3 {
+        queue
+            .enqueue_detached(format!("slow {i}"), |_stop| async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            })
+            .await
+            .unwrap();
+        test.advance(Duration::ZERO).await;
+    }
+    assert_eq!(queue.stats().depth, 2);
+    let refused = queue.try_enqueue("extra", |_stop| async {}).unwrap_err();
+    assert!(matches!(refused, Refused::Full(_)));
+    let _work = refused.into_inner(); // handed back, not lost
+
+    // `enqueue` waits for room: the first item ends at 1 s.
+    let waiter = {
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            let began = Instant::now();
+            queue
+                .enqueue_detached("patient", |_stop| async {})
+                .await
+                .unwrap();
+            began.elapsed()
+        })
+    };
+    test.advance(Duration::from_secs(5)).await;
+    assert_eq!(waiter.await.unwrap(), Duration::from_secs(1));
+    let stats = queue.stats();
+    assert_eq!((stats.completed, stats.refused), (4, 1));
+    assert!(test.stop().await.is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_and_panics_are_counted_and_never_stop_the_worker() {
+    let (test, queue) = host(QueueOptions::default()).await;
+    let failed = queue
+        .enqueue("fails", |_stop| async { Err::<(), _>("smtp said no") })
+        .await
+        .unwrap();
+    let panicked = queue
+        .enqueue("panics", |_stop| async { panic!("bug") as () })
+        .await
+        .unwrap();
+    let fine = queue.enqueue("fine", |_stop| async {}).await.unwrap();
+    assert_eq!(failed.await, Outcome::Failed("smtp said no".into()));
+    assert_eq!(panicked.await, Outcome::Panicked("bug".into()));
+    assert_eq!(fine.await, Outcome::Succeeded);
+    let stats = queue.stats();
+    assert_eq!((stats.completed, stats.failed), (1, 2));
+    assert!(test.stop().await.is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn named_queues_are_independent() {
+    let host = Host::builder()
+        .without_registered()
+        .queue(QueueOptions::default())
+        .queue(QueueOptions::named("emails").workers(2))
+        .build()
+        .unwrap();
+    let default = host.queue("default").unwrap();
+    let emails = host.queue("emails").unwrap();
+    let test = TestHost::start(host).await;
+    // The default queue's only worker is busy for an hour...
+    default
+        .enqueue_detached("long", |stop: CancellationToken| async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            }
+        })
+        .await
+        .unwrap();
+    // ...and the emails queue goes on.
+    let sent = emails.enqueue("mail", |_stop| async {}).await.unwrap();
+    assert_eq!(sent.await, Outcome::Succeeded);
+    let names: Vec<String> = test.handle().queues().into_iter().map(|q| q.name).collect();
+    assert_eq!(names, ["default", "emails"]);
+    assert_eq!(test.handle().queue("emails").unwrap().stats().completed, 1);
+    assert!(test.stop().await.is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_stop_new_items_are_refused_in_flight_items_are_cancelled_and_waiting_ones_drained() {
+    let (test, queue) = host(QueueOptions::default()).await;
+    let log = Log::default();
+    let in_flight = {
+        let log = log.clone();
+        queue
+            .enqueue("in flight", move |stop: CancellationToken| async move {
+                stop.cancelled().await;
+                log.push("in flight saw its token cancelled");
+            })
+            .await
+            .unwrap()
+    };
+    let mut waiting = Vec::new();
+    for i in 0..3 {
+        let log = log.clone();
+        waiting.push(
+            queue
+                .enqueue(
+                    format!("waiting {i}"),
+                    move |deadline: CancellationToken| async move {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        log.push(format!(
+                            "waiting {i} ran, deadline fired: {}",
+                            deadline.is_cancelled()
+                        ));
+                    },
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    test.advance(Duration::from_millis(10)).await;
+    let handle = test.handle();
+    handle.request_stop();
+    let refused = queue.enqueue("late", |_stop| async {}).await.unwrap_err();
+    assert!(matches!(refused, Refused::Stopping(_)));
+
+    let report = test.stop().await;
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(
+        report.stop_took(),
+        Duration::from_secs(3),
+        "the drain ran within the timeout"
+    );
+    assert_eq!(in_flight.await, Outcome::Succeeded);
+    for handle in waiting {
+        assert_eq!(handle.await, Outcome::Succeeded);
+    }
+    assert_eq!(
+        log.entries(),
+        [
+            "in flight saw its token cancelled",
+            "waiting 0 ran, deadline fired: false",
+            "waiting 1 ran, deadline fired: false",
+            "waiting 2 ran, deadline fired: false",
+        ]
+    );
+    assert_eq!(report.not_run(), 0);
+    assert_eq!(report.queues()[0].refused, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_the_deadline_cuts_off_is_counted_as_never_run() {
+    let host = Host::builder()
+        .without_registered()
+        .queue(QueueOptions::default())
+        .shutdown_timeout(Duration::from_millis(2_500))
+        .build()
+        .unwrap();
+    let queue = host.queue("default").unwrap();
+    let test = TestHost::start(host).await;
+    let mut handles = Vec::new();
+    for i in 0..5 {
+        handles.push(
+            queue
+                .enqueue(format!("job {i}"), |_token| async {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    test.advance(Duration::from_millis(10)).await;
+    let report = test.stop().await;
+    // Stop begins at 10 ms with item 0 running (until 1 s); the drain runs
+    // item 1 (1-2 s); item 2 is cut off at the 2.51 s deadline; 3 and 4 never
+    // run.
+    let outcomes: Vec<Outcome> = futures_outcomes(handles).await;
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Succeeded,
+            Outcome::Succeeded,
+            Outcome::Aborted,
+            Outcome::NotRun,
+            Outcome::NotRun
+        ]
+    );
+    assert_eq!(report.not_run(), 2);
+    assert_eq!(report.code(), hosted::Report::EXIT_ABORTED);
+    assert!(
+        report
+            .to_string()
+            .contains("2 item(s) of queue `default` never ran"),
+        "{report}"
+    );
+}
+
+async fn futures_outcomes(handles: Vec<hosted::Queued>) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    for handle in handles {
+        outcomes.push(handle.await);
+    }
+    outcomes
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_drain_waiting_items_are_not_run_but_counted() {
+    let (test, queue) = host(QueueOptions::default().drain(false)).await;
+    let mut handles = Vec::new();
+    for i in 0..4 {
+        handles.push(
+            queue
+                .enqueue(format!("job {i}"), |token: CancellationToken| async move {
+                    token.cancelled().await;
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    test.advance(Duration::from_millis(10)).await;
+    let report = test.stop().await;
+    assert_eq!(
+        futures_outcomes(handles).await,
+        [
+            Outcome::Succeeded,
+            Outcome::NotRun,
+            Outcome::NotRun,
+            Outcome::NotRun
+        ]
+    );
+    assert_eq!(report.not_run(), 3);
+    assert!(report.is_clean(), "{report}");
+}
+
+#[every("1s")]
+async fn producer(queue: TaskQueue) -> anyhow::Result<()> {
+    queue
+        .enqueue_detached("from a job", |_stop| async {})
+        .await
+        .map_err(|refused| anyhow::anyhow!("{refused}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn jobs_take_the_default_queue_and_build_checks_it_exists() {
+    let error = Host::builder().only_jobs(["producer"]).build().unwrap_err();
+    assert_eq!(
+        error.problems(),
+        [Problem::MissingQueue {
+            job: "producer".into(),
+            queue: "default",
+        }]
+    );
+    let host = Host::builder()
+        .only_jobs(["producer"])
+        .queue(QueueOptions::default())
+        .build()
+        .unwrap();
+    let test = TestHost::start(host).await;
+    test.advance(Duration::from_millis(2_500)).await;
+    assert_eq!(test.handle().queues()[0].completed, 3);
+    assert!(test.stop().await.is_clean());
+}
+
+#[tokio::test]
+async fn bad_queue_options_are_build_errors() {
+    let error = Host::builder()
+        .without_registered()
+        .queue(QueueOptions::default().capacity(0))
+        .queue(QueueOptions::named("x").workers(0))
+        .queue(QueueOptions::named("x"))
+        .build()
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("queue `default`: the capacity is zero"),
+        "{text}"
+    );
+    assert!(text.contains("queue `x`: it has no workers"), "{text}");
+    assert!(
+        text.contains("queue `x`: two queues have this name"),
+        "{text}"
+    );
+}
