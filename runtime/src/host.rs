@@ -11,7 +11,7 @@ use crate::config::{self, HostConfig, JobConfig, Overrides};
 use crate::extract::StateMap;
 use crate::extract::{Derivation, FromRef, IntoOutcome, Outcome};
 use crate::lifecycle::{HostShared, ServiceSlot};
-use crate::queue::QueueOptions;
+use crate::queue::TaskQueue;
 use crate::registry::{registered, Candidate, Job, JobKind, Origin, Registration};
 use crate::runner::{JobDef, JobStats};
 use crate::schedule::Schedule;
@@ -95,7 +95,7 @@ pub struct HostBuilder {
     scopes: Vec<ScopeDef>,
     derivations: Vec<Derivation>,
     overrides: Overrides,
-    queues: Vec<QueueOptions>,
+    queues: Vec<TaskQueue>,
     selection: Option<Chosen>,
     settings: Settings,
     pub(crate) clock: Clock,
@@ -264,11 +264,12 @@ impl HostBuilder {
     }
 
     /// Adds a work queue: [`QueueOptions::default()`] for the one that
-    /// [`TaskQueue`](crate::TaskQueue) arguments get, or
-    /// [`QueueOptions::named`] for others. Its workers run as a background
-    /// service of the host and drain it at shutdown.
-    pub fn queue(mut self, options: QueueOptions) -> Self {
-        self.queues.push(options);
+    /// [`TaskQueue`] arguments get, [`QueueOptions::named`] for others, or a
+    /// [`TaskQueue`] made with [`TaskQueue::new`] whose handle you keep. Its
+    /// workers run as a background service of the host and drain it at
+    /// shutdown.
+    pub fn queue(mut self, queue: impl Into<TaskQueue>) -> Self {
+        self.queues.push(queue.into());
         self
     }
 
@@ -439,7 +440,7 @@ impl HostBuilder {
                 }
             }
             for name in &candidate.dependencies.queues {
-                if !self.queues.iter().any(|q| q.name == *name) {
+                if !self.queues.iter().any(|q| q.name() == *name) {
                     problems.push(Problem::MissingQueue {
                         job: candidate.name.to_string(),
                         queue: name,
@@ -484,18 +485,21 @@ impl HostBuilder {
             problems.push(Problem::DuplicateState { type_name });
         }
         for (i, queue) in self.queues.iter().enumerate() {
-            let message = if self.queues[..i].iter().any(|q| q.name == queue.name) {
+            let options = queue.options();
+            let message = if queue.is_attached() {
+                Some("it already belongs to another host; give each host its own queue")
+            } else if self.queues[..i].iter().any(|q| q.name() == queue.name()) {
                 Some("two queues have this name; give each its own with `QueueOptions::named`")
-            } else if queue.capacity == 0 {
+            } else if options.capacity == 0 {
                 Some("the capacity is zero; give it room for at least one item")
-            } else if queue.workers == 0 {
+            } else if options.workers == 0 {
                 Some("it has no workers; give it at least one")
             } else {
                 None
             };
             if let Some(message) = message {
                 problems.push(Problem::InvalidQueue {
-                    queue: queue.name.clone(),
+                    queue: queue.name().to_owned(),
                     message,
                 });
             }
@@ -523,6 +527,9 @@ impl HostBuilder {
         }
         if !problems.is_empty() {
             return Err(BuildError { problems });
+        }
+        for queue in &self.queues {
+            queue.attach();
         }
         Ok(Host {
             shared: Arc::new(HostShared::new(

@@ -187,6 +187,9 @@ mod scheduler;
 mod scope;
 mod service;
 pub mod testing;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod web;
 
 pub use crate::config::{parse_duration, HostConfig, JobConfig, ParseDurationError};
 pub use crate::extract::{

@@ -38,7 +38,7 @@ use crate::clock::Clock;
 use crate::extract::{ExtractError, FromRun, Outcome, RunContext, StateMap};
 use crate::handle::HostHandle;
 use crate::host::{Host, Settings};
-use crate::queue::{QueueOptions, QueueStats, TaskQueue};
+use crate::queue::{QueueStats, TaskQueue};
 use crate::registry::JobKind;
 use crate::runner::{panic_message, supervise, JobDef};
 use crate::scheduler::Scheduler;
@@ -79,17 +79,11 @@ impl HostShared {
         clock: Clock,
         jobs: Vec<Arc<JobDef>>,
         scopes: Vec<ScopeDef>,
-        queues: Vec<QueueOptions>,
+        queues: Vec<TaskQueue>,
     ) -> HostShared {
-        let stop = CancellationToken::new();
-        let kill = CancellationToken::new();
-        let queues = queues
-            .into_iter()
-            .map(|options| TaskQueue::new(options, stop.clone(), kill.clone()))
-            .collect();
         HostShared {
-            stop,
-            kill,
+            stop: CancellationToken::new(),
+            kill: CancellationToken::new(),
             started: CancellationToken::new(),
             stopped: CancellationToken::new(),
             state,
@@ -113,6 +107,17 @@ impl HostShared {
             }
         }
         self.stop.cancel();
+        for queue in &self.queues {
+            queue.begin_stop();
+        }
+    }
+
+    /// The shutdown deadline passed: drop whatever still runs.
+    fn abort(&self) {
+        self.kill.cancel();
+        for queue in &self.queues {
+            queue.abort();
+        }
     }
 
     fn reason(&self) -> StopReason {
@@ -557,7 +562,7 @@ impl RunningHost {
             // last poll.
             in_time || {
                 deadline.cancel();
-                shared.kill.cancel();
+                shared.abort();
                 sequence.now_or_never().is_some()
             }
         };

@@ -97,9 +97,13 @@ struct Item {
 }
 
 /// A handle on a bounded queue of background work. Cloneable; jobs take it
-/// as an argument (the default queue), other code gets it from
-/// [`Host::queue`](crate::Host::queue) or a
-/// [`HostHandle`](crate::HostHandle).
+/// as an argument (the default queue), other code keeps the handle it made
+/// with [`TaskQueue::new`], or gets it from [`Host::queue`](crate::Host::queue)
+/// or a [`HostHandle`](crate::HostHandle).
+///
+/// A queue belongs to the one host it is given to
+/// ([`HostBuilder::queue`](crate::HostBuilder::queue)), whose workers run its
+/// items once the host has started.
 ///
 /// Each item is an async closure that gets a [`CancellationToken`]: the
 /// host's stop token while the host runs, and for items run while the queue
@@ -136,11 +140,14 @@ pub(crate) struct QueueInner {
     slots: Semaphore,
     tx: async_channel::Sender<Item>,
     rx: async_channel::Receiver<Item>,
-    /// The host's stop token: enqueueing stops, running items see it.
+    /// Cancelled when the host's stop begins: enqueueing stops, running
+    /// items see it.
     stop: CancellationToken,
-    /// Fires at the shutdown deadline: the token of drained items, and the
-    /// end of every worker.
+    /// Cancelled at the host's shutdown deadline: the token of drained
+    /// items, and the end of every worker.
     deadline: CancellationToken,
+    /// Set when a host takes the queue.
+    attached: AtomicBool,
     /// Set by `close`: pushes hand their item back from then on.
     closed: AtomicBool,
     /// Pushes between their check of `closed` and their send; `close` waits
@@ -223,12 +230,17 @@ impl Future for Queued {
     }
 }
 
+impl From<QueueOptions> for TaskQueue {
+    fn from(options: QueueOptions) -> TaskQueue {
+        TaskQueue::new(options)
+    }
+}
+
 impl TaskQueue {
-    pub(crate) fn new(
-        options: QueueOptions,
-        stop: CancellationToken,
-        deadline: CancellationToken,
-    ) -> TaskQueue {
+    /// A queue, to give to [`HostBuilder::queue`](crate::HostBuilder::queue)
+    /// while keeping a handle on it, e.g. for a web router built before the
+    /// host.
+    pub fn new(options: QueueOptions) -> TaskQueue {
         let (tx, rx) = async_channel::unbounded();
         TaskQueue {
             inner: Arc::new(QueueInner {
@@ -236,8 +248,9 @@ impl TaskQueue {
                 options,
                 tx,
                 rx,
-                stop,
-                deadline,
+                stop: CancellationToken::new(),
+                deadline: CancellationToken::new(),
+                attached: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 pushing: AtomicUsize::new(0),
                 in_flight: AtomicU64::new(0),
@@ -396,6 +409,26 @@ impl TaskQueue {
 
     pub(crate) fn options(&self) -> &QueueOptions {
         &self.inner.options
+    }
+
+    /// Whether a host has taken the queue.
+    pub(crate) fn is_attached(&self) -> bool {
+        self.inner.attached.load(Ordering::Acquire)
+    }
+
+    /// Marks the queue as taken by a host.
+    pub(crate) fn attach(&self) {
+        self.inner.attached.store(true, Ordering::Release);
+    }
+
+    /// The host's stop began.
+    pub(crate) fn begin_stop(&self) {
+        self.inner.stop.cancel();
+    }
+
+    /// The host's shutdown deadline passed.
+    pub(crate) fn abort(&self) {
+        self.inner.deadline.cancel();
     }
 
     /// One worker: runs items until stop, then drains (if the queue does)

@@ -31,6 +31,17 @@ fn binary(name: &str) -> PathBuf {
     binary
 }
 
+impl Drop for Example {
+    /// A failed test must not leave the example running: it would hold the
+    /// test's output pipe open, and the test runner would wait for it.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Example {
     /// Starts the example `name` with `env` set, logging at info level
     /// without colours.
@@ -81,6 +92,15 @@ impl Example {
                 }
             }
         }
+    }
+
+    /// Waits for a line that contains `prefix` and returns what follows it.
+    #[allow(dead_code)]
+    pub(crate) fn wait_for_capture(&mut self, prefix: &str) -> String {
+        self.wait_for(prefix);
+        let line = self.seen.last().expect("the line just seen");
+        let start = line.find(prefix).expect("the prefix") + prefix.len();
+        line[start..].trim().to_owned()
     }
 
     pub(crate) fn signal(&self, signal: i32) {

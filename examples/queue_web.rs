@@ -1,0 +1,229 @@
+//! Run with: cargo run --example queue_web
+//!
+//! The queued background tasks of the reference, as a web page: each click
+//! on "Add task" enqueues a work item; one worker runs the items in order,
+//! each in three 5-second steps that it logs; the page shows queued,
+//! running and finished tasks with their progress, and the queue's depth.
+//!
+//! The page is served by axum as a service of the same host: one runtime,
+//! one signal handler. Open the address it prints, add a few tasks, then
+//! press Ctrl+C: the server stops accepting, the running task stops after
+//! its current step, the waiting ones drain (within the 60 s shutdown
+//! timeout), and the process exits with code 0. Tasks still
+//! waiting at the deadline are counted and logged, never dropped silently.
+//!
+//! `QUEUE_WEB_ADDR` changes the address (default 127.0.0.1:3000; port 0
+//! picks a free one) and `STEP_MS` the length of a step (default 5000).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::{Json, Router};
+use hosted::web::WebServer;
+use hosted::{CancellationToken, Host, QueueOptions, Refused, TaskQueue};
+use serde::Serialize;
+
+const STEPS: u32 = 3;
+
+/// What the page shows of one task.
+#[derive(Clone, Serialize)]
+struct TaskView {
+    id: u64,
+    state: &'static str,
+    step: u32,
+    steps: u32,
+}
+
+#[derive(Clone)]
+struct App {
+    queue: TaskQueue,
+    tasks: Arc<Mutex<BTreeMap<u64, TaskView>>>,
+    next_id: Arc<AtomicU64>,
+    step: Duration,
+}
+
+impl App {
+    fn set(&self, id: u64, state: &'static str, step: u32) {
+        if let Some(task) = self.tasks.lock().expect("tasks lock").get_mut(&id) {
+            task.state = state;
+            task.step = step;
+        }
+    }
+}
+
+/// One task: three steps, each logged. After each step it checks its
+/// token: the task running when stop begins sees it cancelled and stops
+/// early; tasks drained after that get a token that fires only at the
+/// shutdown deadline, so they run to the end.
+async fn run_task(app: App, id: u64, token: CancellationToken) {
+    for step in 1..=STEPS {
+        app.set(id, "running", step);
+        tracing::info!(task = id, "step {step}/{STEPS}");
+        tokio::time::sleep(app.step).await;
+        if token.is_cancelled() && step < STEPS {
+            app.set(id, "interrupted", step);
+            tracing::info!(
+                task = id,
+                "stop requested: interrupted after step {step}/{STEPS}"
+            );
+            return;
+        }
+    }
+    app.set(id, "finished", STEPS);
+    tracing::info!(task = id, "finished");
+}
+
+async fn add_task(State(app): State<App>) -> impl IntoResponse {
+    let id = app.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+    app.tasks.lock().expect("tasks lock").insert(
+        id,
+        TaskView {
+            id,
+            state: "queued",
+            step: 0,
+            steps: STEPS,
+        },
+    );
+    let worker_app = app.clone();
+    match app
+        .queue
+        .try_enqueue_detached(format!("task {id}"), move |token| {
+            run_task(worker_app, id, token)
+        }) {
+        Ok(()) => (StatusCode::ACCEPTED, Json(serde_json::json!({ "id": id }))),
+        Err(refused) => {
+            app.tasks.lock().expect("tasks lock").remove(&id);
+            let status = match refused {
+                Refused::Full(_) => StatusCode::TOO_MANY_REQUESTS,
+                Refused::Stopping(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            (status, Json(serde_json::json!({ "error": "not queued" })))
+        }
+    }
+}
+
+async fn list_tasks(State(app): State<App>) -> Json<serde_json::Value> {
+    let tasks: Vec<TaskView> = app
+        .tasks
+        .lock()
+        .expect("tasks lock")
+        .values()
+        .cloned()
+        .collect();
+    let stats = app.queue.stats();
+    Json(serde_json::json!({
+        "tasks": tasks,
+        "queue": {
+            "capacity": stats.capacity,
+            "depth": stats.depth,
+            "in_flight": stats.in_flight,
+            "completed": stats.completed,
+        },
+    }))
+}
+
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<std::process::ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_target(false)
+        .init();
+
+    let addr = std::env::var("QUEUE_WEB_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
+    let step_ms: u64 = std::env::var("STEP_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5_000);
+
+    let queue = TaskQueue::new(QueueOptions::default().capacity(100).workers(1));
+    let app = App {
+        queue: queue.clone(),
+        tasks: Arc::default(),
+        next_id: Arc::default(),
+        step: Duration::from_millis(step_ms),
+    };
+    let router = Router::new()
+        .route("/", get(page))
+        .route("/tasks", get(list_tasks).post(add_task))
+        .with_state(app);
+    let web = WebServer::bind(&addr, router).await?;
+    println!("serving the task queue on http://{}", web.local_addr());
+
+    let report = Host::builder()
+        .without_registered()
+        .queue(queue)
+        .service(web)
+        .shutdown_timeout(Duration::from_secs(60))
+        .build()?
+        .run()
+        .await;
+    println!("stopped: {} task(s) never ran", report.not_run());
+    Ok(report.exit_code())
+}
+
+const PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>hosted: queued background tasks</title>
+  <style>
+    body { font: 16px/1.4 system-ui, sans-serif; margin: 2rem auto; max-width: 40rem; }
+    button { font-size: 1rem; padding: .4rem 1rem; }
+    table { border-collapse: collapse; width: 100%; margin-top: 1rem; }
+    td, th { border-bottom: 1px solid #ddd; padding: .3rem; text-align: left; }
+    tr.queued td { color: #777; } tr.running td { color: #05a; } tr.finished td { color: #080; }
+    progress { width: 10rem; }
+  </style>
+</head>
+<body>
+  <h1>Queued background tasks</h1>
+  <p>Each task runs three steps on the host's queue, one task at a time.</p>
+  <button id="add">Add task</button>
+  <p>Queue depth: <span id="depth">0</span> waiting, <span id="in-flight">0</span> running,
+     <span id="completed">0</span> completed.</p>
+  <table>
+    <thead><tr><th>Task</th><th>State</th><th>Progress</th></tr></thead>
+    <tbody id="tasks"></tbody>
+  </table>
+  <script>
+    async function refresh() {
+      try {
+        const response = await fetch('/tasks');
+        const data = await response.json();
+        document.getElementById('depth').textContent = data.queue.depth;
+        document.getElementById('in-flight').textContent = data.queue.in_flight;
+        document.getElementById('completed').textContent = data.queue.completed;
+        const body = document.getElementById('tasks');
+        body.innerHTML = '';
+        for (const task of data.tasks) {
+          const row = document.createElement('tr');
+          row.className = task.state;
+          row.dataset.id = task.id;
+          row.innerHTML = `<td>#${task.id}</td><td class="state">${task.state}</td>` +
+            `<td><progress max="${task.steps}" value="${task.step}"></progress> ${task.step}/${task.steps}</td>`;
+          body.appendChild(row);
+        }
+      } catch (e) { /* the server is stopping */ }
+    }
+    document.getElementById('add').addEventListener('click', async () => {
+      await fetch('/tasks', { method: 'POST' });
+      refresh();
+    });
+    setInterval(refresh, 300);
+    refresh();
+  </script>
+</body>
+</html>
+"#;

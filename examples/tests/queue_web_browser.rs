@@ -1,0 +1,192 @@
+//! The queue_web example in a real browser: headless Chromium, driven
+//! through WebDriver (chromedriver), clicks "Add task", watches the tasks
+//! queue, run and finish, then stops the host and checks the drain.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them).
+//! Without them this test fails: it never skips.
+
+mod support;
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use support::Example;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// chromedriver on a free loopback port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        for path in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(path).exists(),
+                "{path} is missing: install Debian's `chromium` and `chromium-driver` (`.ci/run` does)"
+            );
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        // Its own process group, so that dropping it ends the browsers it
+        // started too, even when a failed test never closed its session.
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start chromedriver");
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// A headless Chromium session, retrying while chromedriver starts.
+    async fn session(&self) -> Client {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                ],
+            }),
+        );
+        let began = Instant::now();
+        loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&self.url)
+                .await
+            {
+                Ok(client) => return client,
+                Err(error) if began.elapsed() < Duration::from_secs(20) => {
+                    let _ = error;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => panic!("no WebDriver session: {error}"),
+            }
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Ok(group) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) has no memory-safety preconditions; the group
+            // is the one chromedriver leads, made for this test.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(-group, libc::SIGKILL);
+            }
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// The states of the task rows on the page, in order, read in one script
+/// call: the page redraws its rows every 300 ms.
+async fn states(browser: &Client) -> Vec<String> {
+    let rows = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('#tasks tr')).map(r => r.className);",
+            vec![],
+        )
+        .await
+        .expect("read the rows");
+    serde_json::from_value(rows).expect("a list of class names")
+}
+
+/// Polls the page until `done` holds for the row states, for 20 s at most.
+async fn until(browser: &Client, what: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let began = Instant::now();
+    loop {
+        let seen = states(browser).await;
+        if done(&seen) {
+            return seen;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "waited 20 s for {what}; rows: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_added_in_the_browser_queue_run_finish_and_drain_at_stop() {
+    let mut example = Example::start(
+        "queue_web",
+        &[("QUEUE_WEB_ADDR", "127.0.0.1:0"), ("STEP_MS", "150")],
+    );
+    let address = example.wait_for_capture("serving the task queue on ");
+    let driver = Driver::start();
+    let browser = driver.session().await;
+    browser.goto(&address).await.expect("open the page");
+
+    // Three clicks: one task runs while the others wait in the queue.
+    let add = browser
+        .find(Locator::Id("add"))
+        .await
+        .expect("the Add task button");
+    for _ in 0..3 {
+        add.click().await.expect("click Add task");
+    }
+    let seen = until(&browser, "a running task and queued ones", |s| {
+        s.len() == 3 && s.iter().any(|c| c == "running") && s.iter().any(|c| c == "queued")
+    })
+    .await;
+    assert_eq!(seen[0], "running", "one worker: the first task runs first");
+    until(&browser, "three finished tasks", |s| {
+        s.len() == 3 && s.iter().all(|c| c == "finished")
+    })
+    .await;
+    let completed = browser
+        .find(Locator::Id("completed"))
+        .await
+        .expect("the completed count")
+        .text()
+        .await
+        .expect("its text");
+    assert_eq!(completed, "3");
+
+    // Three more, then stop the host while they run and wait: the running
+    // one is interrupted after its step, the waiting ones drain.
+    for _ in 0..3 {
+        add.click().await.expect("click Add task");
+    }
+    until(&browser, "task 4 running", |s| {
+        s.len() == 6 && s[3] == "running"
+    })
+    .await;
+    browser.close().await.expect("close the browser");
+    drop(driver);
+    example.signal(libc::SIGTERM);
+    let (status, output) = example.exit();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status {status}; output:\n{output}"
+    );
+    assert!(
+        output.contains("stop requested: interrupted after step"),
+        "{output}"
+    );
+    assert!(output.contains("finished task=5"), "{output}");
+    assert!(output.contains("finished task=6"), "{output}");
+    assert!(output.contains("stopped: 0 task(s) never ran"), "{output}");
+}

@@ -1,0 +1,133 @@
+//! A web app as a service of the host (feature `axum`): it shares the
+//! host's lifecycle and shutdown, with no signal handler and no runtime of
+//! its own.
+
+use std::borrow::Cow;
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::service::HostedService;
+
+/// An axum app served as a lifecycle service of the host.
+///
+/// It starts listening in `start` (before any background job runs), stops
+/// accepting connections as soon as stop begins (its `stopping` hook), and
+/// in `stop` waits for the requests in flight until the shutdown deadline,
+/// when it drops them.
+///
+/// # Examples
+///
+/// ```no_run
+/// use axum::{routing::get, Router};
+/// use hosted::web::WebServer;
+/// use hosted::Host;
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let app = Router::new().route("/health", get(|| async { "ok" }));
+/// let web = WebServer::bind("127.0.0.1:8080", app).await?;
+/// println!("listening on http://{}", web.local_addr());
+/// let report = Host::builder().service(web).build().unwrap().run().await;
+/// # drop(report); Ok(()) }
+/// ```
+pub struct WebServer {
+    name: Cow<'static, str>,
+    local_addr: SocketAddr,
+    listener: Option<TcpListener>,
+    router: Option<axum::Router>,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl std::fmt::Debug for WebServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebServer")
+            .field("name", &self.name)
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebServer {
+    /// Serves `router` on a bound `listener`.
+    ///
+    /// # Errors
+    ///
+    /// If the listener's address cannot be read.
+    pub fn new(listener: TcpListener, router: axum::Router) -> io::Result<WebServer> {
+        Ok(WebServer {
+            name: Cow::Borrowed("web"),
+            local_addr: listener.local_addr()?,
+            listener: Some(listener),
+            router: Some(router),
+            shutdown: CancellationToken::new(),
+            server: None,
+        })
+    }
+
+    /// Binds `addr` (port 0 picks a free port) and serves `router` on it.
+    ///
+    /// # Errors
+    ///
+    /// If the address cannot be bound.
+    pub async fn bind(addr: impl ToSocketAddrs, router: axum::Router) -> io::Result<WebServer> {
+        WebServer::new(TcpListener::bind(addr).await?, router)
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Names the service (default `"web"`), for a host that serves more than
+    /// one app.
+    pub fn named(mut self, name: impl Into<Cow<'static, str>>) -> WebServer {
+        self.name = name.into();
+        self
+    }
+}
+
+impl HostedService for WebServer {
+    type Error = io::Error;
+
+    fn name(&self) -> Cow<'static, str> {
+        self.name.clone()
+    }
+
+    async fn start(&mut self, _cancel: CancellationToken) -> io::Result<()> {
+        let (Some(listener), Some(router)) = (self.listener.take(), self.router.take()) else {
+            return Err(io::Error::other("the web server was already started"));
+        };
+        let shutdown = self.shutdown.clone();
+        self.server = Some(tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }));
+        tracing::info!(service = %self.name, address = %self.local_addr, "listening on http://{}", self.local_addr);
+        Ok(())
+    }
+
+    async fn stopping(&mut self, _deadline: CancellationToken) -> io::Result<()> {
+        // Stop accepting connections now; requests in flight go on.
+        self.shutdown.cancel();
+        Ok(())
+    }
+
+    async fn stop(&mut self, deadline: CancellationToken) -> io::Result<()> {
+        self.shutdown.cancel();
+        let Some(mut server) = self.server.take() else {
+            return Ok(());
+        };
+        tokio::select! {
+            result = &mut server => result.map_err(io::Error::other)?,
+            () = deadline.cancelled() => {
+                server.abort();
+                Err(io::Error::other("requests were still in flight at the shutdown deadline"))
+            }
+        }
+    }
+}
