@@ -263,8 +263,8 @@ impl HostBuilder {
         self
     }
 
-    /// Adds a work queue: [`QueueOptions::default()`] for the one that
-    /// [`TaskQueue`] arguments get, [`QueueOptions::named`] for others, or a
+    /// Adds a work queue: [`QueueOptions::default()`](crate::QueueOptions::default) for the one that
+    /// [`TaskQueue`] arguments get, [`QueueOptions::named`](crate::QueueOptions::named) for others, or a
     /// [`TaskQueue`] made with [`TaskQueue::new`] whose handle you keep. Its
     /// workers run as a background service of the host and drain it at
     /// shutdown.

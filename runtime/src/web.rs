@@ -12,12 +12,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::service::HostedService;
 
+/// How long cut-off requests get to answer and close their connections.
+const CUTOFF_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// An axum app served as a lifecycle service of the host.
 ///
 /// It starts listening in `start` (before any background job runs), stops
 /// accepting connections as soon as stop begins (its `stopping` hook), and
-/// in `stop` waits for the requests in flight until the shutdown deadline,
-/// when it drops them.
+/// in `stop` waits for the requests in flight until the shutdown deadline.
+/// Requests still running then are ended with `503 Service Unavailable`,
+/// so no connection outlives the host.
 ///
 /// # Examples
 ///
@@ -38,7 +42,10 @@ pub struct WebServer {
     local_addr: SocketAddr,
     listener: Option<TcpListener>,
     router: Option<axum::Router>,
+    /// Stops accepting connections: fired when stop begins.
     shutdown: CancellationToken,
+    /// Ends the requests still in flight with `503`: fired at the deadline.
+    cutoff: CancellationToken,
     server: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -64,6 +71,7 @@ impl WebServer {
             listener: Some(listener),
             router: Some(router),
             shutdown: CancellationToken::new(),
+            cutoff: CancellationToken::new(),
             server: None,
         })
     }
@@ -102,6 +110,24 @@ impl HostedService for WebServer {
             return Err(io::Error::other("the web server was already started"));
         };
         let shutdown = self.shutdown.clone();
+        let cutoff = self.cutoff.clone();
+        // Each request races the cutoff: axum serves every connection on a
+        // task of its own, which only this can end.
+        let router = router.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let cutoff = cutoff.clone();
+                async move {
+                    tokio::select! {
+                        response = next.run(request) => response,
+                        () = cutoff.cancelled() => {
+                            axum::response::IntoResponse::into_response(
+                                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            )
+                        }
+                    }
+                }
+            },
+        ));
         self.server = Some(tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -125,8 +151,15 @@ impl HostedService for WebServer {
         tokio::select! {
             result = &mut server => result.map_err(io::Error::other)?,
             () = deadline.cancelled() => {
-                server.abort();
-                Err(io::Error::other("requests were still in flight at the shutdown deadline"))
+                self.cutoff.cancel();
+                // Cut off, the requests answer at once and graceful shutdown
+                // ends; give it a moment, then stop waiting.
+                if tokio::time::timeout(CUTOFF_GRACE, &mut server).await.is_err() {
+                    server.abort();
+                }
+                Err(io::Error::other(
+                    "requests were still in flight at the shutdown deadline; they were answered 503",
+                ))
             }
         }
     }

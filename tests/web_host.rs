@@ -1,0 +1,112 @@
+//! The web host shares the host's shutdown: when stop begins the server
+//! stops accepting, and a request in flight finishes within the timeout.
+//! Real sockets on loopback, so real (short) time.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use hosted::web::WebServer;
+use hosted::Host;
+
+/// A GET over a plain socket: the status line, or the connection error.
+fn get_status(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response.lines().next().unwrap_or_default().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stops_accepting_at_stop_and_finishes_requests_in_flight() {
+    let router = Router::new()
+        .route("/fast", get(|| async { "fast" }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "slow"
+            }),
+        );
+    let web = WebServer::bind("127.0.0.1:0", router).await.unwrap();
+    let addr = web.local_addr();
+    let running = Host::builder()
+        .without_registered()
+        .service(web)
+        .shutdown_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+
+    let fast = tokio::task::spawn_blocking(move || get_status(addr, "/fast"));
+    assert_eq!(fast.await.unwrap().unwrap(), "HTTP/1.1 200 OK");
+
+    let slow = tokio::task::spawn_blocking(move || get_status(addr, "/slow"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let report = running.stop().await;
+
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(
+        slow.await.unwrap().unwrap(),
+        "HTTP/1.1 200 OK",
+        "in flight: finished"
+    );
+    assert!(
+        report.stop_took() >= Duration::from_millis(150),
+        "the stop waited for the request in flight: {:?}",
+        report.stop_took()
+    );
+    let after = tokio::task::spawn_blocking(move || get_status(addr, "/fast"));
+    assert!(after.await.unwrap().is_err(), "no longer accepting");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_the_deadline_is_answered_503_and_the_stop_reports_it() {
+    let router = Router::new().route(
+        "/stuck",
+        get(|| async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            "never"
+        }),
+    );
+    let web = WebServer::bind("127.0.0.1:0", router).await.unwrap();
+    let addr = web.local_addr();
+    let running = Host::builder()
+        .without_registered()
+        .service(web)
+        .shutdown_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let stuck = tokio::task::spawn_blocking(move || get_status(addr, "/stuck"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let report = running.stop().await;
+    assert_eq!(report.code(), hosted::Report::EXIT_STOP_FAILED, "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("still in flight at the shutdown deadline"),
+        "{report}"
+    );
+    assert_eq!(
+        stuck.await.unwrap().unwrap(),
+        "HTTP/1.1 503 Service Unavailable",
+        "the request was cut off, not left hanging"
+    );
+    assert!(
+        report.stop_took() < Duration::from_secs(2),
+        "{:?}",
+        report.stop_took()
+    );
+}
