@@ -12,16 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::service::HostedService;
 
-/// How long cut-off requests get to answer and close their connections.
-const CUTOFF_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
-
 /// An axum app served as a lifecycle service of the host.
 ///
 /// It starts listening in `start` (before any background job runs), stops
 /// accepting connections as soon as stop begins (its `stopping` hook), and
 /// in `stop` waits for the requests in flight until the shutdown deadline.
-/// Requests still running then are ended with `503 Service Unavailable`,
-/// so no connection outlives the host.
+/// Requests still running then are answered `503 Service Unavailable` at
+/// once, and their connections close, rather than hang on.
 ///
 /// # Examples
 ///
@@ -145,18 +142,15 @@ impl HostedService for WebServer {
 
     async fn stop(&mut self, deadline: CancellationToken) -> io::Result<()> {
         self.shutdown.cancel();
-        let Some(mut server) = self.server.take() else {
+        let Some(server) = self.server.take() else {
             return Ok(());
         };
         tokio::select! {
-            result = &mut server => result.map_err(io::Error::other)?,
+            result = server => result.map_err(io::Error::other)?,
             () = deadline.cancelled() => {
+                // Cut off, every request answers at once and the graceful
+                // shutdown ends by itself; the host has no time left to wait.
                 self.cutoff.cancel();
-                // Cut off, the requests answer at once and graceful shutdown
-                // ends; give it a moment, then stop waiting.
-                if tokio::time::timeout(CUTOFF_GRACE, &mut server).await.is_err() {
-                    server.abort();
-                }
                 Err(io::Error::other(
                     "requests were still in flight at the shutdown deadline; they were answered 503",
                 ))
