@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::FutureExt as _;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::extract::{
@@ -137,7 +137,13 @@ pub struct TaskQueue {
 
 pub(crate) struct QueueInner {
     options: QueueOptions,
-    slots: Semaphore,
+    /// Free places in the queue: the capacity less the items waiting.
+    free: AtomicUsize,
+    /// Producers waiting for a free place, and where they wait. Touched
+    /// only when the queue is full, so a queue with room costs atomics
+    /// alone.
+    waiting: AtomicUsize,
+    room: Notify,
     tx: async_channel::Sender<Item>,
     rx: async_channel::Receiver<Item>,
     /// Cancelled when the host's stop begins: enqueueing stops, running
@@ -148,6 +154,10 @@ pub(crate) struct QueueInner {
     deadline: CancellationToken,
     /// Set when a host takes the queue.
     attached: AtomicBool,
+    /// Mirrors of `stop` and `deadline` for the checks on every item: a
+    /// token's `is_cancelled` takes a lock.
+    stopping: AtomicBool,
+    deadline_passed: AtomicBool,
     /// Set by `close`: pushes hand their item back from then on.
     closed: AtomicBool,
     /// Pushes between their check of `closed` and their send; `close` waits
@@ -209,7 +219,7 @@ impl<F> std::error::Error for Refused<F> {}
 /// The outcome of one queued item, to await or to drop.
 #[must_use = "dropping the handle is fine, but then the outcome is not seen; `enqueue_detached` skips it"]
 pub struct Queued {
-    done: oneshot::Receiver<Outcome>,
+    done: Option<oneshot::Receiver<Outcome>>,
 }
 
 impl fmt::Debug for Queued {
@@ -224,9 +234,13 @@ impl Future for Queued {
     /// [`Outcome::NotRun`] if the item was dropped without running at
     /// shutdown.
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
-        Pin::new(&mut self.done)
-            .poll(cx)
-            .map(|result| result.unwrap_or(Outcome::NotRun))
+        match &mut self.done {
+            Some(done) => Pin::new(done)
+                .poll(cx)
+                .map(|result| result.unwrap_or(Outcome::NotRun)),
+            // Detached items hand out no handle to poll.
+            None => Poll::Ready(Outcome::NotRun),
+        }
     }
 }
 
@@ -244,13 +258,17 @@ impl TaskQueue {
         let (tx, rx) = async_channel::unbounded();
         TaskQueue {
             inner: Arc::new(QueueInner {
-                slots: Semaphore::new(options.capacity),
+                free: AtomicUsize::new(options.capacity),
+                waiting: AtomicUsize::new(0),
+                room: Notify::new(),
                 options,
                 tx,
                 rx,
                 stop: CancellationToken::new(),
                 deadline: CancellationToken::new(),
                 attached: AtomicBool::new(false),
+                stopping: AtomicBool::new(false),
+                deadline_passed: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 pushing: AtomicUsize::new(0),
                 in_flight: AtomicU64::new(0),
@@ -350,44 +368,42 @@ impl TaskQueue {
 
     async fn wait_for_room<F>(&self, work: F) -> Result<Room<'_, F>, Refused<F>> {
         let inner = &*self.inner;
-        if inner.stop.is_cancelled() {
-            inner.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(Refused::Stopping(work));
-        }
-        tokio::select! {
-            biased;
-            () = inner.stop.cancelled() => {
+        loop {
+            if inner.stopping.load(Ordering::Acquire) {
                 inner.refused.fetch_add(1, Ordering::Relaxed);
-                Err(Refused::Stopping(work))
+                return Err(Refused::Stopping(work));
             }
-            permit = inner.slots.acquire() => match permit {
-                Ok(permit) => {
-                    permit.forget();
-                    Ok(Room { queue: self, work })
-                }
-                Err(_) => {
-                    inner.refused.fetch_add(1, Ordering::Relaxed);
-                    Err(Refused::Stopping(work))
-                }
-            },
+            if inner.take_free() {
+                return Ok(Room { queue: self, work });
+            }
+            // Full: wait for a worker to take an item, or for stop.
+            inner.waiting.fetch_add(1, Ordering::SeqCst);
+            let room = inner.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if inner.take_free() {
+                inner.waiting.fetch_sub(1, Ordering::SeqCst);
+                return Ok(Room { queue: self, work });
+            }
+            tokio::select! {
+                () = room => {}
+                () = inner.stop.cancelled() => {}
+            }
+            inner.waiting.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
     fn room_now<F>(&self, work: F) -> Result<Room<'_, F>, Refused<F>> {
         let inner = &*self.inner;
-        if inner.stop.is_cancelled() {
+        if inner.stopping.load(Ordering::Acquire) {
             inner.refused.fetch_add(1, Ordering::Relaxed);
             return Err(Refused::Stopping(work));
         }
-        match inner.slots.try_acquire() {
-            Ok(permit) => {
-                permit.forget();
-                Ok(Room { queue: self, work })
-            }
-            Err(_) => {
-                inner.refused.fetch_add(1, Ordering::Relaxed);
-                Err(Refused::Full(work))
-            }
+        if inner.take_free() {
+            Ok(Room { queue: self, work })
+        } else {
+            inner.refused.fetch_add(1, Ordering::Relaxed);
+            Err(Refused::Full(work))
         }
     }
 
@@ -423,11 +439,13 @@ impl TaskQueue {
 
     /// The host's stop began.
     pub(crate) fn begin_stop(&self) {
+        self.inner.stopping.store(true, Ordering::Release);
         self.inner.stop.cancel();
     }
 
     /// The host's shutdown deadline passed.
     pub(crate) fn abort(&self) {
+        self.inner.deadline_passed.store(true, Ordering::Release);
         self.inner.deadline.cancel();
     }
 
@@ -436,8 +454,8 @@ impl TaskQueue {
     pub(crate) async fn work(self) {
         let inner = &*self.inner;
         loop {
-            let item = if inner.stop.is_cancelled() {
-                if !inner.options.drain || inner.deadline.is_cancelled() {
+            let item = if inner.stopping.load(Ordering::Acquire) {
+                if !inner.options.drain || inner.deadline_passed.load(Ordering::Acquire) {
                     return;
                 }
                 match inner.rx.try_recv() {
@@ -454,26 +472,28 @@ impl TaskQueue {
                     () = inner.stop.cancelled() => continue,
                 }
             };
-            inner.slots.add_permits(1);
+            inner.release_free();
             self.run(item).await;
         }
     }
 
     async fn run(&self, item: Item) {
         let inner = &*self.inner;
-        let token = if inner.stop.is_cancelled() {
+        let token = if inner.stopping.load(Ordering::Acquire) {
             inner.deadline.clone()
         } else {
             inner.stop.clone()
         };
         inner.in_flight.fetch_add(1, Ordering::Relaxed);
         let Item { label, work, done } = item;
+        // The item first: one that finishes at once never registers with
+        // the deadline token.
         let outcome = tokio::select! {
             biased;
-            () = inner.deadline.cancelled() => Outcome::Aborted,
             result = AssertUnwindSafe(work(token)).catch_unwind() => {
                 result.unwrap_or_else(|panic| Outcome::Panicked(panic_message(&*panic)))
             }
+            () = inner.deadline.cancelled() => Outcome::Aborted,
         };
         inner.in_flight.fetch_sub(1, Ordering::Relaxed);
         match &outcome {
@@ -499,7 +519,6 @@ impl TaskQueue {
     pub(crate) fn close(&self) -> u64 {
         let inner = &*self.inner;
         inner.closed.store(true, Ordering::SeqCst);
-        inner.slots.close();
         // A push that saw `closed` unset finishes its send in a few
         // instructions: wait for it, then drain what it sent.
         while inner.pushing.load(Ordering::SeqCst) > 0 {
@@ -515,6 +534,25 @@ impl TaskQueue {
         }
         inner.not_run.fetch_add(count, Ordering::Relaxed);
         count
+    }
+}
+
+impl QueueInner {
+    /// Takes a free place, if there is one.
+    fn take_free(&self) -> bool {
+        self.free
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |free| {
+                free.checked_sub(1)
+            })
+            .is_ok()
+    }
+
+    /// Gives a place back, waking a waiting producer if there is one.
+    fn release_free(&self) {
+        self.free.fetch_add(1, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.room.notify_one();
+        }
     }
 }
 
@@ -545,10 +583,9 @@ impl<F> Room<'_, F> {
         let work = self.work;
         let (done, handle) = if tracked {
             let (tx, rx) = oneshot::channel();
-            (Some(tx), rx)
+            (Some(tx), Some(rx))
         } else {
-            let (_, rx) = oneshot::channel();
-            (None, rx)
+            (None, None)
         };
         let item = Item {
             label: label.into(),

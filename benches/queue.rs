@@ -1,0 +1,210 @@
+//! Run with: cargo bench -p hosted-benches --bench queue
+//!
+//! The background work queue against a bare `tokio::sync::mpsc` channel
+//! with worker tasks (one worker owns the receiver; several share it behind
+//! a mutex), in the same run, on a multi-threaded runtime:
+//!
+//! - 1,000,000 no-op items, enqueued and drained with 1 and with 8 workers;
+//! - 100,000 items that each sleep 1 ms, with 8 and with 256 workers;
+//! - bytes per queued item: 1,000,000 items queued, none running.
+//!
+//! Both sides move the same work item, a boxed async closure; each item
+//! bumps a shared counter so the end of the drain is seen the same way.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hosted::{Host, QueueOptions, TaskQueue};
+use hosted_benches::{bytes_in_use, Counting};
+use tokio::sync::{mpsc, Mutex, Notify};
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+type BareItem = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+const CAPACITY: usize = 1_024;
+
+/// Counts finished items; wakes the bench when all `total` are done.
+#[derive(Clone)]
+struct Done {
+    count: Arc<AtomicU64>,
+    all: Arc<Notify>,
+    total: u64,
+}
+
+impl Done {
+    fn new(total: u64) -> Done {
+        Done {
+            count: Arc::default(),
+            all: Arc::default(),
+            total,
+        }
+    }
+
+    fn one(&self) {
+        if self.count.fetch_add(1, Ordering::AcqRel) + 1 == self.total {
+            self.all.notify_one();
+        }
+    }
+}
+
+async fn work(done: Done, sleep: bool) {
+    if sleep {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    done.one();
+}
+
+/// Items per second through the hosted queue.
+async fn hosted(items: u64, workers: usize, sleep: bool) -> f64 {
+    let queue = TaskQueue::new(QueueOptions::default().capacity(CAPACITY).workers(workers));
+    let running = Host::builder()
+        .without_registered()
+        .queue(queue.clone())
+        .build()
+        .expect("host")
+        .start()
+        .await
+        .expect("start");
+    let done = Done::new(items);
+    let finished = done.all.notified();
+    tokio::pin!(finished);
+    finished.as_mut().enable();
+    let began = Instant::now();
+    for _ in 0..items {
+        let done = done.clone();
+        if queue
+            .enqueue_detached("item", move |_stop| work(done, sleep))
+            .await
+            .is_err()
+        {
+            panic!("the queue refused an item");
+        }
+    }
+    finished.await;
+    let rate = items as f64 / began.elapsed().as_secs_f64();
+    let report = running.stop().await;
+    assert!(report.is_clean(), "{report}");
+    rate
+}
+
+/// Items per second through a bare channel and worker tasks.
+async fn bare(items: u64, workers: usize, sleep: bool) -> f64 {
+    let (tx, rx) = mpsc::channel::<BareItem>(CAPACITY);
+    let mut handles = Vec::new();
+    if workers == 1 {
+        let mut rx = rx;
+        handles.push(tokio::spawn(async move {
+            while let Some(item) = rx.recv().await {
+                item().await;
+            }
+        }));
+    } else {
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..workers {
+            let rx = rx.clone();
+            handles.push(tokio::spawn(async move {
+                loop {
+                    let item = rx.lock().await.recv().await;
+                    match item {
+                        Some(item) => item().await,
+                        None => return,
+                    }
+                }
+            }));
+        }
+    }
+    let done = Done::new(items);
+    let finished = done.all.notified();
+    tokio::pin!(finished);
+    finished.as_mut().enable();
+    let began = Instant::now();
+    for _ in 0..items {
+        let done = done.clone();
+        let item: BareItem = Box::new(move || Box::pin(work(done, sleep)));
+        if tx.send(item).await.is_err() {
+            panic!("the channel closed");
+        }
+    }
+    finished.await;
+    let rate = items as f64 / began.elapsed().as_secs_f64();
+    drop(tx);
+    for handle in handles {
+        handle.await.expect("worker");
+    }
+    rate
+}
+
+/// Bytes per item with `items` no-op items queued and no worker running.
+fn bytes_per_item_hosted(items: usize) -> f64 {
+    let before = bytes_in_use();
+    let queue = TaskQueue::new(QueueOptions::default().capacity(items));
+    for _ in 0..items {
+        if queue
+            .try_enqueue_detached("item", |_stop| async {})
+            .is_err()
+        {
+            panic!("the queue refused an item");
+        }
+    }
+    let per_item = (bytes_in_use() - before) as f64 / items as f64;
+    drop(queue);
+    per_item
+}
+
+fn bytes_per_item_bare(items: usize) -> f64 {
+    let before = bytes_in_use();
+    let (tx, rx) = mpsc::channel::<BareItem>(items);
+    for _ in 0..items {
+        let item: BareItem = Box::new(|| Box::pin(async {}));
+        if tx.try_send(item).is_err() {
+            panic!("the channel refused an item");
+        }
+    }
+    let per_item = (bytes_in_use() - before) as f64 / items as f64;
+    drop((tx, rx));
+    per_item
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "queue throughput, {} worker threads, capacity {CAPACITY}",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:<32} {:>14} {:>14} {:>8}",
+        "scenario", "hosted items/s", "bare items/s", "ratio"
+    );
+    let scenarios: [(&str, u64, usize, bool); 4] = [
+        ("1,000,000 no-op, 1 worker", 1_000_000, 1, false),
+        ("1,000,000 no-op, 8 workers", 1_000_000, 8, false),
+        ("100,000 x 1 ms sleep, 8 workers", 100_000, 8, true),
+        ("100,000 x 1 ms sleep, 256 workers", 100_000, 256, true),
+    ];
+    for (name, items, workers, sleep) in scenarios {
+        // Warm up both sides once, then measure them back to back.
+        runtime.block_on(hosted(items / 10, workers, sleep));
+        runtime.block_on(bare(items / 10, workers, sleep));
+        let ours = runtime.block_on(hosted(items, workers, sleep));
+        let theirs = runtime.block_on(bare(items, workers, sleep));
+        println!(
+            "{name:<32} {ours:>14.0} {theirs:>14.0} {:>8.2}",
+            ours / theirs
+        );
+    }
+    let ours = bytes_per_item_hosted(1_000_000);
+    let theirs = bytes_per_item_bare(1_000_000);
+    println!(
+        "{:<32} {ours:>14.1} {theirs:>14.1} {:>8.2}",
+        "bytes per queued item",
+        ours / theirs
+    );
+}
