@@ -118,6 +118,23 @@
 //! Invalid values are `build()` errors naming the job and the key; a
 //! disabled job is listed but never runs.
 //!
+//! # Work queues
+//!
+//! [`HostBuilder::queue`] adds a bounded queue of async work items (the
+//! queued background tasks of ASP.NET Core): [`TaskQueue::enqueue`] waits
+//! while it is full, `try_enqueue` hands the item back, and both hand it
+//! back once stop has begun. Its workers run as a background service; an
+//! item's error or panic is logged with its label and counted, never
+//! stopping a worker. At stop, items in flight see their token cancelled,
+//! waiting items drain within the shutdown timeout (or, by option, are
+//! dropped), and whatever never ran is counted in the [`Report`] and logged
+//! with its label.
+//!
+//! With the `axum` feature, `web::WebServer` serves an axum app
+//! as a lifecycle service of the same host: one runtime, one signal
+//! handler; it stops accepting when stop begins and finishes requests in
+//! flight within the timeout.
+//!
 //! # Lifecycle
 //!
 //! Three kinds of work share one lifecycle: lifecycle services

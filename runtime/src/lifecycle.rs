@@ -483,11 +483,13 @@ impl RunningHost {
         }
         let scheduled = shared.jobs.len() - background;
         let services = self.services.len() + background;
+        let queues = shared.queues.len();
         shared.started.cancel();
         tracing::info!(
             jobs = scheduled,
             services,
-            "host started: {scheduled} job(s), {services} service(s); press Ctrl+C to stop",
+            queues,
+            "host started: {scheduled} job(s), {services} service(s), {queues} queue(s); press Ctrl+C to stop",
         );
     }
 
