@@ -16,19 +16,7 @@ pub(crate) fn job(kind: Kind, args: Args, func: syn::ItemFn) -> syn::Result<Job>
 
     check_signature(kind, &func.sig, &mut errors);
 
-    let name = match args.get(Key::Name) {
-        Some(lit) => {
-            let name = lit.value();
-            if name.trim().is_empty() || name.trim() != name {
-                errors.push(syn::Error::new(
-                    lit.span(),
-                    "job name must be non-empty, without leading or trailing whitespace",
-                ));
-            }
-            name
-        }
-        None => func.sig.ident.to_string(),
-    };
+    let name = name(&args, "job", &func.sig.ident, &mut errors);
 
     let krate = crate_path(&args, &mut errors);
 
@@ -149,19 +137,7 @@ pub(crate) fn service_type(args: Args, item: syn::Item) -> syn::Result<ServiceTy
             "a service registered with `#[hosted_service]` cannot be generic; register a concrete instance with `Host::builder().service(value)` instead",
         ));
     }
-    let name = match args.get(Key::Name) {
-        Some(lit) => {
-            let name = lit.value();
-            if name.trim().is_empty() || name.trim() != name {
-                errors.push(syn::Error::new(
-                    lit.span(),
-                    "service name must be non-empty, without leading or trailing whitespace",
-                ));
-            }
-            name
-        }
-        None => ident.to_string(),
-    };
+    let name = name(&args, "service", &ident, &mut errors);
     let order = match args.int(Key::Order) {
         None => 0,
         Some((n, span)) => i32::try_from(n).unwrap_or_else(|_| {
@@ -189,6 +165,21 @@ pub(crate) fn service_type(args: Args, item: syn::Item) -> syn::Result<ServiceTy
         ident,
         item,
     })
+}
+
+/// The `name` option, else the item's own name.
+fn name(args: &Args, what: &str, ident: &syn::Ident, errors: &mut Errors) -> String {
+    let Some(lit) = args.get(Key::Name) else {
+        return ident.to_string();
+    };
+    let name = lit.value();
+    if name.trim().is_empty() || name.trim() != name {
+        errors.push(syn::Error::new(
+            lit.span(),
+            format!("{what} name must be non-empty, without leading or trailing whitespace"),
+        ));
+    }
+    name
 }
 
 fn crate_path(args: &Args, errors: &mut Errors) -> syn::Path {
