@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::FutureExt as _;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use crate::extract::{
@@ -87,13 +87,57 @@ impl QueueOptions {
     }
 }
 
-type Work = Box<dyn FnOnce(CancellationToken) -> RunFuture + Send>;
+/// One queued item: its label, its outcome's sender and its work, in one
+/// allocation, so a queued item costs one pointer in the channel.
+type Item = Box<dyn QueuedWork>;
 
-/// One queued item.
-struct Item {
+trait QueuedWork: Send {
+    fn label(&self) -> &str;
+    /// Starts the work; returns its label, its future and where its
+    /// outcome goes.
+    fn start(self: Box<Self>, token: CancellationToken) -> Started;
+    /// The item will never run: resolves its handle.
+    fn not_run(self: Box<Self>);
+}
+
+/// A started item: its label, its future, where its outcome goes.
+type Started = (
+    Cow<'static, str>,
+    RunFuture,
+    Option<oneshot::Sender<Outcome>>,
+);
+
+struct Work<F> {
     label: Cow<'static, str>,
-    work: Work,
     done: Option<oneshot::Sender<Outcome>>,
+    work: F,
+}
+
+impl<F, Fut, R> QueuedWork for Work<F>
+where
+    F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoOutcome,
+{
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn start(self: Box<Self>, token: CancellationToken) -> Started {
+        let Work { label, done, work } = *self;
+        let running = work(token);
+        (
+            label,
+            Box::pin(async move { running.await.into_outcome() }),
+            done,
+        )
+    }
+
+    fn not_run(self: Box<Self>) {
+        if let Some(done) = self.done {
+            let _ = done.send(Outcome::NotRun);
+        }
+    }
 }
 
 /// A handle on a bounded queue of background work. Cloneable; jobs take it
@@ -137,15 +181,11 @@ pub struct TaskQueue {
 
 pub(crate) struct QueueInner {
     options: QueueOptions,
-    /// Free places in the queue: the capacity less the items waiting.
-    free: AtomicUsize,
-    /// Producers waiting for a free place, and where they wait. Touched
-    /// only when the queue is full, so a queue with room costs atomics
-    /// alone.
-    waiting: AtomicUsize,
-    room: Notify,
-    tx: async_channel::Sender<Item>,
-    rx: async_channel::Receiver<Item>,
+    /// Bounded by the capacity: `reserve` is the backpressure, and holds
+    /// the item back until there is room, so a refusal can hand it back.
+    tx: mpsc::Sender<Item>,
+    /// A single worker holds it for its whole life; several take turns.
+    rx: Mutex<mpsc::Receiver<Item>>,
     /// Cancelled when the host's stop begins: enqueueing stops, running
     /// items see it.
     stop: CancellationToken,
@@ -174,7 +214,7 @@ impl fmt::Debug for TaskQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskQueue")
             .field("name", &self.inner.options.name)
-            .field("depth", &self.inner.rx.len())
+            .field("depth", &self.inner.depth())
             .finish_non_exhaustive()
     }
 }
@@ -255,15 +295,12 @@ impl TaskQueue {
     /// while keeping a handle on it, e.g. for a web router built before the
     /// host.
     pub fn new(options: QueueOptions) -> TaskQueue {
-        let (tx, rx) = async_channel::unbounded();
+        let (tx, rx) = mpsc::channel(options.capacity.max(1));
         TaskQueue {
             inner: Arc::new(QueueInner {
-                free: AtomicUsize::new(options.capacity),
-                waiting: AtomicUsize::new(0),
-                room: Notify::new(),
                 options,
                 tx,
-                rx,
+                rx: Mutex::new(rx),
                 stop: CancellationToken::new(),
                 deadline: CancellationToken::new(),
                 attached: AtomicBool::new(false),
@@ -368,28 +405,28 @@ impl TaskQueue {
 
     async fn wait_for_room<F>(&self, work: F) -> Result<Room<'_, F>, Refused<F>> {
         let inner = &*self.inner;
-        loop {
-            if inner.stopping.load(Ordering::Acquire) {
+        if inner.stopping.load(Ordering::Acquire) {
+            inner.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(Refused::Stopping(work));
+        }
+        let permit = match inner.tx.try_reserve() {
+            Ok(permit) => Some(permit),
+            Err(_) => tokio::select! {
+                biased;
+                permit = inner.tx.reserve() => permit.ok(),
+                () = inner.stop.cancelled() => None,
+            },
+        };
+        match permit {
+            Some(permit) => Ok(Room {
+                queue: self,
+                permit,
+                work,
+            }),
+            None => {
                 inner.refused.fetch_add(1, Ordering::Relaxed);
-                return Err(Refused::Stopping(work));
+                Err(Refused::Stopping(work))
             }
-            if inner.take_free() {
-                return Ok(Room { queue: self, work });
-            }
-            // Full: wait for a worker to take an item, or for stop.
-            inner.waiting.fetch_add(1, Ordering::SeqCst);
-            let room = inner.room.notified();
-            tokio::pin!(room);
-            room.as_mut().enable();
-            if inner.take_free() {
-                inner.waiting.fetch_sub(1, Ordering::SeqCst);
-                return Ok(Room { queue: self, work });
-            }
-            tokio::select! {
-                () = room => {}
-                () = inner.stop.cancelled() => {}
-            }
-            inner.waiting.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -399,11 +436,16 @@ impl TaskQueue {
             inner.refused.fetch_add(1, Ordering::Relaxed);
             return Err(Refused::Stopping(work));
         }
-        if inner.take_free() {
-            Ok(Room { queue: self, work })
-        } else {
-            inner.refused.fetch_add(1, Ordering::Relaxed);
-            Err(Refused::Full(work))
+        match inner.tx.try_reserve() {
+            Ok(permit) => Ok(Room {
+                queue: self,
+                permit,
+                work,
+            }),
+            Err(_) => {
+                inner.refused.fetch_add(1, Ordering::Relaxed);
+                Err(Refused::Full(work))
+            }
         }
     }
 
@@ -414,7 +456,7 @@ impl TaskQueue {
             name: inner.options.name.clone(),
             capacity: inner.options.capacity,
             workers: inner.options.workers,
-            depth: inner.rx.len(),
+            depth: inner.depth(),
             in_flight: inner.in_flight.load(Ordering::Relaxed),
             completed: inner.completed.load(Ordering::Relaxed),
             failed: inner.failed.load(Ordering::Relaxed),
@@ -450,29 +492,46 @@ impl TaskQueue {
     }
 
     /// One worker: runs items until stop, then drains (if the queue does)
-    /// until the queue is empty or the deadline fires.
+    /// until the queue is empty or the deadline fires. A queue's only
+    /// worker keeps the receiver; several workers take turns with it.
     pub(crate) async fn work(self) {
         let inner = &*self.inner;
+        let alone = inner.options.workers == 1;
+        let mut kept = if alone {
+            Some(inner.rx.lock().await)
+        } else {
+            None
+        };
+        // Registered with the stop token once, not on every empty wait.
+        let stop = inner.stop.cancelled();
+        tokio::pin!(stop);
         loop {
+            let mut turn = match kept {
+                Some(_) => None,
+                None => Some(inner.rx.lock().await),
+            };
+            let Some(rx) = kept.as_deref_mut().or(turn.as_deref_mut()) else {
+                return;
+            };
             let item = if inner.stopping.load(Ordering::Acquire) {
                 if !inner.options.drain || inner.deadline_passed.load(Ordering::Acquire) {
                     return;
                 }
-                match inner.rx.try_recv() {
+                match rx.try_recv() {
                     Ok(item) => item,
                     Err(_) => return,
                 }
             } else {
                 tokio::select! {
                     biased;
-                    item = inner.rx.recv() => match item {
-                        Ok(item) => item,
-                        Err(_) => return,
+                    item = rx.recv() => match item {
+                        Some(item) => item,
+                        None => return,
                     },
-                    () = inner.stop.cancelled() => continue,
+                    () = &mut stop => continue,
                 }
             };
-            inner.release_free();
+            drop(turn.take());
             self.run(item).await;
         }
     }
@@ -485,12 +544,12 @@ impl TaskQueue {
             inner.stop.clone()
         };
         inner.in_flight.fetch_add(1, Ordering::Relaxed);
-        let Item { label, work, done } = item;
+        let (label, work, done) = item.start(token);
         // The item first: one that finishes at once never registers with
         // the deadline token.
         let outcome = tokio::select! {
             biased;
-            result = AssertUnwindSafe(work(token)).catch_unwind() => {
+            result = AssertUnwindSafe(work).catch_unwind() => {
                 result.unwrap_or_else(|panic| Outcome::Panicked(panic_message(&*panic)))
             }
             () = inner.deadline.cancelled() => Outcome::Aborted,
@@ -524,13 +583,16 @@ impl TaskQueue {
         while inner.pushing.load(Ordering::SeqCst) > 0 {
             std::thread::yield_now();
         }
+        // The workers have ended (or were aborted), so the receiver is free.
+        let Ok(mut rx) = inner.rx.try_lock() else {
+            tracing::error!(queue = %inner.options.name, depth = inner.depth(), "a worker still holds the queue; its waiting items cannot be counted");
+            return 0;
+        };
         let mut count = 0;
-        while let Ok(item) = inner.rx.try_recv() {
+        while let Ok(item) = rx.try_recv() {
             count += 1;
-            tracing::warn!(queue = %inner.options.name, item = %item.label, "not run: the host stopped first");
-            if let Some(done) = item.done {
-                let _ = done.send(Outcome::NotRun);
-            }
+            tracing::warn!(queue = %inner.options.name, item = %item.label(), "not run: the host stopped first");
+            item.not_run();
         }
         inner.not_run.fetch_add(count, Ordering::Relaxed);
         count
@@ -538,27 +600,16 @@ impl TaskQueue {
 }
 
 impl QueueInner {
-    /// Takes a free place, if there is one.
-    fn take_free(&self) -> bool {
-        self.free
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |free| {
-                free.checked_sub(1)
-            })
-            .is_ok()
-    }
-
-    /// Gives a place back, waking a waiting producer if there is one.
-    fn release_free(&self) {
-        self.free.fetch_add(1, Ordering::SeqCst);
-        if self.waiting.load(Ordering::SeqCst) > 0 {
-            self.room.notify_one();
-        }
+    /// Items waiting (and places reserved by producers about to push).
+    fn depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 }
 
-/// A slot in the queue, held between waiting for room and pushing.
+/// A place in the queue, held between waiting for room and pushing.
 struct Room<'a, F> {
     queue: &'a TaskQueue,
+    permit: mpsc::Permit<'a, Item>,
     work: F,
 }
 
@@ -580,29 +631,17 @@ impl<F> Room<'_, F> {
             inner.refused.fetch_add(1, Ordering::Relaxed);
             return Err(Refused::Stopping(self.work));
         }
-        let work = self.work;
         let (done, handle) = if tracked {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
         } else {
             (None, None)
         };
-        let item = Item {
+        self.permit.send(Box::new(Work {
             label: label.into(),
-            work: Box::new(move |token| Box::pin(async move { work(token).await.into_outcome() })),
             done,
-        };
-        // The channel is unbounded (the semaphore is the capacity) and never
-        // closed, so this cannot fail; if it ever did, the item is counted
-        // and reported as not run rather than lost.
-        if let Err(error) = inner.tx.try_send(item) {
-            let item = error.into_inner();
-            inner.not_run.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(queue = %inner.options.name, item = %item.label, "not run: the queue refused it");
-            if let Some(done) = item.done {
-                let _ = done.send(Outcome::NotRun);
-            }
-        }
+            work: self.work,
+        }));
         inner.pushing.fetch_sub(1, Ordering::SeqCst);
         Ok(Queued { done: handle })
     }
