@@ -75,13 +75,13 @@ impl Scheduler {
             next_wall_check: started + WALL_CHECK,
         };
         for job in jobs.iter().filter(|job| job.enabled) {
-            let index = scheduler.entries.len();
-            match &job.schedule {
+            // The first deadline, and for cron the wall time it stands for.
+            let first = match &job.schedule {
                 Schedule::Every(every) => {
                     let offset = every.offset(0);
-                    let first = TimeDelta::from_std(offset).ok().map(|o| wall + o);
-                    job.stats.set_next_run(first);
-                    scheduler.heap.push(Reverse((started + offset, index)));
+                    job.stats
+                        .set_next_run(TimeDelta::from_std(offset).ok().map(|o| wall + o));
+                    Some((started + offset, None))
                 }
                 Schedule::Cron(cron) => {
                     if scheduler.steps.is_none() {
@@ -90,27 +90,23 @@ impl Scheduler {
                     }
                     let next = cron.next_after(wall);
                     job.stats.set_next_run(next);
-                    let Some(next) = next else {
+                    if next.is_none() {
                         tracing::warn!(job = %job.name, "cron line never fires again");
-                        continue;
-                    };
-                    scheduler
-                        .heap
-                        .push(Reverse((deadline_of(next, started, wall), index)));
-                    scheduler.entries.push(Entry {
-                        job: job.clone(),
-                        tick: 0,
-                        next_fire: Some(next),
-                    });
-                    continue;
+                    }
+                    next.map(|next| (deadline_of(next, started, wall), Some(next)))
                 }
-                Schedule::Service => continue,
+                Schedule::Service => None,
+            };
+            if let Some((deadline, next_fire)) = first {
+                scheduler
+                    .heap
+                    .push(Reverse((deadline, scheduler.entries.len())));
+                scheduler.entries.push(Entry {
+                    job: job.clone(),
+                    tick: 0,
+                    next_fire,
+                });
             }
-            scheduler.entries.push(Entry {
-                job: job.clone(),
-                tick: 0,
-                next_fire: None,
-            });
         }
         scheduler
     }
