@@ -61,6 +61,21 @@ async fn work(done: Done, sleep: bool) {
     done.one();
 }
 
+/// Pushes `items` items with `push` and returns items per second, from the
+/// first push to the last item done.
+async fn measure(items: u64, mut push: impl AsyncFnMut(Done)) -> f64 {
+    let done = Done::new(items);
+    let finished = done.all.notified();
+    tokio::pin!(finished);
+    finished.as_mut().enable();
+    let began = Instant::now();
+    for _ in 0..items {
+        push(done.clone()).await;
+    }
+    finished.await;
+    items as f64 / began.elapsed().as_secs_f64()
+}
+
 /// Items per second through the hosted queue.
 async fn hosted(items: u64, workers: usize, sleep: bool) -> f64 {
     let queue = TaskQueue::new(QueueOptions::default().capacity(CAPACITY).workers(workers));
@@ -72,13 +87,7 @@ async fn hosted(items: u64, workers: usize, sleep: bool) -> f64 {
         .start()
         .await
         .expect("start");
-    let done = Done::new(items);
-    let finished = done.all.notified();
-    tokio::pin!(finished);
-    finished.as_mut().enable();
-    let began = Instant::now();
-    for _ in 0..items {
-        let done = done.clone();
+    let rate = measure(items, async |done| {
         if queue
             .enqueue_detached("item", move |_stop| work(done, sleep))
             .await
@@ -86,9 +95,8 @@ async fn hosted(items: u64, workers: usize, sleep: bool) -> f64 {
         {
             panic!("the queue refused an item");
         }
-    }
-    finished.await;
-    let rate = items as f64 / began.elapsed().as_secs_f64();
+    })
+    .await;
     let report = running.stop().await;
     assert!(report.is_clean(), "{report}");
     rate
@@ -120,20 +128,13 @@ async fn bare(items: u64, workers: usize, sleep: bool) -> f64 {
             }));
         }
     }
-    let done = Done::new(items);
-    let finished = done.all.notified();
-    tokio::pin!(finished);
-    finished.as_mut().enable();
-    let began = Instant::now();
-    for _ in 0..items {
-        let done = done.clone();
+    let rate = measure(items, async |done| {
         let item: BareItem = Box::new(move || Box::pin(work(done, sleep)));
         if tx.send(item).await.is_err() {
             panic!("the channel closed");
         }
-    }
-    finished.await;
-    let rate = items as f64 / began.elapsed().as_secs_f64();
+    })
+    .await;
     drop(tx);
     for handle in handles {
         handle.await.expect("worker");

@@ -228,6 +228,8 @@ impl<S: HostedService> DynService for S {
             Phase::Stopping => boxed(self.stopping(token)),
             Phase::Stop => boxed(self.stop(token)),
             Phase::Stopped => boxed(self.stopped(token)),
+            // `Phase` also labels a background fn's run in the report; no
+            // lifecycle step is ever `Run`, so there is nothing to call.
             Phase::Run => Box::pin(async { Ok(()) }),
         }
     }
