@@ -210,7 +210,7 @@ pub(crate) fn apply(job: &mut Candidate, config: JobConfig) -> Vec<Invalid> {
                     _ => (Duration::ZERO, Duration::ZERO),
                 };
                 job.schedule = ScheduleSpec::Every {
-                    source: text,
+                    source: Some(text.into_boxed_str()),
                     period: Duration::from_millis(ms),
                     initial_delay,
                     jitter,

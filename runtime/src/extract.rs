@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::lifecycle::HostShared;
 use crate::registry::JobKind;
+use crate::runner::JobDef;
 use crate::scope::ScopeMap;
 
 /// Everything a job's arguments can be built from, for one run.
@@ -111,23 +112,35 @@ pub trait FromRun: Sized {
 ///     tracing::info!(job = run.job(), n = run.number(), at = %run.scheduled(), "alive");
 /// }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Run {
-    pub(crate) job: Arc<str>,
-    pub(crate) kind: JobKind,
+    /// The job itself, not a copy of its name: a run then touches no
+    /// memory of the job's beyond what the scheduler already has in cache.
+    pub(crate) job: Arc<JobDef>,
     pub(crate) number: u64,
     pub(crate) scheduled: DateTime<Utc>,
+}
+
+impl fmt::Debug for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Run")
+            .field("job", &self.job())
+            .field("kind", &self.kind())
+            .field("number", &self.number)
+            .field("scheduled", &self.scheduled)
+            .finish()
+    }
 }
 
 impl Run {
     /// The job's name.
     pub fn job(&self) -> &str {
-        &self.job
+        &self.job.name
     }
 
     /// Whether the job is an `every`, a `cron` job or a service.
     pub fn kind(&self) -> JobKind {
-        self.kind
+        self.job.kind
     }
 
     /// The run's number: 1 for the job's first run, counting every run the

@@ -248,7 +248,7 @@ impl JobStatus {
             kind: job.kind,
             schedule: job.schedule.describe(),
             description: job.schedule.in_words(),
-            defined_at: job.origin.to_string(),
+            defined_at: job.origin().to_string(),
             next_run: stats.next_run(),
             last_run: stats.last_run(),
             enabled: job.enabled,
@@ -256,7 +256,7 @@ impl JobStatus {
             runs: stats.started.load(Ordering::Relaxed),
             succeeded: stats.succeeded.load(Ordering::Relaxed),
             failed: stats.failed.load(Ordering::Relaxed),
-            cancelled: stats.cancelled.load(Ordering::Relaxed),
+            cancelled: u64::from(stats.cancelled.load(Ordering::Relaxed)),
             skipped: stats.skipped.load(Ordering::Relaxed),
             running: stats.running.load(Ordering::Relaxed),
         }

@@ -1,6 +1,7 @@
 //! Building a host: the builder, the selection of registered jobs, and the
 //! checks `build()` makes before anything runs.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -395,10 +396,7 @@ impl HostBuilder {
             (0, name, service, Origin::Builder)
         });
         let declared = registered_services.into_iter().map(|r| {
-            let origin = Origin::Macro {
-                file: r.file,
-                line: r.line,
-            };
+            let origin = Origin::Service(r);
             (r.order, Arc::from(r.name), (r.make)().0, origin)
         });
         let mut all: Vec<_> = explicit.chain(declared).collect();
@@ -420,17 +418,35 @@ impl HostBuilder {
             });
         }
 
-        let mut jobs = Vec::with_capacity(candidates.len());
-        for candidate in candidates {
-            if let Some(first) = seen.get(&candidate.name) {
-                problems.push(Problem::DuplicateName {
+        // Names are checked by reference first, so that each job's name is
+        // then moved into it, never copied: a host may take 100,000 jobs.
+        let mut duplicate: Vec<Option<Problem>> = Vec::with_capacity(candidates.len());
+        {
+            let mut first_of: HashMap<&str, usize> = HashMap::with_capacity(candidates.len());
+            for (i, candidate) in candidates.iter().enumerate() {
+                let first = match seen.get(&*candidate.name) {
+                    Some(service) => Some(*service),
+                    None => match first_of.entry(&candidate.name) {
+                        Entry::Occupied(first) => Some(candidates[*first.get()].origin),
+                        Entry::Vacant(slot) => {
+                            slot.insert(i);
+                            None
+                        }
+                    },
+                };
+                duplicate.push(first.map(|first| Problem::DuplicateName {
                     name: candidate.name.to_string(),
                     first: first.to_string(),
                     second: candidate.origin.to_string(),
-                });
+                }));
+            }
+        }
+        let mut jobs = Vec::with_capacity(candidates.len());
+        for (candidate, duplicate) in candidates.into_iter().zip(duplicate) {
+            if let Some(problem) = duplicate {
+                problems.push(problem);
                 continue;
             }
-            seen.insert(candidate.name.clone(), candidate.origin.clone());
             for (type_id, type_name) in &candidate.dependencies.states {
                 if !self.state.contains(*type_id) && !ambiguous.contains(type_id) {
                     problems.push(Problem::MissingState {
@@ -462,17 +478,19 @@ impl HostBuilder {
                 crate::registry::ScheduleSpec::Cron { .. } => JobKind::Cron,
                 crate::registry::ScheduleSpec::Service => JobKind::Service,
             };
-            match Schedule::from_spec(candidate.schedule, &candidate.name) {
+            match Schedule::from_spec(candidate.schedule, candidate.on_failure, &candidate.name) {
                 Ok(schedule) => jobs.push(Arc::new(JobDef {
                     name: candidate.name,
                     enabled: candidate.enabled,
                     kind,
-                    origin: candidate.origin,
+                    registration: match candidate.origin {
+                        Origin::Job(r) => Some(r),
+                        Origin::Service(_) | Origin::Builder => None,
+                    },
                     schedule,
                     overlap: candidate.overlap,
-                    on_failure: candidate.on_failure,
                     invoke: candidate.invoke,
-                    scoped,
+                    scoped: scoped.into_boxed_slice(),
                     stats: JobStats::default(),
                 })),
                 Err(message) => problems.push(Problem::InvalidSchedule {

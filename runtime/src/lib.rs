@@ -204,6 +204,7 @@ mod scheduler;
 mod scope;
 mod service;
 pub mod testing;
+mod timer;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod web;

@@ -24,7 +24,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -55,6 +55,9 @@ pub(crate) struct HostShared {
     /// Cancelled when stop begins: the token jobs get, and the `stopping`
     /// event.
     pub(crate) stop: CancellationToken,
+    /// Set just before `stop` is cancelled: `CancellationToken::is_cancelled`
+    /// takes a lock, and the scheduler asks once per due tick.
+    stopping: AtomicBool,
     /// Cancelled at the shutdown deadline: drops what is still running.
     pub(crate) kill: CancellationToken,
     /// The `started` event.
@@ -83,6 +86,7 @@ impl HostShared {
     ) -> HostShared {
         HostShared {
             stop: CancellationToken::new(),
+            stopping: AtomicBool::new(false),
             kill: CancellationToken::new(),
             started: CancellationToken::new(),
             stopped: CancellationToken::new(),
@@ -106,10 +110,16 @@ impl HostShared {
                 *slot = Some(reason);
             }
         }
+        self.stopping.store(true, Ordering::Release);
         self.stop.cancel();
         for queue in &self.queues {
             queue.begin_stop();
         }
+    }
+
+    /// Whether stop has begun, without the token's lock.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
     }
 
     /// The shutdown deadline passed: drop whatever still runs.
@@ -465,7 +475,7 @@ impl RunningHost {
     /// `started`.
     fn launch_background(&self) {
         let shared = &self.shared;
-        let scheduler = Scheduler::new(shared.clone(), &shared.jobs);
+        let scheduler = Scheduler::new(shared.clone());
         shared.tracker.spawn(scheduler.run());
         let mut background = 0;
         for job in shared

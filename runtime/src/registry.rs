@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::extract::{Dependencies, ExtractError, FromRun, IntoOutcome, RunContext, RunFuture};
@@ -211,7 +210,7 @@ impl Job {
         Job::new(
             name,
             ScheduleSpec::Every {
-                source: format!("{period:?}"),
+                source: None,
                 period,
                 initial_delay: Duration::ZERO,
                 jitter: Duration::ZERO,
@@ -257,7 +256,7 @@ impl Job {
             overlap: Overlap::Skip,
             on_failure: FailurePolicy::Stop,
             dependencies,
-            invoke: Invoke::Dyn(Arc::new(move |cx: &RunContext<'_>| handler.call(cx))),
+            invoke: Invoke::Dyn(Box::new(move |cx: &RunContext<'_>| handler.call(cx))),
         }
     }
 
@@ -317,7 +316,9 @@ type StartRun = dyn Fn(&RunContext<'_>) -> Result<RunFuture, ExtractError> + Sen
 /// the closure around a [`Handler`].
 pub(crate) enum Invoke {
     Static(fn(&RunContext<'_>) -> Result<RunFuture, ExtractError>),
-    Dyn(Arc<StartRun>),
+    /// Boxed, not shared: a closure that captures nothing then costs no
+    /// allocation.
+    Dyn(Box<StartRun>),
 }
 
 impl Invoke {
@@ -388,16 +389,18 @@ impl_handler!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11);
 impl_handler!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12);
 
 /// Where a job was defined, for error messages.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy)]
 pub(crate) enum Origin {
-    Macro { file: &'static str, line: u32 },
+    Job(&'static Registration),
+    Service(&'static crate::service::ServiceRegistration),
     Builder,
 }
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Origin::Macro { file, line, .. } => write!(f, "{file}:{line}"),
+            Origin::Job(r) => write!(f, "{}:{}", r.file, r.line),
+            Origin::Service(r) => write!(f, "{}:{}", r.file, r.line),
             Origin::Builder => f.write_str("HostBuilder::job"),
         }
     }
@@ -405,7 +408,7 @@ impl fmt::Display for Origin {
 
 /// A job the builder took, before its schedule is checked.
 pub(crate) struct Candidate {
-    pub(crate) name: Arc<str>,
+    pub(crate) name: Box<str>,
     pub(crate) enabled: bool,
     pub(crate) origin: Origin,
     pub(crate) schedule: ScheduleSpec,
@@ -418,7 +421,9 @@ pub(crate) struct Candidate {
 /// A schedule as given, before `build()` checks it.
 pub(crate) enum ScheduleSpec {
     Every {
-        source: String,
+        /// As written in the macro or the configuration; `None` shows the
+        /// period.
+        source: Option<Box<str>>,
         period: Duration,
         initial_delay: Duration,
         jitter: Duration,
@@ -434,14 +439,14 @@ impl Candidate {
     pub(crate) fn from_registration(r: &'static Registration) -> Candidate {
         let mut dependencies = Dependencies::default();
         (r.dependencies)(&mut dependencies);
-        let schedule = match r.trigger {
+        let schedule = match &r.trigger {
             Trigger::Every(spec) => ScheduleSpec::Every {
-                source: spec.source.to_owned(),
+                source: Some(Box::from(spec.source)),
                 period: spec.period,
                 initial_delay: spec.initial_delay,
                 jitter: spec.jitter,
             },
-            Trigger::Cron(spec) => ScheduleSpec::Cron {
+            &Trigger::Cron(spec) => ScheduleSpec::Cron {
                 line: spec.line.to_owned(),
                 zone: match spec.zone {
                     ZoneSpec::Utc => None,
@@ -456,12 +461,9 @@ impl Candidate {
             Trigger::Every(_) | Trigger::Cron(_) => FailurePolicy::Stop,
         };
         Candidate {
-            name: Arc::from(r.name),
+            name: Box::from(r.name),
             enabled: true,
-            origin: Origin::Macro {
-                file: r.file,
-                line: r.line,
-            },
+            origin: Origin::Job(r),
             schedule,
             overlap: r.overlap,
             on_failure,
@@ -472,7 +474,7 @@ impl Candidate {
 
     pub(crate) fn from_job(job: Job) -> Candidate {
         Candidate {
-            name: Arc::from(job.name),
+            name: job.name.into_boxed_str(),
             enabled: true,
             origin: Origin::Builder,
             schedule: job.schedule,

@@ -8,7 +8,7 @@ use chrono::{DateTime, Timelike as _, Utc};
 use croner::Cron;
 use hosted_spec::{parse_cron, parse_zone, Zone};
 
-use crate::registry::ScheduleSpec;
+use crate::registry::{FailurePolicy, ScheduleSpec};
 
 /// A checked schedule. A parsed cron line is large (about 350 bytes), so it
 /// is boxed: an `every` job, the kind hosts carry by the thousand, pays only
@@ -16,12 +16,19 @@ use crate::registry::ScheduleSpec;
 pub(crate) enum Schedule {
     Every(Every),
     Cron(Box<CronSchedule>),
-    Service,
+    /// A background fn: no schedule, and what to do when it fails (boxed:
+    /// services are few, and `every` jobs, which may be many, then pay for
+    /// no more than their own fields).
+    Service(Box<FailurePolicy>),
 }
 
 impl Schedule {
     /// Checks `spec`; the error says what is wrong and how to fix it.
-    pub(crate) fn from_spec(spec: ScheduleSpec, seed: &str) -> Result<Schedule, String> {
+    pub(crate) fn from_spec(
+        spec: ScheduleSpec,
+        on_failure: FailurePolicy,
+        seed: &str,
+    ) -> Result<Schedule, String> {
         match spec {
             ScheduleSpec::Every {
                 source,
@@ -31,7 +38,7 @@ impl Schedule {
             } => Every::new(source, period, initial_delay, jitter, seed).map(Schedule::Every),
             ScheduleSpec::Cron { line, zone } => CronSchedule::parse(&line, zone.as_deref())
                 .map(|cron| Schedule::Cron(Box::new(cron))),
-            ScheduleSpec::Service => Ok(Schedule::Service),
+            ScheduleSpec::Service => Ok(Schedule::Service(Box::new(on_failure))),
         }
     }
 
@@ -40,12 +47,12 @@ impl Schedule {
     pub(crate) fn in_words(&self) -> String {
         match self {
             Schedule::Every(every) => {
-                let mut text = format!("every {}", words(every.period));
-                if !every.jitter.is_zero() {
-                    text += &format!(", up to {} late", words(every.jitter));
+                let mut text = format!("every {}", words(every.period()));
+                if every.jitter != 0 {
+                    text += &format!(", up to {} late", words(every.jitter()));
                 }
-                if !every.initial_delay.is_zero() {
-                    text += &format!(", first after {}", words(every.initial_delay));
+                if every.initial_delay != 0 {
+                    text += &format!(", first after {}", words(every.initial_delay()));
                 }
                 text
             }
@@ -53,16 +60,19 @@ impl Schedule {
                 let text = cron.cron.describe();
                 format!("{} ({})", text.trim_end_matches('.'), cron.zone)
             }
-            Schedule::Service => "runs for the host's life".to_owned(),
+            Schedule::Service(_) => "runs for the host's life".to_owned(),
         }
     }
 
     /// The schedule as written: `"5s"`, `"*/5 * * * * (Europe/Berlin)"`.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Schedule::Every(every) => format!("every {}", every.source),
+            Schedule::Every(every) => match &every.source {
+                Some(source) => format!("every {source}"),
+                None => format!("every {:?}", every.period()),
+            },
             Schedule::Cron(cron) => format!("cron {} ({})", cron.line, cron.zone),
-            Schedule::Service => "service".to_owned(),
+            Schedule::Service(_) => "service".to_owned(),
         }
     }
 }
@@ -71,16 +81,20 @@ impl Schedule {
 /// `start + initial_delay + k * period + jitter(k)`, so no error ever
 /// accumulates, whatever the runs do.
 pub(crate) struct Every {
-    source: String,
-    period: Duration,
-    initial_delay: Duration,
-    jitter: Duration,
+    /// As written in the macro or the configuration (`"5s"`); `None` for
+    /// jobs built by hand, which show their period. A host may hold 100,000
+    /// of these, so the rest is kept in nanoseconds rather than in
+    /// `Duration`s of 16 bytes each.
+    source: Option<Box<str>>,
+    period: u64,
+    initial_delay: u64,
+    jitter: u64,
     seed: u64,
 }
 
 impl Every {
     fn new(
-        source: String,
+        source: Option<Box<str>>,
         period: Duration,
         initial_delay: Duration,
         jitter: Duration,
@@ -94,38 +108,63 @@ impl Every {
                 "the jitter ({jitter:?}) is not shorter than the period ({period:?}); shorten it, or ticks could swap places"
             ));
         }
+        let nanos = |d: Duration, what: &str| {
+            u64::try_from(d.as_nanos())
+                .map_err(|_| format!("the {what} ({d:?}) is longer than 584 years; shorten it"))
+        };
         Ok(Every {
             source,
-            period,
-            initial_delay,
-            jitter,
+            period: nanos(period, "period")?,
+            initial_delay: nanos(initial_delay, "initial delay")?,
+            jitter: nanos(jitter, "jitter")?,
             seed: fnv1a(seed.as_bytes()),
         })
     }
 
+    /// The period in nanoseconds when ticks fall exactly on the grid (no
+    /// jitter): such jobs with equal periods come due again in the order
+    /// they came due, which the scheduler's lanes use.
+    pub(crate) fn lane_period(&self) -> Option<u64> {
+        (self.jitter == 0).then_some(self.period)
+    }
+
+    pub(crate) fn period(&self) -> Duration {
+        Duration::from_nanos(self.period)
+    }
+
+    pub(crate) fn initial_delay(&self) -> Duration {
+        Duration::from_nanos(self.initial_delay)
+    }
+
+    pub(crate) fn jitter(&self) -> Duration {
+        Duration::from_nanos(self.jitter)
+    }
+
     /// How long after the host's start tick `k` is due.
     pub(crate) fn offset(&self, k: u64) -> Duration {
-        let grid = self.period.as_nanos().saturating_mul(u128::from(k));
-        let grid = Duration::from_nanos(u64::try_from(grid).unwrap_or(u64::MAX));
-        self.initial_delay + grid + self.jitter_of(k)
+        let grid = self.period.saturating_mul(k);
+        Duration::from_nanos(self.initial_delay.saturating_add(grid)) + self.jitter_of(k)
     }
 
     /// The jitter of tick `k`: uniform in `[0, jitter]`, a pure function of
     /// the job's name and `k`. A hash rather than a random number generator:
     /// no state per job, no lock, and a schedule a test can predict.
     pub(crate) fn jitter_of(&self, k: u64) -> Duration {
-        if self.jitter.is_zero() {
+        if self.jitter == 0 {
             return Duration::ZERO;
         }
-        let range = u64::try_from(self.jitter.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(splitmix64(self.seed ^ k) % range.saturating_add(1))
+        Duration::from_nanos(splitmix64(self.seed ^ k) % self.jitter.saturating_add(1))
     }
 
     /// The first tick after `k` that is not yet due at `elapsed` since the
     /// host's start: `k + 1` when the scheduler keeps up, later after a stall.
     pub(crate) fn next_tick(&self, k: u64, elapsed: Duration) -> u64 {
-        let since_grid = elapsed.saturating_sub(self.initial_delay + self.jitter);
-        let behind = since_grid.as_nanos() / self.period.as_nanos();
+        if self.offset(k + 1) > elapsed {
+            // Keeping up: no division.
+            return k + 1;
+        }
+        let since_grid = elapsed.saturating_sub(self.initial_delay() + self.jitter());
+        let behind = since_grid.as_nanos() / u128::from(self.period);
         // Jitter only moves ticks later, so the estimate may stop short of
         // the first tick not yet due by a tick or two; walk the rest.
         let mut next = (k + 1).max(u64::try_from(behind).unwrap_or(u64::MAX));
@@ -133,11 +172,6 @@ impl Every {
             next += 1;
         }
         next
-    }
-
-    #[cfg(test)]
-    pub(crate) fn period(&self) -> Duration {
-        self.period
     }
 }
 
@@ -235,7 +269,7 @@ mod tests {
 
     fn every(period_ms: u64, delay_ms: u64, jitter_ms: u64) -> Every {
         Every::new(
-            String::new(),
+            None,
             Duration::from_millis(period_ms),
             Duration::from_millis(delay_ms),
             Duration::from_millis(jitter_ms),
@@ -288,16 +322,10 @@ mod tests {
 
     #[test]
     fn zero_period_and_long_jitter_are_rejected() {
-        let zero = Every::new(
-            String::new(),
-            Duration::ZERO,
-            Duration::ZERO,
-            Duration::ZERO,
-            "j",
-        );
+        let zero = Every::new(None, Duration::ZERO, Duration::ZERO, Duration::ZERO, "j");
         assert!(zero.err().unwrap().contains("zero"));
         let long = Every::new(
-            String::new(),
+            None,
             Duration::from_secs(1),
             Duration::ZERO,
             Duration::from_secs(1),

@@ -1,0 +1,179 @@
+//! The scheduler's one timer.
+//!
+//! tokio's timer wheel has a resolution of one millisecond and rounds every
+//! deadline up to the next whole millisecond, and a parked worker sleeps in
+//! `epoll_wait`, whose timeout is in milliseconds too: a tick due at
+//! 10.0 ms runs at 11 to 12 ms. On Linux the scheduler therefore waits on a
+//! `timerfd` armed to the nanosecond and registered with tokio's own
+//! reactor: the same thread, no timer thread of its own, and the reactor
+//! wakes exactly when the kernel's high-resolution timer expires.
+//!
+//! tokio's timer is still used where it is the right one: under paused time
+//! (tests, through [`TestClock`](crate::testing::TestClock) or tokio's
+//! `start_paused`), where only tokio's clock moves; on a runtime built
+//! without I/O, where there is no reactor to register with; and off Linux.
+//!
+//! To keep a dense schedule (100,000 jobs a second) from turning into one
+//! wake-up per deadline, the scheduler never wakes more than once per
+//! [`MIN_GAP`]: each wake-up fires everything due by then, as tokio's timer
+//! would, but without the rounding.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
+
+/// The shortest time between two wake-ups of the precise timer.
+pub(crate) const MIN_GAP: Duration = Duration::from_millis(1);
+
+pub(crate) struct Timer {
+    inner: Inner,
+}
+
+enum Inner {
+    Tokio(Pin<Box<Sleep>>),
+    #[cfg(target_os = "linux")]
+    Precise(precise::TimerFd),
+}
+
+impl Timer {
+    /// A precise timer if `want_precise` and this runtime and platform
+    /// allow one, else tokio's.
+    pub(crate) fn new(want_precise: bool) -> Timer {
+        #[cfg(target_os = "linux")]
+        if want_precise && !time_is_paused() {
+            match precise::TimerFd::new() {
+                Ok(fd) => {
+                    return Timer {
+                        inner: Inner::Precise(fd),
+                    }
+                }
+                Err(error) => tracing::debug!(
+                    %error,
+                    "no timerfd on this runtime (is I/O enabled?); the scheduler uses tokio's millisecond timer"
+                ),
+            }
+        }
+        let _ = want_precise;
+        Timer {
+            inner: Inner::Tokio(Box::pin(tokio::time::sleep_until(Instant::now()))),
+        }
+    }
+
+    /// Whether this is the precise timer.
+    pub(crate) fn is_precise(&self) -> bool {
+        !matches!(self.inner, Inner::Tokio(_))
+    }
+
+    /// Arms the timer for `deadline`, replacing any earlier setting.
+    pub(crate) fn reset(&mut self, deadline: Instant) {
+        match &mut self.inner {
+            Inner::Tokio(sleep) => sleep.as_mut().reset(deadline),
+            #[cfg(target_os = "linux")]
+            Inner::Precise(fd) => fd.arm(deadline),
+        }
+    }
+
+    /// Resolves once the armed deadline has passed (never before).
+    pub(crate) async fn expired(&mut self) {
+        match &mut self.inner {
+            Inner::Tokio(sleep) => sleep.as_mut().await,
+            #[cfg(target_os = "linux")]
+            Inner::Precise(fd) => fd.expired().await,
+        }
+    }
+}
+
+/// Whether tokio's clock is paused: it then stands still between two reads
+/// however much real time passes.
+fn time_is_paused() -> bool {
+    let before = Instant::now();
+    let real = std::time::Instant::now();
+    while real.elapsed() < Duration::from_micros(2) {
+        std::hint::spin_loop();
+    }
+    Instant::now() == before
+}
+
+#[cfg(target_os = "linux")]
+mod precise {
+    use std::os::fd::{AsFd as _, AsRawFd, RawFd};
+    use std::time::Duration;
+
+    use nix::sys::time::TimeSpec;
+    use nix::sys::timerfd::{self, ClockId, Expiration, TimerFlags, TimerSetTimeFlags};
+    use tokio::io::unix::AsyncFd;
+    use tokio::time::Instant;
+
+    /// A non-blocking `CLOCK_MONOTONIC` timerfd (the clock behind
+    /// `std::time::Instant`, and so behind tokio's when it is not paused),
+    /// registered with the current runtime's reactor.
+    pub(super) struct TimerFd {
+        fd: AsyncFd<Fd>,
+    }
+
+    struct Fd(timerfd::TimerFd);
+
+    impl AsRawFd for Fd {
+        fn as_raw_fd(&self) -> RawFd {
+            self.0.as_fd().as_raw_fd()
+        }
+    }
+
+    impl TimerFd {
+        pub(super) fn new() -> std::io::Result<TimerFd> {
+            let fd = timerfd::TimerFd::new(
+                ClockId::CLOCK_MONOTONIC,
+                TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+            )?;
+            // SAFETY: `Fd` owns the descriptor (an `OwnedFd` inside nix's
+            // `TimerFd`) and its `as_raw_fd` always returns that one; the
+            // `AsyncFd` owns the `Fd`, so the descriptor stays open and the
+            // same for as long as it is registered.
+            #[allow(unsafe_code)]
+            let fd =
+                unsafe { AsyncFd::register_with_interest(Fd(fd), tokio::io::Interest::READABLE)? };
+            Ok(TimerFd { fd })
+        }
+
+        /// Arms the timer relative to now: `Instant` does not expose its
+        /// clock's raw value, and the few hundred nanoseconds between
+        /// reading the clock and arming can only make it later, never early.
+        pub(super) fn arm(&mut self, deadline: Instant) {
+            // Zero would disarm it: a deadline already passed fires in 1 ns.
+            let after = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_nanos(1));
+            let set = self.fd.get_ref().0.set(
+                Expiration::OneShot(TimeSpec::from_duration(after)),
+                TimerSetTimeFlags::empty(),
+            );
+            if let Err(error) = set {
+                // timerfd_settime fails only for invalid arguments, which
+                // these are not; wake at once rather than never.
+                tracing::error!(%error, "could not arm the scheduler's timerfd");
+            }
+        }
+
+        pub(super) async fn expired(&mut self) {
+            loop {
+                let Ok(mut ready) = self.fd.readable().await else {
+                    // The reactor is gone: the runtime is shutting down.
+                    return std::future::pending().await;
+                };
+                // Reading the expiry count clears the readiness; nothing to
+                // read means the wake-up was for an earlier arming.
+                let read = ready.get_inner().0.wait();
+                ready.clear_ready();
+                match read {
+                    Ok(()) => return,
+                    Err(nix::errno::Errno::EAGAIN) => {}
+                    Err(error) => {
+                        tracing::error!(%error, "could not read the scheduler's timerfd");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
