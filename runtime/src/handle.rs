@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tokio::time::Instant;
 
 use crate::extract::{ExtractError, FromRun, RunContext};
 use crate::lifecycle::{HostShared, Lifetime, StopReason};
@@ -101,7 +102,14 @@ impl HostHandle {
     /// that does not overlap, or a host that is stopping.
     pub fn trigger(&self, name: &str) -> Result<u64, HandleError> {
         let job = self.scheduled(name)?;
-        dispatch(&self.shared, job, self.shared.clock.wall(), true).map_err(|why| match why {
+        dispatch(
+            &self.shared,
+            job,
+            self.shared.clock.wall(),
+            true,
+            &mut Instant::now(),
+        )
+        .map_err(|why| match why {
             NotStarted::Running => HandleError::AlreadyRunning(name.to_owned()),
             NotStarted::Stopping => HandleError::Stopping,
         })

@@ -481,6 +481,7 @@ impl HostBuilder {
             match Schedule::from_spec(candidate.schedule, candidate.on_failure, &candidate.name) {
                 Ok(schedule) => jobs.push(Arc::new(JobDef {
                     name: candidate.name,
+                    index: u32::try_from(jobs.len()).expect("fewer than 4 billion jobs"),
                     enabled: candidate.enabled,
                     kind,
                     registration: match candidate.origin {

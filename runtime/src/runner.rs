@@ -27,6 +27,8 @@ use crate::service::Phase;
 pub(crate) struct JobDef {
     /// Not shared: a run holds the whole `JobDef`.
     pub(crate) name: Box<str>,
+    /// Its place in the host's list of jobs.
+    pub(crate) index: u32,
     /// `false`: listed, never run (configuration said `enabled = false`).
     pub(crate) enabled: bool,
     pub(crate) kind: JobKind,
@@ -214,6 +216,7 @@ pub(crate) fn dispatch(
     job: &Arc<JobDef>,
     scheduled: DateTime<Utc>,
     by_hand: bool,
+    cursor: &mut Instant,
 ) -> Result<u64, NotStarted> {
     let stats = &job.stats;
     if host.is_stopping() {
@@ -249,16 +252,18 @@ pub(crate) fn dispatch(
             "skipped {skipped} tick(s) while the previous run was still going"
         );
     }
+    // The run starts where the one before it in this batch ended: one
+    // clock read a run rather than two.
     let this = This {
         number,
         scheduled,
-        began: Instant::now(),
+        began: *cursor,
     };
     let run = run_once(host.clone(), job.clone(), this);
     if by_hand || stats.own_task.load(Ordering::Relaxed) {
         spawn(host, job, this, run);
     } else {
-        poll_inline(host, job, this, Box::pin(run));
+        *cursor = poll_inline(host, job, this, Box::pin(run));
     }
     Ok(number)
 }
@@ -280,7 +285,12 @@ const INLINE_LIMIT: Duration = Duration::from_millis(1);
 /// `Pending` has registered that waker, and the spawned task polls it again
 /// at once, which registers the task's own (every future must allow a poll
 /// it did not ask for).
-fn poll_inline<F>(host: &Arc<HostShared>, job: &Arc<JobDef>, this: This, mut run: Pin<Box<F>>)
+fn poll_inline<F>(
+    host: &Arc<HostShared>,
+    job: &Arc<JobDef>,
+    this: This,
+    mut run: Pin<Box<F>>,
+) -> Instant
 where
     F: Future<Output = (Outcome, Duration)> + Send + 'static,
 {
@@ -306,6 +316,7 @@ where
             tracing::error!(job = %job.name, panic = %panic_message(&*panic), "the runner panicked");
         }
     }
+    this.began + held
 }
 
 /// Runs a background service (`#[hosted_service]` on an `async fn`) and

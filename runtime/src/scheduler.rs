@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::lifecycle::HostShared;
-use crate::runner::dispatch;
+use crate::runner::{dispatch, JobDef};
 use crate::schedule::Schedule;
 use crate::timer::{Timer, MIN_GAP};
 
@@ -50,8 +50,7 @@ pub(crate) struct Scheduler {
     /// front. 16 bytes an entry: a host may hold 100,000 jobs.
     heap: BinaryHeap<Reverse<(u64, u32)>>,
     lanes: Vec<Lane>,
-    /// Per job: the lane its period belongs to, or [`NO_LANE`].
-    lane_of: Vec<u32>,
+    lane_by_period: HashMap<u64, u32>,
     started: Instant,
     /// Whether the wall clock must be polled for steps: cron jobs exist and
     /// the clock does not report its steps.
@@ -68,7 +67,6 @@ const NONE: u64 = u64::MAX;
 
 /// The bit of a heap key that marks a lane.
 const LANE: u32 = 1 << 31;
-const NO_LANE: u32 = u32::MAX;
 
 /// The `every` jobs without jitter that share a period, in deadline order.
 /// One fired at the front comes due again one period later, after every
@@ -78,7 +76,29 @@ const NO_LANE: u32 = u32::MAX;
 /// deadline would come before the back (after a stall) waits in the heap
 /// instead, and rejoins when it fits.
 struct Lane {
-    queue: VecDeque<(u64, u32)>,
+    queue: VecDeque<LaneEntry>,
+}
+
+struct LaneEntry {
+    /// Nanoseconds since the scheduler's start.
+    deadline: u64,
+    /// The index of the job's next tick.
+    tick: u64,
+    job: Arc<JobDef>,
+}
+
+/// What a batch of due jobs shares: the time it was taken, on both
+/// clocks, and when the last inline run ended (the next one's start).
+struct Now {
+    elapsed: u64,
+    wall: DateTime<Utc>,
+    wall_ns: i64,
+    cursor: Instant,
+}
+
+/// Whether the job belongs to a lane (an `every` job without jitter).
+fn in_a_lane(job: &JobDef) -> bool {
+    matches!(&job.schedule, Schedule::Every(every) if every.lane_period().is_some())
 }
 
 impl Scheduler {
@@ -91,7 +111,7 @@ impl Scheduler {
             state: vec![0; jobs],
             heap: BinaryHeap::new(),
             lanes: Vec::new(),
-            lane_of: vec![NO_LANE; jobs],
+            lane_by_period: HashMap::new(),
             started,
             poll_wall: false,
             steps: None,
@@ -99,7 +119,6 @@ impl Scheduler {
             next_wall_check: started + WALL_CHECK,
         };
         let mut heap = Vec::new();
-        let mut lane_by_period: HashMap<u64, u32> = HashMap::new();
         for (index, job) in host.jobs.iter().enumerate() {
             if !job.enabled {
                 continue;
@@ -128,28 +147,32 @@ impl Scheduler {
                 Schedule::Service(_) => None,
             };
             let Some(offset) = first else { continue };
-            let entry = (nanos(offset), index_of(index));
             match &job.schedule {
                 Schedule::Every(every) if every.lane_period().is_some() => {
                     let period = every.lane_period().unwrap_or_default();
                     let lanes = &mut scheduler.lanes;
-                    let lane = *lane_by_period.entry(period).or_insert_with(|| {
+                    let lane = *scheduler.lane_by_period.entry(period).or_insert_with(|| {
                         lanes.push(Lane {
                             queue: VecDeque::new(),
                         });
                         index_of(lanes.len() - 1)
                     });
-                    scheduler.lane_of[index] = lane;
-                    scheduler.lanes[lane as usize].queue.push_back(entry);
+                    scheduler.lanes[lane as usize].queue.push_back(LaneEntry {
+                        deadline: nanos(offset),
+                        tick: 0,
+                        job: job.clone(),
+                    });
                 }
-                _ => heap.push(Reverse(entry)),
+                _ => heap.push(Reverse((nanos(offset), index_of(index)))),
             }
         }
         for (n, lane) in scheduler.lanes.iter_mut().enumerate() {
             lane.queue.shrink_to_fit();
-            lane.queue.make_contiguous().sort_unstable();
-            if let Some(&(front, _)) = lane.queue.front() {
-                heap.push(Reverse((front, LANE | index_of(n))));
+            lane.queue
+                .make_contiguous()
+                .sort_unstable_by_key(|entry| (entry.deadline, entry.job.index));
+            if let Some(front) = lane.queue.front() {
+                heap.push(Reverse((front.deadline, LANE | index_of(n))));
             }
         }
         // One heapify rather than a push per entry.
@@ -201,38 +224,36 @@ impl Scheduler {
         if self.poll_wall && now >= self.next_wall_check {
             self.check_wall_clock(now);
         }
-        let elapsed = nanos(now - self.started);
         // Read once per batch: a wall-clock read per job adds up at 100,000
         // jobs.
         let wall = self.host.clock.wall();
-        let wall_ns = wall.timestamp_nanos_opt().unwrap_or(i64::MAX);
+        let mut batch = Now {
+            elapsed: nanos(now - self.started),
+            wall,
+            wall_ns: wall.timestamp_nanos_opt().unwrap_or(i64::MAX),
+            cursor: now,
+        };
         let host = self.host.clone();
         loop {
             let Some(mut top) = self.heap.peek_mut() else {
                 return now;
             };
             let Reverse((deadline, key)) = *top;
-            if deadline > elapsed || host.is_stopping() {
+            if deadline > batch.elapsed || host.is_stopping() {
                 return now;
             }
             if key & LANE == 0 {
                 let index = key as usize;
-                let next = fire(
-                    &host,
-                    &mut self.state[index],
-                    index,
-                    deadline,
-                    elapsed,
-                    wall,
-                    wall_ns,
-                );
+                let job = &host.jobs[index];
+                let next = fire(&host, job, &mut self.state[index], deadline, &mut batch);
                 match next {
                     // Stays in the heap: one sift-down rather than a pop and
                     // a push.
-                    Some(next) if self.lane_of[index] == NO_LANE => *top = Reverse((next, key)),
+                    Some(next) if !in_a_lane(job) => *top = Reverse((next, key)),
                     Some(next) => {
                         PeekMut::pop(top);
-                        self.place(key, next);
+                        let tick = self.state[index];
+                        self.place(job.clone(), tick, next);
                     }
                     None => {
                         PeekMut::pop(top);
@@ -241,55 +262,63 @@ impl Scheduler {
                 continue;
             }
             let lane = &mut self.lanes[(key & !LANE) as usize];
-            let Some((_, index)) = lane.queue.pop_front() else {
+            let Some(mut entry) = lane.queue.pop_front() else {
                 PeekMut::pop(top);
                 continue;
             };
-            let next = fire(
-                &host,
-                &mut self.state[index as usize],
-                index as usize,
-                deadline,
-                elapsed,
-                wall,
-                wall_ns,
-            );
+            // The lane's entry carries the job and its tick: no lookup in
+            // the host's list, no other memory touched.
+            let next = fire(&host, &entry.job, &mut entry.tick, deadline, &mut batch);
             let mut overflow = None;
             if let Some(next) = next {
+                entry.deadline = next;
                 match lane.queue.back() {
-                    Some(&(back, _)) if back > next => overflow = Some(next),
-                    _ => lane.queue.push_back((next, index)),
+                    Some(back) if back.deadline > next => overflow = Some(entry),
+                    _ => lane.queue.push_back(entry),
                 }
             }
             match lane.queue.front() {
-                Some(&(front, _)) => {
-                    *top = Reverse((front, key));
+                Some(front) => {
+                    *top = Reverse((front.deadline, key));
                     drop(top);
                 }
                 None => {
                     PeekMut::pop(top);
                 }
             }
-            if let Some(next) = overflow {
-                self.heap.push(Reverse((next, index)));
+            if let Some(entry) = overflow {
+                let index = entry.job.index;
+                self.state[index as usize] = entry.tick;
+                self.heap.push(Reverse((entry.deadline, index)));
             }
         }
     }
 
-    /// Puts job `index`, out of heap and lanes, back at `deadline`: at the
-    /// back of its lane if it fits there, else in the heap.
-    fn place(&mut self, index: u32, deadline: u64) {
-        let lane = self.lane_of[index as usize];
-        if lane != NO_LANE {
+    /// Puts a job of a lane that waited in the heap back at `deadline`:
+    /// at the back of its lane if it fits there, else in the heap again.
+    fn place(&mut self, job: Arc<JobDef>, tick: u64, deadline: u64) {
+        let index = job.index;
+        let lane = match &job.schedule {
+            Schedule::Every(every) => every
+                .lane_period()
+                .and_then(|period| self.lane_by_period.get(&period).copied()),
+            Schedule::Cron(_) | Schedule::Service(_) => None,
+        };
+        if let Some(lane) = lane {
             let queue = &mut self.lanes[lane as usize].queue;
+            let entry = LaneEntry {
+                deadline,
+                tick,
+                job,
+            };
             match queue.back() {
                 None => {
-                    queue.push_back((deadline, index));
+                    queue.push_back(entry);
                     self.heap.push(Reverse((deadline, LANE | lane)));
                     return;
                 }
-                Some(&(back, _)) if back <= deadline => {
-                    queue.push_back((deadline, index));
+                Some(back) if back.deadline <= deadline => {
+                    queue.push_back(entry);
                     return;
                 }
                 Some(_) => {}
@@ -343,20 +372,23 @@ impl Scheduler {
 /// Handles one due job; returns its next deadline.
 fn fire(
     host: &Arc<HostShared>,
+    job: &Arc<JobDef>,
     state: &mut u64,
-    index: usize,
     deadline: u64,
-    elapsed: u64,
-    wall: DateTime<Utc>,
-    wall_ns: i64,
+    now: &mut Now,
 ) -> Option<u64> {
-    let job = &host.jobs[index];
+    let Now {
+        elapsed,
+        wall,
+        wall_ns,
+        ..
+    } = *now;
     match &job.schedule {
         Schedule::Every(every) => {
             if !job.stats.paused.load(Ordering::Relaxed) {
                 let late = i64::try_from(elapsed - deadline).unwrap_or(i64::MAX);
                 let due = DateTime::from_timestamp_nanos(wall_ns.saturating_sub(late));
-                let _ = dispatch(host, job, due, false);
+                let _ = dispatch(host, job, due, false, &mut now.cursor);
             }
             // After a stall, the ticks that came due meanwhile are
             // skipped and counted, not run in a burst.
@@ -385,7 +417,7 @@ fn fire(
                 return Some(elapsed + until(fire, wall));
             }
             if !job.stats.paused.load(Ordering::Relaxed) {
-                let _ = dispatch(host, job, fire, false);
+                let _ = dispatch(host, job, fire, false, &mut now.cursor);
             }
             let mut next = cron.next_after(fire);
             let mut missed = 0_u64;
