@@ -197,7 +197,15 @@ fn main() {
         ("100,000 x 1 ms sleep, 8 workers", 100_000, 8, true, 1),
         ("100,000 x 1 ms sleep, 256 workers", 100_000, 256, true, 1),
     ];
-    for (name, items, workers, sleep, rounds) in scenarios {
+    // `QUEUE_SCENARIOS=1,2` runs only those (counted from 1).
+    let only = std::env::var("QUEUE_SCENARIOS").ok();
+    for (i, (name, items, workers, sleep, rounds)) in scenarios.into_iter().enumerate() {
+        if only
+            .as_deref()
+            .is_some_and(|only| !only.split(',').any(|n| n == (i + 1).to_string()))
+        {
+            continue;
+        }
         // Warm up both sides once, then alternate them round by round.
         runtime.block_on(hosted(items / 10, workers, sleep));
         runtime.block_on(bare(items / 10, workers, sleep));

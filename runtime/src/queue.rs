@@ -2,17 +2,19 @@
 //! the host's workers, the `QueueBackgroundWorkItem` of ASP.NET Core, with
 //! backpressure and nothing dropped silently at shutdown.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crossbeam_utils::CachePadded;
 use futures_util::FutureExt as _;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::extract::{
@@ -93,6 +95,8 @@ type Item = Box<dyn QueuedWork>;
 
 trait QueuedWork: Send {
     fn label(&self) -> &str;
+    /// The item as `Any`, to hand its closure back when it was refused.
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
     /// Starts the work; returns its label, its future and where its
     /// outcome goes.
     fn start(self: Box<Self>, token: CancellationToken) -> Started;
@@ -121,6 +125,10 @@ where
 {
     fn label(&self) -> &str {
         &self.label
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
     }
 
     fn start(self: Box<Self>, token: CancellationToken) -> Started {
@@ -181,13 +189,13 @@ pub struct TaskQueue {
 
 pub(crate) struct QueueInner {
     options: QueueOptions,
-    /// Bounded by the capacity: `reserve` is the backpressure, and holds
-    /// the item back until there is room, so a refusal can hand it back.
-    tx: mpsc::Sender<Item>,
-    /// A single worker holds it for its whole life; several take turns.
-    rx: Mutex<mpsc::Receiver<Item>>,
-    /// Cancelled when the host's stop begins: enqueueing stops, running
-    /// items see it.
+    /// A bounded multi-producer, multi-consumer channel: `send` waits while
+    /// the queue is full (the backpressure), workers receive without a
+    /// lock between them, and closing it at stop hands every waiting or
+    /// later send its item back while the workers can still drain.
+    tx: async_channel::Sender<Item>,
+    rx: async_channel::Receiver<Item>,
+    /// Cancelled when the host's stop begins: running items see it.
     stop: CancellationToken,
     /// Cancelled at the host's shutdown deadline: the token of drained
     /// items, and the end of every worker.
@@ -198,16 +206,18 @@ pub(crate) struct QueueInner {
     /// token's `is_cancelled` takes a lock.
     stopping: AtomicBool,
     deadline_passed: AtomicBool,
-    /// Set by `close`: pushes hand their item back from then on.
-    closed: AtomicBool,
-    /// Pushes between their check of `closed` and their send; `close` waits
-    /// for them, so no item slips in after it drained the queue.
-    pushing: AtomicUsize,
+    /// Producers' and workers' counters on cache lines of their own, so
+    /// that neither side's writes evict the other's.
+    refused: CachePadded<AtomicU64>,
+    done: CachePadded<WorkerCounts>,
+    not_run: AtomicU64,
+}
+
+#[derive(Default)]
+struct WorkerCounts {
     in_flight: AtomicU64,
     completed: AtomicU64,
     failed: AtomicU64,
-    refused: AtomicU64,
-    not_run: AtomicU64,
 }
 
 impl fmt::Debug for TaskQueue {
@@ -295,23 +305,19 @@ impl TaskQueue {
     /// while keeping a handle on it, e.g. for a web router built before the
     /// host.
     pub fn new(options: QueueOptions) -> TaskQueue {
-        let (tx, rx) = mpsc::channel(options.capacity.max(1));
+        let (tx, rx) = async_channel::bounded(options.capacity.max(1));
         TaskQueue {
             inner: Arc::new(QueueInner {
                 options,
                 tx,
-                rx: Mutex::new(rx),
+                rx,
                 stop: CancellationToken::new(),
                 deadline: CancellationToken::new(),
                 attached: AtomicBool::new(false),
                 stopping: AtomicBool::new(false),
                 deadline_passed: AtomicBool::new(false),
-                closed: AtomicBool::new(false),
-                pushing: AtomicUsize::new(0),
-                in_flight: AtomicU64::new(0),
-                completed: AtomicU64::new(0),
-                failed: AtomicU64::new(0),
-                refused: AtomicU64::new(0),
+                refused: CachePadded::new(AtomicU64::new(0)),
+                done: CachePadded::new(WorkerCounts::default()),
                 not_run: AtomicU64::new(0),
             }),
         }
@@ -344,7 +350,11 @@ impl TaskQueue {
         Fut: Future<Output = R> + Send + 'static,
         R: IntoOutcome,
     {
-        self.wait_for_room(work).await?.push(label, true)
+        let (item, handle) = self.item(label, work, true)?;
+        match self.inner.tx.send(item).await {
+            Ok(()) => Ok(handle),
+            Err(async_channel::SendError(item)) => Err(self.refuse(Refused::Stopping, item)),
+        }
     }
 
     /// Like [`enqueue`](Self::enqueue), without an outcome to await: the
@@ -363,7 +373,11 @@ impl TaskQueue {
         Fut: Future<Output = R> + Send + 'static,
         R: IntoOutcome,
     {
-        self.wait_for_room(work).await?.push(label, false).map(drop)
+        let (item, _) = self.item(label, work, false)?;
+        match self.inner.tx.send(item).await {
+            Ok(()) => Ok(()),
+            Err(async_channel::SendError(item)) => Err(self.refuse(Refused::Stopping, item)),
+        }
     }
 
     /// Enqueues `work` if there is room now, and returns a handle on its
@@ -382,7 +396,8 @@ impl TaskQueue {
         Fut: Future<Output = R> + Send + 'static,
         R: IntoOutcome,
     {
-        self.room_now(work)?.push(label, true)
+        let (item, handle) = self.item(label, work, true)?;
+        self.try_send(item).map(|()| handle)
     }
 
     /// Like [`try_enqueue`](Self::try_enqueue), without an outcome to await.
@@ -400,52 +415,58 @@ impl TaskQueue {
         Fut: Future<Output = R> + Send + 'static,
         R: IntoOutcome,
     {
-        self.room_now(work)?.push(label, false).map(drop)
+        let (item, _) = self.item(label, work, false)?;
+        self.try_send(item)
     }
 
-    async fn wait_for_room<F>(&self, work: F) -> Result<Room<'_, F>, Refused<F>> {
-        let inner = &*self.inner;
-        if inner.stopping.load(Ordering::Acquire) {
-            inner.refused.fetch_add(1, Ordering::Relaxed);
+    /// The item for `work`, and the handle on its outcome; refused at once
+    /// once stop has begun.
+    fn item<F, Fut, R>(
+        &self,
+        label: impl Into<Cow<'static, str>>,
+        work: F,
+        tracked: bool,
+    ) -> Result<(Item, Queued), Refused<F>>
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoOutcome,
+    {
+        if self.inner.stopping.load(Ordering::Acquire) {
+            self.inner.refused.fetch_add(1, Ordering::Relaxed);
             return Err(Refused::Stopping(work));
         }
-        let permit = match inner.tx.try_reserve() {
-            Ok(permit) => Some(permit),
-            Err(_) => tokio::select! {
-                biased;
-                permit = inner.tx.reserve() => permit.ok(),
-                () = inner.stop.cancelled() => None,
-            },
+        let (done, handle) = if tracked {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
         };
-        match permit {
-            Some(permit) => Ok(Room {
-                queue: self,
-                permit,
-                work,
-            }),
-            None => {
-                inner.refused.fetch_add(1, Ordering::Relaxed);
-                Err(Refused::Stopping(work))
+        let item: Item = Box::new(Work {
+            label: label.into(),
+            done,
+            work,
+        });
+        Ok((item, Queued { done: handle }))
+    }
+
+    fn try_send<F: 'static>(&self, item: Item) -> Result<(), Refused<F>> {
+        match self.inner.tx.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(async_channel::TrySendError::Full(item)) => Err(self.refuse(Refused::Full, item)),
+            Err(async_channel::TrySendError::Closed(item)) => {
+                Err(self.refuse(Refused::Stopping, item))
             }
         }
     }
 
-    fn room_now<F>(&self, work: F) -> Result<Room<'_, F>, Refused<F>> {
-        let inner = &*self.inner;
-        if inner.stopping.load(Ordering::Acquire) {
-            inner.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(Refused::Stopping(work));
-        }
-        match inner.tx.try_reserve() {
-            Ok(permit) => Ok(Room {
-                queue: self,
-                permit,
-                work,
-            }),
-            Err(_) => {
-                inner.refused.fetch_add(1, Ordering::Relaxed);
-                Err(Refused::Full(work))
-            }
+    /// Counts a refusal and hands the item's closure back.
+    fn refuse<F: 'static>(&self, why: fn(F) -> Refused<F>, item: Item) -> Refused<F> {
+        self.inner.refused.fetch_add(1, Ordering::Relaxed);
+        match item.into_any().downcast::<Work<F>>() {
+            Ok(work) => why(work.work),
+            // `item` was built from an `F` by this queue a moment ago.
+            Err(_) => unreachable!("a refused item is the `Work<F>` it was built as"),
         }
     }
 
@@ -457,9 +478,9 @@ impl TaskQueue {
             capacity: inner.options.capacity,
             workers: inner.options.workers,
             depth: inner.depth(),
-            in_flight: inner.in_flight.load(Ordering::Relaxed),
-            completed: inner.completed.load(Ordering::Relaxed),
-            failed: inner.failed.load(Ordering::Relaxed),
+            in_flight: inner.done.in_flight.load(Ordering::Relaxed),
+            completed: inner.done.completed.load(Ordering::Relaxed),
+            failed: inner.done.failed.load(Ordering::Relaxed),
             refused: inner.refused.load(Ordering::Relaxed),
             not_run: inner.not_run.load(Ordering::Relaxed),
         }
@@ -482,6 +503,9 @@ impl TaskQueue {
     /// The host's stop began.
     pub(crate) fn begin_stop(&self) {
         self.inner.stopping.store(true, Ordering::Release);
+        // Sends waiting for room, and any later, get their item back; the
+        // workers can still take what is queued.
+        self.inner.tx.close();
         self.inner.stop.cancel();
     }
 
@@ -496,42 +520,28 @@ impl TaskQueue {
     /// worker keeps the receiver; several workers take turns with it.
     pub(crate) async fn work(self) {
         let inner = &*self.inner;
-        let alone = inner.options.workers == 1;
-        let mut kept = if alone {
-            Some(inner.rx.lock().await)
-        } else {
-            None
-        };
         // Registered with the stop token once, not on every empty wait.
         let stop = inner.stop.cancelled();
         tokio::pin!(stop);
         loop {
-            let mut turn = match kept {
-                Some(_) => None,
-                None => Some(inner.rx.lock().await),
-            };
-            let Some(rx) = kept.as_deref_mut().or(turn.as_deref_mut()) else {
-                return;
-            };
             let item = if inner.stopping.load(Ordering::Acquire) {
                 if !inner.options.drain || inner.deadline_passed.load(Ordering::Acquire) {
                     return;
                 }
-                match rx.try_recv() {
+                match inner.rx.try_recv() {
                     Ok(item) => item,
                     Err(_) => return,
                 }
             } else {
                 tokio::select! {
                     biased;
-                    item = rx.recv() => match item {
-                        Some(item) => item,
-                        None => return,
+                    item = inner.rx.recv() => match item {
+                        Ok(item) => item,
+                        Err(_) => return,
                     },
                     () = &mut stop => continue,
                 }
             };
-            drop(turn.take());
             self.run(item).await;
         }
     }
@@ -543,7 +553,7 @@ impl TaskQueue {
         } else {
             inner.stop.clone()
         };
-        inner.in_flight.fetch_add(1, Ordering::Relaxed);
+        inner.done.in_flight.fetch_add(1, Ordering::Relaxed);
         let (label, work, done) = item.start(token);
         // The item first: one that finishes at once never registers with
         // the deadline token.
@@ -554,17 +564,17 @@ impl TaskQueue {
             }
             () = inner.deadline.cancelled() => Outcome::Aborted,
         };
-        inner.in_flight.fetch_sub(1, Ordering::Relaxed);
+        inner.done.in_flight.fetch_sub(1, Ordering::Relaxed);
         match &outcome {
             Outcome::Succeeded | Outcome::Cancelled => {
-                inner.completed.fetch_add(1, Ordering::Relaxed);
+                inner.done.completed.fetch_add(1, Ordering::Relaxed);
             }
             Outcome::Aborted => {
-                inner.failed.fetch_add(1, Ordering::Relaxed);
+                inner.done.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(queue = %inner.options.name, item = %label, "item aborted at the shutdown deadline");
             }
             failure => {
-                inner.failed.fetch_add(1, Ordering::Relaxed);
+                inner.done.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(queue = %inner.options.name, item = %label, error = %failure, "item failed");
             }
         }
@@ -577,19 +587,10 @@ impl TaskQueue {
     /// not run every item still in it. Returns how many there were.
     pub(crate) fn close(&self) -> u64 {
         let inner = &*self.inner;
-        inner.closed.store(true, Ordering::SeqCst);
-        // A push that saw `closed` unset finishes its send in a few
-        // instructions: wait for it, then drain what it sent.
-        while inner.pushing.load(Ordering::SeqCst) > 0 {
-            std::thread::yield_now();
-        }
-        // The workers have ended (or were aborted), so the receiver is free.
-        let Ok(mut rx) = inner.rx.try_lock() else {
-            tracing::error!(queue = %inner.options.name, depth = inner.depth(), "a worker still holds the queue; its waiting items cannot be counted");
-            return 0;
-        };
+        // Closed since stop began: nothing can arrive after this drain.
+        inner.tx.close();
         let mut count = 0;
-        while let Ok(item) = rx.try_recv() {
+        while let Ok(item) = inner.rx.try_recv() {
             count += 1;
             tracing::warn!(queue = %inner.options.name, item = %item.label(), "not run: the host stopped first");
             item.not_run();
@@ -600,50 +601,9 @@ impl TaskQueue {
 }
 
 impl QueueInner {
-    /// Items waiting (and places reserved by producers about to push).
+    /// Items waiting.
     fn depth(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
-    }
-}
-
-/// A place in the queue, held between waiting for room and pushing.
-struct Room<'a, F> {
-    queue: &'a TaskQueue,
-    permit: mpsc::Permit<'a, Item>,
-    work: F,
-}
-
-impl<F> Room<'_, F> {
-    fn push<Fut, R>(
-        self,
-        label: impl Into<Cow<'static, str>>,
-        tracked: bool,
-    ) -> Result<Queued, Refused<F>>
-    where
-        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
-        Fut: Future<Output = R> + Send + 'static,
-        R: IntoOutcome,
-    {
-        let inner = &*self.queue.inner;
-        inner.pushing.fetch_add(1, Ordering::SeqCst);
-        if inner.closed.load(Ordering::SeqCst) {
-            inner.pushing.fetch_sub(1, Ordering::SeqCst);
-            inner.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(Refused::Stopping(self.work));
-        }
-        let (done, handle) = if tracked {
-            let (tx, rx) = oneshot::channel();
-            (Some(tx), Some(rx))
-        } else {
-            (None, None)
-        };
-        self.permit.send(Box::new(Work {
-            label: label.into(),
-            done,
-            work: self.work,
-        }));
-        inner.pushing.fetch_sub(1, Ordering::SeqCst);
-        Ok(Queued { done: handle })
+        self.rx.len()
     }
 }
 
