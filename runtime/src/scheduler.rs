@@ -190,8 +190,12 @@ impl Scheduler {
         let mut steps = self.steps.take();
         let mut timer = Timer::new(matches!(self.host.clock, Clock::System));
         let mut armed = None;
+        // When the last wake-up was due: the next comes at least
+        // `MIN_GAP` after it. (After the time it happened instead, each
+        // wake-up's own latency would push the next one later.)
+        let mut woke_for = self.started;
         loop {
-            let fired_at = self.fire_due();
+            self.fire_due();
             let mut wake = self
                 .heap
                 .peek()
@@ -201,7 +205,7 @@ impl Scheduler {
             }
             if timer.is_precise() {
                 // At most one wake-up per `MIN_GAP`, as with tokio's timer.
-                wake = wake.map(|w| w.max(fired_at + MIN_GAP));
+                wake = wake.map(|w| w.max(woke_for + MIN_GAP));
             }
             if wake != armed {
                 if let Some(wake) = wake {
@@ -212,14 +216,16 @@ impl Scheduler {
             tokio::select! {
                 biased;
                 () = &mut stopped => return,
-                () = timer.expired(), if armed.is_some() => armed = None,
+                () = timer.expired(), if armed.is_some() => {
+                    woke_for = armed.take().unwrap_or(woke_for);
+                }
                 Ok(()) = changed(&mut steps) => self.check_wall_clock(Instant::now()),
             }
         }
     }
 
-    /// Fires every job due now; returns when it looked.
-    fn fire_due(&mut self) -> Instant {
+    /// Fires every job due now.
+    fn fire_due(&mut self) {
         let now = Instant::now();
         if self.poll_wall && now >= self.next_wall_check {
             self.check_wall_clock(now);
@@ -236,11 +242,11 @@ impl Scheduler {
         let host = self.host.clone();
         loop {
             let Some(mut top) = self.heap.peek_mut() else {
-                return now;
+                return;
             };
             let Reverse((deadline, key)) = *top;
             if deadline > batch.elapsed || host.is_stopping() {
-                return now;
+                return;
             }
             if key & LANE == 0 {
                 let index = key as usize;

@@ -155,24 +155,17 @@ mod precise {
             }
         }
 
+        /// Resolves at the expiry of the current arming. The expiry count
+        /// is never read: arming again resets it, and the reactor
+        /// (edge-triggered) reports each expiry anew, so one syscall a
+        /// wake-up is saved. The caller arms once per wake-up and checks
+        /// the time itself, so a stale report costs one early look, never
+        /// an early fire.
         pub(super) async fn expired(&mut self) {
-            loop {
-                let Ok(mut ready) = self.fd.readable().await else {
-                    // The reactor is gone: the runtime is shutting down.
-                    return std::future::pending().await;
-                };
-                // Reading the expiry count clears the readiness; nothing to
-                // read means the wake-up was for an earlier arming.
-                let read = ready.get_inner().0.wait();
-                ready.clear_ready();
-                match read {
-                    Ok(()) => return,
-                    Err(nix::errno::Errno::EAGAIN) => {}
-                    Err(error) => {
-                        tracing::error!(%error, "could not read the scheduler's timerfd");
-                        return;
-                    }
-                }
+            match self.fd.readable().await {
+                Ok(mut ready) => ready.clear_ready(),
+                // The reactor is gone: the runtime is shutting down.
+                Err(_) => std::future::pending().await,
             }
         }
     }
