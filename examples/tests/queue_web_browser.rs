@@ -131,7 +131,7 @@ async fn until(browser: &Client, what: &str, done: impl Fn(&[String]) -> bool) -
 async fn tasks_added_in_the_browser_queue_run_finish_and_drain_at_stop() {
     let mut example = Example::start(
         "queue_web",
-        &[("QUEUE_WEB_ADDR", "127.0.0.1:0"), ("STEP_MS", "150")],
+        &[("QUEUE_WEB_ADDR", "127.0.0.1:0"), ("STEP_MS", "300")],
     );
     let address = example.wait_for_capture("serving the task queue on ");
     let driver = Driver::start();
@@ -173,9 +173,11 @@ async fn tasks_added_in_the_browser_queue_run_finish_and_drain_at_stop() {
         s.len() == 6 && s[3] == "running"
     })
     .await;
+    // At once, while task 4 is in its first steps: closing the browser
+    // first can take longer than a task's steps on a busy machine.
+    example.signal(libc::SIGTERM);
     browser.close().await.expect("close the browser");
     drop(driver);
-    example.signal(libc::SIGTERM);
     let (status, output) = example.exit();
     assert_eq!(
         status.code(),
