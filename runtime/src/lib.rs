@@ -59,10 +59,22 @@
 //! a job that takes `State<Pool>` on a host without a `Pool` is an error from
 //! `build()` naming the job, not a panic at its first run.
 //!
-//! [`Host::run`] starts one scheduler task that owns every deadline in a heap
-//! and sleeps on one tokio timer; an idle job costs a heap entry, not a task.
-//! When a tick is due the scheduler resolves the job's arguments and spawns
-//! the run. Services (`#[hosted_service]`) are spawned at start. On SIGINT,
+//! [`Host::run`] starts one scheduler task that owns every deadline; an
+//! idle job costs about 280 bytes and no task. `every` jobs without jitter
+//! that share a period wait in a first-in, first-out lane (the job fired at
+//! the front is due again after all the others, so a tick costs O(1)); cron
+//! and jittered jobs wait in a binary heap. The scheduler wakes on one
+//! timer: on Linux a timerfd registered with tokio's reactor, which fires
+//! within tens of microseconds where tokio's timer rounds every deadline up
+//! to the next millisecond; tokio's own timer under paused time (as in
+//! tests) and elsewhere. It wakes at most once a millisecond and fires
+//! everything due by then. A due run's arguments are built and the run is
+//! polled once on the scheduler's task: one that finishes without waiting
+//! (most do) costs no task at all; one that waits continues in a task of
+//! its own, and a job whose first step holds the scheduler for more than a
+//! millisecond gets a task from its next run on, with a warning.
+//! `BENCHMARKS.md` has the figures. Services (`#[hosted_service]`) are
+//! spawned at start. On SIGINT,
 //! SIGTERM or SIGQUIT every job's [`CancellationToken`] is cancelled at once
 //! and everything gets the shutdown timeout, in total, to finish; what is
 //! still running then is aborted and named in the [`Report`], whose
