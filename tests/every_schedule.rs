@@ -158,6 +158,43 @@ async fn after_stall() {}
 #[every("1s", overlap = "allow")]
 async fn after_stall_overlapping() {}
 
+/// Jobs that share a period wait in one lane, in deadline order. After a
+/// stall their next deadlines come back in another order than they fired
+/// in; each must still keep its own grid, run its oldest due tick once and
+/// skip the rest, and none may run twice or be lost.
+#[tokio::test(start_paused = true)]
+async fn jobs_sharing_a_period_keep_their_own_grids_through_a_stall() {
+    let clock = TestClock::at(t0());
+    let mut builder = Host::builder().without_registered().clock(&clock);
+    for (name, delay_ms) in [("a", 0), ("b", 300), ("c", 700)] {
+        builder = builder.job(
+            Job::every(name, Duration::from_secs(1), || async {})
+                .initial_delay(Duration::from_millis(delay_ms)),
+        );
+    }
+    let test = TestHost::start(builder.build().expect("valid host")).await;
+    test.advance(Duration::from_millis(100)).await;
+    tokio::time::advance(Duration::from_millis(2_500)).await; // to 2.6 s
+    test.advance(Duration::ZERO).await;
+    test.advance(Duration::from_millis(2_000)).await; // to 4.6 s
+
+    let ms = |list: &[i64]| {
+        list.iter()
+            .map(|&ms| TimeDelta::milliseconds(ms))
+            .collect::<Vec<_>>()
+    };
+    // a: tick 0, then tick 1 late at 2.6 s (tick 2 skipped), back on 3 s, 4 s.
+    assert_eq!(offsets(&test, "a"), ms(&[0, 1_000, 3_000, 4_000]));
+    // b: tick 0 late (1.3 s and 2.3 s skipped), then 3.3 s, 4.3 s.
+    assert_eq!(offsets(&test, "b"), ms(&[300, 3_300, 4_300]));
+    // c: tick 0 late (1.7 s skipped), then 2.7 s, 3.7 s.
+    assert_eq!(offsets(&test, "c"), ms(&[700, 2_700, 3_700]));
+    for (job, skipped) in [("a", 1), ("b", 2), ("c", 1)] {
+        assert_eq!(test.status(job).skipped, skipped, "{job}");
+    }
+    assert!(test.stop().await.is_clean());
+}
+
 /// A stall (a paused VM, a blocked runtime) is modelled by jumping tokio's
 /// clock without letting any task run on the way.
 #[tokio::test(start_paused = true)]

@@ -170,3 +170,51 @@ mod precise {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_precise_timer_never_fires_early() {
+        let mut timer = Timer::new(true);
+        assert_eq!(timer.is_precise(), cfg!(target_os = "linux"));
+        for wait_ms in [3, 1, 5] {
+            let deadline = Instant::now() + Duration::from_millis(wait_ms);
+            timer.reset(deadline);
+            timer.expired().await;
+            assert!(Instant::now() >= deadline, "fired before {wait_ms} ms");
+        }
+    }
+
+    #[tokio::test]
+    async fn arming_again_replaces_the_deadline() {
+        let mut timer = Timer::new(true);
+        timer.reset(Instant::now() + Duration::from_secs(3_600));
+        let deadline = Instant::now() + Duration::from_millis(2);
+        timer.reset(deadline);
+        tokio::time::timeout(Duration::from_secs(5), timer.expired())
+            .await
+            .expect("the later arming replaced the hour");
+        assert!(Instant::now() >= deadline);
+    }
+
+    #[tokio::test]
+    async fn a_passed_deadline_fires_at_once() {
+        let mut timer = Timer::new(true);
+        timer.reset(Instant::now());
+        tokio::time::timeout(Duration::from_secs(5), timer.expired())
+            .await
+            .expect("a deadline in the past fires");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paused_time_gets_tokios_timer() {
+        let mut timer = Timer::new(true);
+        assert!(!timer.is_precise());
+        let deadline = Instant::now() + Duration::from_secs(3_600);
+        timer.reset(deadline);
+        timer.expired().await;
+        assert!(Instant::now() >= deadline);
+    }
+}
