@@ -351,7 +351,7 @@ impl TaskQueue {
         R: IntoOutcome,
     {
         let (item, handle) = self.item(label, work, true)?;
-        match self.inner.tx.send(item).await {
+        match self.send(item).await {
             Ok(()) => Ok(handle),
             Err(async_channel::SendError(item)) => Err(self.refuse(Refused::Stopping, item)),
         }
@@ -374,7 +374,7 @@ impl TaskQueue {
         R: IntoOutcome,
     {
         let (item, _) = self.item(label, work, false)?;
-        match self.inner.tx.send(item).await {
+        match self.send(item).await {
             Ok(()) => Ok(()),
             Err(async_channel::SendError(item)) => Err(self.refuse(Refused::Stopping, item)),
         }
@@ -448,6 +448,16 @@ impl TaskQueue {
             work,
         });
         Ok((item, Queued { done: handle }))
+    }
+
+    /// Sends `item`, waiting while the queue is full. Tries first: a send
+    /// that need not wait then never builds the waiting future.
+    async fn send(&self, item: Item) -> Result<(), async_channel::SendError<Item>> {
+        match self.inner.tx.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(async_channel::TrySendError::Full(item)) => self.inner.tx.send(item).await,
+            Err(async_channel::TrySendError::Closed(item)) => Err(async_channel::SendError(item)),
+        }
     }
 
     fn try_send<F: 'static>(&self, item: Item) -> Result<(), Refused<F>> {
@@ -532,6 +542,9 @@ impl TaskQueue {
                     Ok(item) => item,
                     Err(_) => return,
                 }
+            } else if let Ok(item) = inner.rx.try_recv() {
+                // Work waiting: no waiting future to build.
+                item
             } else {
                 tokio::select! {
                     biased;
