@@ -124,3 +124,42 @@ async fn no_run_starts_after_stop_began() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(handle.job("quick_tick").unwrap().runs, 3);
 }
+
+/// A job that cancels the token it was given cancels its own copy only:
+/// the host goes on, and other jobs' tokens stay uncancelled.
+#[tokio::test(start_paused = true)]
+async fn a_job_cancelling_its_token_does_not_cancel_the_hosts() {
+    use hosted::testing::TestClock;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let other_saw_cancel = Arc::new(AtomicBool::new(false));
+    let seen = other_saw_cancel.clone();
+    let clock = TestClock::at("2026-06-01T12:00:00Z".parse().unwrap());
+    let host = Host::builder()
+        .without_registered()
+        .clock(&clock)
+        .job(Job::every(
+            "canceller",
+            Duration::from_secs(1),
+            |token: CancellationToken| async move { token.cancel() },
+        ))
+        .job(Job::every(
+            "watcher",
+            Duration::from_secs(1),
+            move |token: CancellationToken| {
+                let seen = seen.clone();
+                async move {
+                    seen.fetch_or(token.is_cancelled(), Ordering::Relaxed);
+                }
+            },
+        ))
+        .build()
+        .expect("valid host");
+    let test = TestHost::start(host).await;
+    test.advance(Duration::from_secs(3)).await;
+    assert!(!other_saw_cancel.load(Ordering::Relaxed));
+    assert!(!test.handle().is_stopping());
+    assert_eq!(test.status("watcher").succeeded, 4);
+    assert!(test.stop().await.is_clean());
+}

@@ -163,9 +163,13 @@ impl FromRun for Run {
     }
 }
 
+/// The host's stop, as a child of its token: cancelled when stop begins,
+/// and a job that cancels its own copy (to end a loop of its own, say)
+/// cancels only that, never the host's token that every other job sees.
+/// Only jobs that take a token pay for the child (one lock to make it).
 impl FromRun for CancellationToken {
     fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
-        Ok(cx.host.stop.clone())
+        Ok(cx.host.stop.child_token())
     }
 }
 
