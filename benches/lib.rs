@@ -199,3 +199,24 @@ pub fn env_count(key: &str, default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// The median of `values` (the upper one of an even count).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Microseconds as written by a child (`1234`) for a table: `1.23 ms`,
+/// `456 µs`; text that is not a number is kept.
+pub fn micros(text: &str) -> String {
+    match text.parse::<f64>() {
+        Ok(us) if us.abs() >= 1_000.0 => format!("{:.2} ms", us / 1_000.0),
+        Ok(us) => format!("{us:.0} µs"),
+        Err(_) => text.to_owned(),
+    }
+}
+
+/// How many cores this machine offers, for the tables' headings.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

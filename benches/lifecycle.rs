@@ -21,7 +21,7 @@
 use std::time::{Duration, Instant};
 
 use hosted::{Host, Job};
-use hosted_benches::{child, env_count, SecondsAhead};
+use hosted_benches::{child, cores, env_count, median, SecondsAhead};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -51,7 +51,7 @@ fn main() {
     }
     println!(
         "lifecycle: {jobs} idle jobs + {services} token-waiting services, median of {rounds} rounds, {} cores",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        cores()
     );
     println!(
         "{:>8} {:>10} {:>12} {:>10} {:>12}",
@@ -77,11 +77,6 @@ fn main() {
             ratio(r, "stop_ms"),
         );
     }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// One start and stop; returns both in milliseconds.

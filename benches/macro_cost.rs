@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use hosted_benches::{cores, median};
+
 const JOBS: usize = 200;
 
 fn main() {
@@ -39,7 +41,7 @@ fn main() {
     let (with, without) = (median(&mut with), median(&mut without));
     println!(
         "macro cost: a crate of {JOBS} jobs, dev profile, median of {rounds} builds, {} cores",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        cores()
     );
     println!("{:<28} {:>10} {:>8}", "crate", "build ms", "ratio");
     println!(
@@ -56,11 +58,6 @@ fn main() {
         "per annotated job: {:.2} ms",
         (with - without) / JOBS as f64
     );
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// Writes the crate `name` under `root`; returns its directory.

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use hosted::{Host, Job, Run};
-use hosted_benches::{child, env_count, SecondsAhead};
+use hosted_benches::{child, cores, env_count, micros, SecondsAhead};
 use tokio::sync::Notify;
 
 const PERIOD: Duration = Duration::from_millis(10);
@@ -86,7 +86,7 @@ fn main() {
     let cron_ticks = env_count("PRECISION_CRON_TICKS", 20).to_string();
     println!(
         "precision: every 10 ms for {ticks} ticks; cron `* * * * * *` for {cron_ticks} ticks; {} cores",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        cores()
     );
     println!(
         "{:<22} {:>8} {:>10} {:>10} {:>10} {:>12} {:>22}",
@@ -119,14 +119,6 @@ fn main() {
                 )),
             );
         }
-    }
-}
-
-fn micros(text: &str) -> String {
-    match text.parse::<f64>() {
-        Ok(us) if us.abs() >= 1_000.0 => format!("{:.2} ms", us / 1_000.0),
-        Ok(us) => format!("{us:.0} µs"),
-        Err(_) => text.to_owned(),
     }
 }
 

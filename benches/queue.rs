@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hosted::{Host, QueueOptions, TaskQueue};
-use hosted_benches::{bytes_in_use, Counting};
+use hosted_benches::{bytes_in_use, cores, median, Counting};
 use tokio::sync::{mpsc, Mutex, Notify};
 
 #[global_allocator]
@@ -173,11 +173,6 @@ fn bytes_per_item_bare(items: usize) -> f64 {
     per_item
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -185,7 +180,7 @@ fn main() {
         .expect("runtime");
     println!(
         "queue throughput, {} worker threads, capacity {CAPACITY}",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        cores()
     );
     println!(
         "{:<32} {:>14} {:>14} {:>8}",

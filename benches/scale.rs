@@ -30,7 +30,9 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use hosted::{Host, Job, Run};
-use hosted_benches::{bytes_in_use, child, cpu_time, peak_rss, Counting, Histogram, SecondsAhead};
+use hosted_benches::{
+    bytes_in_use, child, cores, cpu_time, micros, peak_rss, Counting, Histogram, SecondsAhead,
+};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -111,7 +113,7 @@ fn main() {
     let secs = std::env::var("SCALE_SECS").unwrap_or_else(|_| "10".to_owned());
     println!(
         "scale: jobs every 1 s, phases spread, {secs} s steady window, {} cores",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        cores()
     );
     println!(
         "{:>7} {:>7} {:>12} {:>10} {:>9} {:>10} {:>9} {:>17} {:>10}",
@@ -160,15 +162,6 @@ fn env_list(key: &str, default: &str) -> Vec<String> {
         .split(',')
         .map(str::to_owned)
         .collect()
-}
-
-/// `1234` µs as `1.23 ms`.
-fn micros(text: &str) -> String {
-    match text.parse::<u64>() {
-        Ok(us) if us >= 1_000 => format!("{:.2} ms", us as f64 / 1_000.0),
-        Ok(us) => format!("{us} µs"),
-        Err(_) => text.to_owned(),
-    }
 }
 
 /// One contender in this process: register, settle, measure the window,

@@ -351,10 +351,7 @@ impl TaskQueue {
         R: IntoOutcome,
     {
         let (item, handle) = self.item(label, work, true)?;
-        match self.send(item).await {
-            Ok(()) => Ok(handle),
-            Err(async_channel::SendError(item)) => Err(self.refuse(Refused::Stopping, item)),
-        }
+        self.send(item).await.map(|()| handle)
     }
 
     /// Like [`enqueue`](Self::enqueue), without an outcome to await: the
@@ -374,10 +371,7 @@ impl TaskQueue {
         R: IntoOutcome,
     {
         let (item, _) = self.item(label, work, false)?;
-        match self.send(item).await {
-            Ok(()) => Ok(()),
-            Err(async_channel::SendError(item)) => Err(self.refuse(Refused::Stopping, item)),
-        }
+        self.send(item).await
     }
 
     /// Enqueues `work` if there is room now, and returns a handle on its
@@ -452,12 +446,16 @@ impl TaskQueue {
 
     /// Sends `item`, waiting while the queue is full. Tries first: a send
     /// that need not wait then never builds the waiting future.
-    async fn send(&self, item: Item) -> Result<(), async_channel::SendError<Item>> {
-        match self.inner.tx.try_send(item) {
-            Ok(()) => Ok(()),
-            Err(async_channel::TrySendError::Full(item)) => self.inner.tx.send(item).await,
-            Err(async_channel::TrySendError::Closed(item)) => Err(async_channel::SendError(item)),
-        }
+    async fn send<F: 'static>(&self, item: Item) -> Result<(), Refused<F>> {
+        let item = match self.inner.tx.try_send(item) {
+            Ok(()) => return Ok(()),
+            Err(async_channel::TrySendError::Full(item)) => match self.inner.tx.send(item).await {
+                Ok(()) => return Ok(()),
+                Err(async_channel::SendError(item)) => item,
+            },
+            Err(async_channel::TrySendError::Closed(item)) => item,
+        };
+        Err(self.refuse(Refused::Stopping, item))
     }
 
     fn try_send<F: 'static>(&self, item: Item) -> Result<(), Refused<F>> {
