@@ -121,6 +121,52 @@ async fn a_full_queue_makes_enqueue_wait_and_try_enqueue_hand_back() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_item_that_cancels_its_token_cancels_no_other_item() {
+    let (test, queue) = host(QueueOptions::default().workers(2)).await;
+    // A long item on one worker, waiting on its token...
+    let log = Log::default();
+    let long = {
+        let log = log.clone();
+        queue
+            .enqueue("long", |stop: CancellationToken| async move {
+                log.push(tokio::select! {
+                    () = stop.cancelled() => "cancelled",
+                    () = tokio::time::sleep(Duration::from_secs(5)) => "ran its 5 s",
+                });
+            })
+            .await
+            .unwrap()
+    };
+    test.advance(Duration::ZERO).await;
+    // ...while an item on the other cancels its own.
+    let canceller = queue
+        .enqueue("canceller", |stop: CancellationToken| async move {
+            stop.cancel();
+        })
+        .await
+        .unwrap();
+    assert_eq!(canceller.await, Outcome::Succeeded);
+    let (seen, next) = tokio::sync::oneshot::channel();
+    queue
+        .enqueue_detached("next", move |stop: CancellationToken| async move {
+            let _ = seen.send(stop.is_cancelled());
+        })
+        .await
+        .unwrap();
+    test.advance(Duration::ZERO).await;
+    assert!(
+        !next.await.unwrap(),
+        "the next item's token is not cancelled"
+    );
+    test.advance(Duration::from_secs(6)).await;
+    assert_eq!(long.await, Outcome::Succeeded);
+    assert_eq!(log.entries(), ["ran its 5 s"]);
+    assert_eq!(queue.stats().completed, 3);
+    assert!(!test.handle().is_stopping());
+    assert!(test.stop().await.is_clean());
+}
+
+#[tokio::test(start_paused = true)]
 async fn failures_and_panics_are_counted_and_never_stop_the_worker() {
     let (test, queue) = host(QueueOptions::default()).await;
     let failed = queue

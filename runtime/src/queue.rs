@@ -157,9 +157,11 @@ where
 /// ([`HostBuilder::queue`](crate::HostBuilder::queue)), whose workers run its
 /// items once the host has started.
 ///
-/// Each item is an async closure that gets a [`CancellationToken`]: the
-/// host's stop token while the host runs, and for items run while the queue
-/// drains at shutdown, a token that fires at the shutdown deadline. It
+/// Each item is an async closure that gets a [`CancellationToken`]: while
+/// the host runs, one that fires when the host's stop begins, and for items
+/// run while the queue drains at shutdown, one that fires at the shutdown
+/// deadline. It is a child of the queue's own token: an item that cancels it
+/// cancels nothing else. It
 /// returns `()` or `Result<(), E>`; an error or a panic is logged with the
 /// queue's name and the item's label, counted, and never stops a worker.
 ///
@@ -524,13 +526,13 @@ impl TaskQueue {
     }
 
     /// One worker: runs items until stop, then drains (if the queue does)
-    /// until the queue is empty or the deadline fires. A queue's only
-    /// worker keeps the receiver; several workers take turns with it.
+    /// until the queue is empty or the deadline fires.
     pub(crate) async fn work(self) {
         let inner = &*self.inner;
         // Registered with the stop token once, not on every empty wait.
         let stop = inner.stop.cancelled();
         tokio::pin!(stop);
+        let mut token = ItemToken::new(inner);
         loop {
             let item = if inner.stopping.load(Ordering::Acquire) {
                 if !inner.options.drain || inner.deadline_passed.load(Ordering::Acquire) {
@@ -553,17 +555,12 @@ impl TaskQueue {
                     () = &mut stop => continue,
                 }
             };
-            self.run(item).await;
+            self.run(item, token.get(inner)).await;
         }
     }
 
-    async fn run(&self, item: Item) {
+    async fn run(&self, item: Item, token: CancellationToken) {
         let inner = &*self.inner;
-        let token = if inner.stopping.load(Ordering::Acquire) {
-            inner.deadline.clone()
-        } else {
-            inner.stop.clone()
-        };
         inner.done.in_flight.fetch_add(1, Ordering::Relaxed);
         let (label, work, done) = item.start(token);
         // The item first: one that finishes at once never registers with
@@ -608,6 +605,45 @@ impl TaskQueue {
         }
         inner.not_run.fetch_add(count, Ordering::Relaxed);
         count
+    }
+}
+
+/// The token a worker hands its items: a child of the queue's stop token,
+/// or of its deadline token once stop has begun, so that an item which
+/// cancels its token cancels neither the queue's nor another item's.
+///
+/// One per worker, remade only after an item cancelled it: a child per item
+/// would cost an allocation and two locks of the parent, which all of the
+/// queue's workers share.
+struct ItemToken {
+    token: CancellationToken,
+    draining: bool,
+}
+
+impl ItemToken {
+    fn new(inner: &QueueInner) -> ItemToken {
+        ItemToken {
+            token: inner.stop.child_token(),
+            draining: false,
+        }
+    }
+
+    /// The token for the next item.
+    fn get(&mut self, inner: &QueueInner) -> CancellationToken {
+        if !self.draining && inner.stopping.load(Ordering::Acquire) {
+            self.draining = true;
+            self.token = inner.deadline.child_token();
+        } else if self.token.is_cancelled() {
+            // By an item, or by its parent: a child of a cancelled token is
+            // born cancelled, so the next item sees the same either way.
+            let parent = if self.draining {
+                &inner.deadline
+            } else {
+                &inner.stop
+            };
+            self.token = parent.child_token();
+        }
+        self.token.clone()
     }
 }
 
