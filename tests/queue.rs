@@ -121,6 +121,71 @@ async fn a_full_queue_makes_enqueue_wait_and_try_enqueue_hand_back() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_producer_that_found_the_queue_full_waits_until_half_of_it_is_taken() {
+    let (test, queue) = host(QueueOptions::default().capacity(4)).await;
+    // One item runs and four wait, each for 1 s: the queue is full.
+    for i in 0..5 {
+        queue
+            .enqueue_detached(format!("slow {i}"), |_stop| async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            })
+            .await
+            .unwrap();
+        test.advance(Duration::ZERO).await;
+    }
+    assert_eq!(queue.stats().depth, 4);
+    let waiter = {
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            let began = Instant::now();
+            queue
+                .enqueue_detached("patient", |_stop| async {})
+                .await
+                .unwrap();
+            (began.elapsed(), queue.stats().depth)
+        })
+    };
+    test.advance(Duration::from_secs(10)).await;
+    // At 1 s an item is taken and three wait: still more than half. At 2 s
+    // two wait, and the producer is let in.
+    assert_eq!(waiter.await.unwrap(), (Duration::from_secs(2), 3));
+    assert!(test.stop().await.is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_producer_waiting_for_room_when_stop_begins_gets_its_item_back() {
+    let (test, queue) = host(QueueOptions::default().capacity(1)).await;
+    for i in 0..2 {
+        queue
+            .enqueue_detached(format!("slow {i}"), |_stop| async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            })
+            .await
+            .unwrap();
+        test.advance(Duration::ZERO).await;
+    }
+    let waiter = {
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            let marker = String::from("the item's own data");
+            queue
+                .enqueue("patient", move |_stop| async move { drop(marker) })
+                .await
+        })
+    };
+    test.advance(Duration::from_millis(10)).await;
+    assert!(!waiter.is_finished(), "the producer waits for room");
+    test.handle().request_stop();
+    test.advance(Duration::ZERO).await;
+    let refused = waiter.await.unwrap().unwrap_err();
+    assert!(matches!(refused, Refused::Stopping(_)));
+    let report = test.stop().await;
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.queues()[0].refused, 1);
+    assert_eq!(report.queues()[0].completed, 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_item_that_cancels_its_token_cancels_no_other_item() {
     let (test, queue) = host(QueueOptions::default().workers(2)).await;
     // A long item on one worker, waiting on its token...

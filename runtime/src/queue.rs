@@ -8,18 +8,15 @@ use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crossbeam_utils::CachePadded;
-use futures_util::FutureExt as _;
-use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{oneshot, Notify};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::extract::{
-    Dependencies, ExtractError, FromRun, IntoOutcome, Outcome, RunContext, RunFuture,
-};
+use crate::extract::{Dependencies, ExtractError, FromRun, IntoOutcome, Outcome, RunContext};
 use crate::runner::panic_message;
 
 /// The name of the queue that [`TaskQueue`] arguments get.
@@ -66,8 +63,9 @@ impl QueueOptions {
         }
     }
 
-    /// How many items may wait (default 100); `enqueue` waits while that
-    /// many are waiting.
+    /// How many items may wait (default 100). Once that many wait,
+    /// `enqueue` waits until half of them have been taken; see
+    /// [`TaskQueue::enqueue`].
     pub fn capacity(mut self, capacity: usize) -> QueueOptions {
         self.capacity = capacity;
         self
@@ -107,9 +105,27 @@ trait QueuedWork: Send {
 /// A started item: its label, its future, where its outcome goes.
 type Started = (
     Cow<'static, str>,
-    RunFuture,
+    Pin<Box<dyn Running>>,
     Option<oneshot::Sender<Outcome>>,
 );
+
+/// An item's future with its output erased to an [`Outcome`]. The item's
+/// own future is boxed as it is: wrapped in a converting `async` block it
+/// would be moved once more, and a future that holds a timer is hundreds of
+/// bytes.
+trait Running: Send {
+    fn poll_outcome(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome>;
+}
+
+impl<Fut, R> Running for Fut
+where
+    Fut: Future<Output = R> + Send,
+    R: IntoOutcome,
+{
+    fn poll_outcome(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        self.poll(cx).map(IntoOutcome::into_outcome)
+    }
+}
 
 struct Work<F> {
     label: Cow<'static, str>,
@@ -133,12 +149,7 @@ where
 
     fn start(self: Box<Self>, token: CancellationToken) -> Started {
         let Work { label, done, work } = *self;
-        let running = work(token);
-        (
-            label,
-            Box::pin(async move { running.await.into_outcome() }),
-            done,
-        )
+        (label, Box::pin(work(token)), done)
     }
 
     fn not_run(self: Box<Self>) {
@@ -213,6 +224,25 @@ pub(crate) struct QueueInner {
     refused: CachePadded<AtomicU64>,
     done: CachePadded<WorkerCounts>,
     not_run: AtomicU64,
+    /// Producers waiting for room, and what wakes them: workers wake them
+    /// once the queue has drained to `low`, not on every item taken.
+    room: Room,
+}
+
+/// Where producers wait while the queue is full.
+///
+/// A producer that finds the queue full sleeps until it has drained to its
+/// low-water mark, half the capacity, and then refills it in a burst. Waking
+/// a sleeping producer costs the worker a system call; woken for every item
+/// it takes from a full queue, a worker would spend most of its time waking
+/// producers instead of running items. async-channel's own waiting `send`
+/// wakes one sender per item taken, so the queue waits here instead.
+struct Room {
+    /// How many producers wait; read by the workers on every item taken.
+    waiting: CachePadded<AtomicUsize>,
+    wake: Notify,
+    /// The depth at or below which waiting producers are woken.
+    low: usize,
 }
 
 #[derive(Default)]
@@ -307,7 +337,8 @@ impl TaskQueue {
     /// while keeping a handle on it, e.g. for a web router built before the
     /// host.
     pub fn new(options: QueueOptions) -> TaskQueue {
-        let (tx, rx) = async_channel::bounded(options.capacity.max(1));
+        let capacity = options.capacity.max(1);
+        let (tx, rx) = async_channel::bounded(capacity);
         TaskQueue {
             inner: Arc::new(QueueInner {
                 options,
@@ -321,6 +352,11 @@ impl TaskQueue {
                 refused: CachePadded::new(AtomicU64::new(0)),
                 done: CachePadded::new(WorkerCounts::default()),
                 not_run: AtomicU64::new(0),
+                room: Room {
+                    waiting: CachePadded::new(AtomicUsize::new(0)),
+                    wake: Notify::new(),
+                    low: capacity / 2,
+                },
             }),
         }
     }
@@ -332,6 +368,12 @@ impl TaskQueue {
 
     /// Enqueues `work`, waiting while the queue is full, and returns a
     /// handle on its outcome.
+    ///
+    /// A producer that finds the queue full waits until the workers have
+    /// taken it down to half its capacity, and then refills it in a burst:
+    /// one wake-up per half a queue, not one per item taken, which would
+    /// cost the workers a system call for every item while producers
+    /// outpace them.
     ///
     /// # Errors
     ///
@@ -447,17 +489,30 @@ impl TaskQueue {
     }
 
     /// Sends `item`, waiting while the queue is full. Tries first: a send
-    /// that need not wait then never builds the waiting future.
+    /// that need not wait never registers as waiting.
     async fn send<F: 'static>(&self, item: Item) -> Result<(), Refused<F>> {
-        let item = match self.inner.tx.try_send(item) {
+        let mut item = match self.inner.tx.try_send(item) {
             Ok(()) => return Ok(()),
-            Err(async_channel::TrySendError::Full(item)) => match self.inner.tx.send(item).await {
-                Ok(()) => return Ok(()),
-                Err(async_channel::SendError(item)) => item,
-            },
-            Err(async_channel::TrySendError::Closed(item)) => item,
+            Err(async_channel::TrySendError::Full(item)) => item,
+            Err(async_channel::TrySendError::Closed(item)) => {
+                return Err(self.refuse(Refused::Stopping, item))
+            }
         };
-        Err(self.refuse(Refused::Stopping, item))
+        let room = &self.inner.room;
+        let _waiting = Waiting::new(&room.waiting);
+        loop {
+            // Registered before the retry: a wake-up between the two is
+            // not lost.
+            let woken = room.wake.notified();
+            match self.inner.tx.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(async_channel::TrySendError::Full(back)) => item = back,
+                Err(async_channel::TrySendError::Closed(back)) => {
+                    return Err(self.refuse(Refused::Stopping, back))
+                }
+            }
+            woken.await;
+        }
     }
 
     fn try_send<F: 'static>(&self, item: Item) -> Result<(), Refused<F>> {
@@ -516,6 +571,7 @@ impl TaskQueue {
         // Sends waiting for room, and any later, get their item back; the
         // workers can still take what is queued.
         self.inner.tx.close();
+        self.inner.room.wake.notify_waiters();
         self.inner.stop.cancel();
     }
 
@@ -529,9 +585,10 @@ impl TaskQueue {
     /// until the queue is empty or the deadline fires.
     pub(crate) async fn work(self) {
         let inner = &*self.inner;
-        // Registered with the stop token once, not on every empty wait.
+        // Built once, not for every item or every empty wait.
         let stop = inner.stop.cancelled();
-        tokio::pin!(stop);
+        let deadline = inner.deadline.cancelled();
+        tokio::pin!(stop, deadline);
         let mut token = ItemToken::new(inner);
         loop {
             let item = if inner.stopping.load(Ordering::Acquire) {
@@ -555,39 +612,51 @@ impl TaskQueue {
                     () = &mut stop => continue,
                 }
             };
-            self.run(item, token.get(inner)).await;
+            inner.room.taken(&inner.rx);
+            self.run(item, token.get(inner), deadline.as_mut()).await;
         }
     }
 
-    async fn run(&self, item: Item, token: CancellationToken) {
+    async fn run(
+        &self,
+        item: Item,
+        token: CancellationToken,
+        mut deadline: Pin<&mut WaitForCancellationFuture<'_>>,
+    ) {
         let inner = &*self.inner;
         inner.done.in_flight.fetch_add(1, Ordering::Relaxed);
-        let (label, work, done) = item.start(token);
-        // The item first: one that finishes at once never registers with
-        // the deadline token.
-        let outcome = tokio::select! {
-            biased;
-            result = AssertUnwindSafe(work).catch_unwind() => {
-                result.unwrap_or_else(|panic| Outcome::Panicked(panic_message(&*panic)))
+        let (label, mut work, done) = item.start(token);
+        // The item first: one that finishes at once never polls the
+        // deadline.
+        let outcome = std::future::poll_fn(|cx| {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll_outcome(cx))) {
+                Ok(Poll::Ready(outcome)) => Poll::Ready(outcome),
+                Ok(Poll::Pending) => deadline.as_mut().poll(cx).map(|()| Outcome::Aborted),
+                Err(panic) => Poll::Ready(Outcome::Panicked(panic_message(&*panic))),
             }
-            () = inner.deadline.cancelled() => Outcome::Aborted,
-        };
+        })
+        .await;
+        drop(work);
         inner.done.in_flight.fetch_sub(1, Ordering::Relaxed);
-        match &outcome {
-            Outcome::Succeeded | Outcome::Cancelled => {
-                inner.done.completed.fetch_add(1, Ordering::Relaxed);
-            }
-            Outcome::Aborted => {
-                inner.done.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(queue = %inner.options.name, item = %label, "item aborted at the shutdown deadline");
-            }
-            failure => {
-                inner.done.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(queue = %inner.options.name, item = %label, error = %failure, "item failed");
-            }
+        if let Outcome::Succeeded | Outcome::Cancelled = outcome {
+            inner.done.completed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.failed(&label, &outcome);
         }
         if let Some(done) = done {
             let _ = done.send(outcome);
+        }
+    }
+
+    /// Counts and logs an item that failed or was aborted.
+    #[cold]
+    fn failed(&self, label: &str, outcome: &Outcome) {
+        let inner = &*self.inner;
+        inner.done.failed.fetch_add(1, Ordering::Relaxed);
+        if let Outcome::Aborted = outcome {
+            tracing::warn!(queue = %inner.options.name, item = %label, "item aborted at the shutdown deadline");
+        } else {
+            tracing::error!(queue = %inner.options.name, item = %label, error = %outcome, "item failed");
         }
     }
 
@@ -644,6 +713,35 @@ impl ItemToken {
             self.token = parent.child_token();
         }
         self.token.clone()
+    }
+}
+
+impl Room {
+    /// An item was taken from `rx`: wakes the waiting producers if it is
+    /// down to the low-water mark. Reads the depth only when someone waits.
+    fn taken(&self, rx: &async_channel::Receiver<Item>) {
+        // Pairs with the increment in `Waiting::new`: either the producer's
+        // retry sees the room this take made, or this sees the producer.
+        if self.waiting.load(Ordering::SeqCst) != 0 && rx.len() <= self.low {
+            self.wake.notify_waiters();
+        }
+    }
+}
+
+/// A producer's registration as waiting for room, undone when it is
+/// dropped (it got room, was refused, or its future was dropped).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(waiting: &'a AtomicUsize) -> Waiting<'a> {
+        waiting.fetch_add(1, Ordering::SeqCst);
+        Waiting(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
