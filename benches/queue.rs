@@ -187,8 +187,8 @@ fn main() {
         "scenario", "hosted items/s", "bare items/s", "ratio"
     );
     let scenarios: [(&str, u64, usize, bool, usize); 4] = [
-        ("1,000,000 no-op, 1 worker", 1_000_000, 1, false, 7),
-        ("1,000,000 no-op, 8 workers", 1_000_000, 8, false, 7),
+        ("1,000,000 no-op, 1 worker", 1_000_000, 1, false, 15),
+        ("1,000,000 no-op, 8 workers", 1_000_000, 8, false, 15),
         ("100,000 x 1 ms sleep, 8 workers", 100_000, 8, true, 1),
         ("100,000 x 1 ms sleep, 256 workers", 100_000, 256, true, 1),
     ];
