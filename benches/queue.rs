@@ -11,7 +11,9 @@
 //! Both sides move the same work item, a boxed async closure; each item
 //! bumps a shared counter so the end of the drain is seen the same way.
 //! The no-op scenarios alternate the two sides for several rounds and
-//! report medians: on a shared 2-core machine one round swings by 2x.
+//! report medians: on a shared 2-core machine one round swings by 2x. Each
+//! scenario also reports the process's CPU time per item on each side (all
+//! threads, producer and workers), which swings much less.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hosted::{Host, QueueOptions, TaskQueue};
-use hosted_benches::{bytes_in_use, cores, median, Counting};
+use hosted_benches::{bytes_in_use, cores, cpu_time, median, Counting};
 use tokio::sync::{mpsc, Mutex, Notify};
 
 #[global_allocator]
@@ -183,8 +185,8 @@ fn main() {
         cores()
     );
     println!(
-        "{:<32} {:>14} {:>14} {:>8}",
-        "scenario", "hosted items/s", "bare items/s", "ratio"
+        "{:<34} {:>14} {:>14} {:>6}   {:>12} {:>12} {:>6}",
+        "scenario", "hosted items/s", "bare items/s", "ratio", "hosted CPU", "bare CPU", "ratio"
     );
     let scenarios: [(&str, u64, usize, bool, usize); 4] = [
         ("1,000,000 no-op, 1 worker", 1_000_000, 1, false, 15),
@@ -206,20 +208,32 @@ fn main() {
         runtime.block_on(bare(items / 10, workers, sleep));
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
+        // CPU time of the whole process (both sides' threads), per item,
+        // over all rounds: steadier than the rates on a shared machine.
+        let (mut our_cpu, mut their_cpu) = (Duration::ZERO, Duration::ZERO);
         for _ in 0..rounds {
+            let began = cpu_time();
             ours.push(runtime.block_on(hosted(items, workers, sleep)));
+            let between = cpu_time();
             theirs.push(runtime.block_on(bare(items, workers, sleep)));
+            our_cpu += between - began;
+            their_cpu += cpu_time() - between;
         }
         let (ours, theirs) = (median(&mut ours), median(&mut theirs));
+        let per_item = |cpu: Duration| cpu.as_nanos() as f64 / (items * rounds as u64) as f64;
+        let (our_cpu, their_cpu) = (per_item(our_cpu), per_item(their_cpu));
         println!(
-            "{name:<32} {ours:>14.0} {theirs:>14.0} {:>8.2}",
-            ours / theirs
+            "{name:<34} {ours:>14.0} {theirs:>14.0} {:>6.2}   {:>9.0} ns {:>9.0} ns {:>6.2}",
+            ours / theirs,
+            our_cpu,
+            their_cpu,
+            our_cpu / their_cpu,
         );
     }
     let ours = bytes_per_item_hosted(1_000_000);
     let theirs = bytes_per_item_bare(1_000_000);
     println!(
-        "{:<32} {ours:>14.1} {theirs:>14.1} {:>8.2}",
+        "{:<34} {ours:>14.1} {theirs:>14.1} {:>6.2}",
         "bytes per queued item",
         ours / theirs
     );
