@@ -46,12 +46,16 @@ async fn main() -> hosted::Report {
         .build()
         .expect("valid host");
     let lifetime = host.lifetime();
-    tokio::spawn(async move {
+    let printer = tokio::spawn(async move {
         if lifetime.started().await {
             println!("started");
         }
         lifetime.stopping().await;
         println!("stopping");
     });
-    host.run().await
+    let report = host.run().await;
+    // `stopping` has fired by now, but the printer may not have run yet: a
+    // quick stop used to end the process before it printed.
+    let _ = tokio::time::timeout(Duration::from_secs(5), printer).await;
+    report
 }
