@@ -1,10 +1,13 @@
 //! Integration tests of `hosted` live beside this file, one file per
 //! behaviour. This library holds what several of them share: [`Probe`], a
 //! lifecycle service that records every step and can be told to fail,
-//! panic, hang or take time at any step.
+//! panic, hang or take time at any step, and [`process::Process`], a child
+//! process under test (the examples' tests use it too).
 
 // Test support, published nowhere: its items are documented where it helps.
 #![allow(missing_docs)]
+
+pub mod process;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;

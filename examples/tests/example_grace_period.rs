@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::Example;
+use support::start_example;
 
 #[test]
 fn orders_pass_their_grace_period_and_the_events_are_consumed() {
@@ -27,7 +27,7 @@ fn orders_pass_their_grace_period_and_the_events_are_consumed() {
     )
     .expect("write the settings");
     let path = settings.to_string_lossy().into_owned();
-    let mut example = Example::start("grace_period", &[("GRACE_PERIOD_CONFIG", &path)]);
+    let mut example = start_example("grace_period", &[("GRACE_PERIOD_CONFIG", &path)]);
     example.wait_for("host started");
     example.wait_for("order placed");
     example.wait_for("grace period confirmed: order awaits validation");

@@ -3,10 +3,10 @@
 
 mod support;
 
-use support::Example;
+use support::start_example;
 
 fn stops_cleanly_on(signal: i32, name: &str) {
-    let mut example = Example::start("scheduler", &[]);
+    let mut example = start_example("scheduler", &[]);
     example.wait_for("host started");
     example.signal(signal);
     let (status, output) = example.exit();

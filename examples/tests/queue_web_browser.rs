@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use support::Example;
+use support::start_example;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -129,7 +129,7 @@ async fn until(browser: &Client, what: &str, done: impl Fn(&[String]) -> bool) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_added_in_the_browser_queue_run_finish_and_drain_at_stop() {
-    let mut example = Example::start(
+    let mut example = start_example(
         "queue_web",
         &[("QUEUE_WEB_ADDR", "127.0.0.1:0"), ("STEP_MS", "300")],
     );
