@@ -35,6 +35,34 @@ async fn host(options: QueueOptions) -> (TestHost, TaskQueue) {
     (TestHost::start(host).await, queue)
 }
 
+/// Enqueues `count` items that take 1 s each, letting the worker take what
+/// it can after each.
+async fn enqueue_slow(test: &TestHost, queue: &TaskQueue, count: usize) {
+    for i in 0..count {
+        queue
+            .enqueue_detached(format!("slow {i}"), |_stop| async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            })
+            .await
+            .unwrap();
+        test.advance(Duration::ZERO).await;
+    }
+}
+
+/// Enqueues an item from a task of its own; the task returns how long the
+/// enqueue waited and the queue's depth right after.
+fn enqueue_patiently(queue: &TaskQueue) -> tokio::task::JoinHandle<(Duration, usize)> {
+    let queue = queue.clone();
+    tokio::spawn(async move {
+        let began = Instant::now();
+        queue
+            .enqueue_detached("patient", |_stop| async {})
+            .await
+            .unwrap();
+        (began.elapsed(), queue.stats().depth)
+    })
+}
+
 #[tokio::test(start_paused = true)]
 async fn one_worker_runs_items_in_order() {
     let (test, queue) = host(QueueOptions::default()).await;
@@ -87,34 +115,16 @@ async fn n_workers_run_n_items_at_once() {
 async fn a_full_queue_makes_enqueue_wait_and_try_enqueue_hand_back() {
     let (test, queue) = host(QueueOptions::default().capacity(2)).await;
     // One item runs (for 1 s), two wait: the queue is full.
-    for i in 0..3 {
-        queue
-            .enqueue_detached(format!("slow {i}"), |_stop| async {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            })
-            .await
-            .unwrap();
-        test.advance(Duration::ZERO).await;
-    }
+    enqueue_slow(&test, &queue, 3).await;
     assert_eq!(queue.stats().depth, 2);
     let refused = queue.try_enqueue("extra", |_stop| async {}).unwrap_err();
     assert!(matches!(refused, Refused::Full(_)));
     let _work = refused.into_inner(); // handed back, not lost
 
     // `enqueue` waits for room: the first item ends at 1 s.
-    let waiter = {
-        let queue = queue.clone();
-        tokio::spawn(async move {
-            let began = Instant::now();
-            queue
-                .enqueue_detached("patient", |_stop| async {})
-                .await
-                .unwrap();
-            began.elapsed()
-        })
-    };
+    let waiter = enqueue_patiently(&queue);
     test.advance(Duration::from_secs(5)).await;
-    assert_eq!(waiter.await.unwrap(), Duration::from_secs(1));
+    assert_eq!(waiter.await.unwrap().0, Duration::from_secs(1));
     let stats = queue.stats();
     assert_eq!((stats.completed, stats.refused), (4, 1));
     assert!(test.stop().await.is_clean());
@@ -124,27 +134,9 @@ async fn a_full_queue_makes_enqueue_wait_and_try_enqueue_hand_back() {
 async fn a_producer_that_found_the_queue_full_waits_until_half_of_it_is_taken() {
     let (test, queue) = host(QueueOptions::default().capacity(4)).await;
     // One item runs and four wait, each for 1 s: the queue is full.
-    for i in 0..5 {
-        queue
-            .enqueue_detached(format!("slow {i}"), |_stop| async {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            })
-            .await
-            .unwrap();
-        test.advance(Duration::ZERO).await;
-    }
+    enqueue_slow(&test, &queue, 5).await;
     assert_eq!(queue.stats().depth, 4);
-    let waiter = {
-        let queue = queue.clone();
-        tokio::spawn(async move {
-            let began = Instant::now();
-            queue
-                .enqueue_detached("patient", |_stop| async {})
-                .await
-                .unwrap();
-            (began.elapsed(), queue.stats().depth)
-        })
-    };
+    let waiter = enqueue_patiently(&queue);
     test.advance(Duration::from_secs(10)).await;
     // At 1 s an item is taken and three wait: still more than half. At 2 s
     // two wait, and the producer is let in.
@@ -155,15 +147,7 @@ async fn a_producer_that_found_the_queue_full_waits_until_half_of_it_is_taken() 
 #[tokio::test(start_paused = true)]
 async fn a_producer_waiting_for_room_when_stop_begins_gets_its_item_back() {
     let (test, queue) = host(QueueOptions::default().capacity(1)).await;
-    for i in 0..2 {
-        queue
-            .enqueue_detached(format!("slow {i}"), |_stop| async {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            })
-            .await
-            .unwrap();
-        test.advance(Duration::ZERO).await;
-    }
+    enqueue_slow(&test, &queue, 2).await;
     let waiter = {
         let queue = queue.clone();
         tokio::spawn(async move {
