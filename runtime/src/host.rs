@@ -420,7 +420,8 @@ impl HostBuilder {
 
         // Names are checked by reference first, so that each job's name is
         // then moved into it, never copied: a host may take 100,000 jobs.
-        let mut duplicate: Vec<Option<Problem>> = Vec::with_capacity(candidates.len());
+        // Only the duplicates are kept, by index, in order.
+        let mut duplicates: Vec<(usize, Origin)> = Vec::new();
         {
             let mut first_of: HashMap<&str, usize> = HashMap::with_capacity(candidates.len());
             for (i, candidate) in candidates.iter().enumerate() {
@@ -434,17 +435,20 @@ impl HostBuilder {
                         }
                     },
                 };
-                duplicate.push(first.map(|first| Problem::DuplicateName {
+                if let Some(first) = first {
+                    duplicates.push((i, first));
+                }
+            }
+        }
+        let mut duplicates = duplicates.into_iter().peekable();
+        let mut jobs = Vec::with_capacity(candidates.len());
+        for (i, candidate) in candidates.into_iter().enumerate() {
+            if let Some((_, first)) = duplicates.next_if(|(at, _)| *at == i) {
+                problems.push(Problem::DuplicateName {
                     name: candidate.name.to_string(),
                     first: first.to_string(),
                     second: candidate.origin.to_string(),
-                }));
-            }
-        }
-        let mut jobs = Vec::with_capacity(candidates.len());
-        for (candidate, duplicate) in candidates.into_iter().zip(duplicate) {
-            if let Some(problem) = duplicate {
-                problems.push(problem);
+                });
                 continue;
             }
             for (type_id, type_name) in &candidate.dependencies.states {
