@@ -636,6 +636,7 @@ impl TaskQueue {
             }
         })
         .await;
+        // Whatever the item holds is released before its outcome is seen.
         drop(work);
         inner.done.in_flight.fetch_sub(1, Ordering::Relaxed);
         if let Outcome::Succeeded | Outcome::Cancelled = outcome {
