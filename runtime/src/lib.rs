@@ -134,8 +134,7 @@
 //!
 //! [`HostBuilder::queue`] adds a bounded queue of async work items (the
 //! queued background tasks of ASP.NET Core): [`TaskQueue::enqueue`] waits
-//! while it is full (once full, until half of it has drained),
-//! `try_enqueue` hands the item back, and both hand it
+//! while it is full, `try_enqueue` hands the item back, and both hand it
 //! back once stop has begun. Its workers run as a background service; an
 //! item's error or panic is logged with its label and counted, never
 //! stopping a worker. At stop, items in flight see their token cancelled,

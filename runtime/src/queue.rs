@@ -64,8 +64,8 @@ impl QueueOptions {
     }
 
     /// How many items may wait (default 100). Once that many wait,
-    /// `enqueue` waits until half of them have been taken; see
-    /// [`TaskQueue::enqueue`].
+    /// `enqueue` waits for room; see [`TaskQueue::enqueue`] for when a
+    /// waiting producer is let in.
     pub fn capacity(mut self, capacity: usize) -> QueueOptions {
         self.capacity = capacity;
         self
@@ -224,21 +224,24 @@ pub(crate) struct QueueInner {
     refused: CachePadded<AtomicU64>,
     done: CachePadded<WorkerCounts>,
     not_run: AtomicU64,
-    /// Producers waiting for room, and what wakes them: workers wake them
-    /// once the queue has drained to `low`, not on every item taken.
+    /// Producers waiting for room, and what wakes them.
     room: Room,
 }
 
 /// Where producers wait while the queue is full.
 ///
-/// A producer that finds the queue full sleeps until it has drained to its
-/// low-water mark, half the capacity, and then refills it in a burst. Waking
-/// a sleeping producer costs the worker a system call; woken for every item
-/// it takes from a full queue, a worker would spend most of its time waking
-/// producers instead of running items. async-channel's own waiting `send`
-/// wakes one sender per item taken, so the queue waits here instead.
+/// Waking a sleeping producer costs the worker a system call. Woken for
+/// every item taken from a full queue, as async-channel's own waiting `send`
+/// is, a worker running quick items would spend most of its time waking
+/// producers instead of running items. So a worker wakes the waiting
+/// producers once the queue has drained to its low-water mark, half the
+/// capacity, and they refill it in a burst; or as soon as an item it runs
+/// has to wait (for I/O, a timer, a lock), when the wake-up costs nothing
+/// next to the item and a producer should not wait for half a queue of
+/// slow items.
 struct Room {
-    /// How many producers wait; read by the workers on every item taken.
+    /// How many producers wait; read by the workers on every item taken and
+    /// every item that has to wait.
     waiting: CachePadded<AtomicUsize>,
     wake: Notify,
     /// The depth at or below which waiting producers are woken.
@@ -370,10 +373,12 @@ impl TaskQueue {
     /// handle on its outcome.
     ///
     /// A producer that finds the queue full waits until the workers have
-    /// taken it down to half its capacity, and then refills it in a burst:
-    /// one wake-up per half a queue, not one per item taken, which would
-    /// cost the workers a system call for every item while producers
-    /// outpace them.
+    /// taken it down to half its capacity, or until an item they take has to
+    /// wait (for I/O, a timer, a lock), whichever comes first. Quick items
+    /// thus wake producers once per half a queue, not once per item, which
+    /// would cost the workers a system call for every item while producers
+    /// outpace them; behind slow items, a producer gets in as soon as one is
+    /// taken.
     ///
     /// # Errors
     ///
@@ -626,12 +631,19 @@ impl TaskQueue {
         let inner = &*self.inner;
         inner.done.in_flight.fetch_add(1, Ordering::Relaxed);
         let (label, mut work, done) = item.start(token);
+        let mut waited = false;
         // The item first: one that finishes at once never polls the
         // deadline.
         let outcome = std::future::poll_fn(|cx| {
             match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll_outcome(cx))) {
                 Ok(Poll::Ready(outcome)) => Poll::Ready(outcome),
-                Ok(Poll::Pending) => deadline.as_mut().poll(cx).map(|()| Outcome::Aborted),
+                Ok(Poll::Pending) => {
+                    if !waited {
+                        waited = true;
+                        inner.room.item_waits();
+                    }
+                    deadline.as_mut().poll(cx).map(|()| Outcome::Aborted)
+                }
                 Err(panic) => Poll::Ready(Outcome::Panicked(panic_message(&*panic))),
             }
         })
@@ -727,6 +739,14 @@ impl Room {
             self.wake.notify_waiters();
         }
     }
+
+    /// An item taken from the queue has to wait: wakes the waiting
+    /// producers, if any, whatever the depth.
+    fn item_waits(&self) {
+        if self.waiting.load(Ordering::SeqCst) != 0 {
+            self.wake.notify_waiters();
+        }
+    }
 }
 
 /// A producer's registration as waiting for room, undone when it is
@@ -788,5 +808,48 @@ impl FromRun for TaskQueue {
 
     fn dependencies(deps: &mut Dependencies) {
         deps.queue(DEFAULT_QUEUE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+
+    /// With quick items, a producer waiting on a full queue is woken once
+    /// the workers have taken it down to half its capacity, not before.
+    #[test]
+    fn a_waiting_producer_is_woken_at_half_the_capacity() {
+        let queue = TaskQueue::new(QueueOptions::default().capacity(4));
+        for i in 0..4 {
+            assert!(queue
+                .try_enqueue_detached(format!("item {i}"), |_stop| async {})
+                .is_ok());
+        }
+        let mut patient = pin!(queue.enqueue_detached("patient", |_stop| async {}));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(
+            patient.as_mut().poll(&mut cx).is_pending(),
+            "the queue is full"
+        );
+        let inner = &*queue.inner;
+        let take = || {
+            let item = inner.rx.try_recv().expect("an item");
+            inner.room.taken(&inner.rx);
+            item
+        };
+        let _first = take();
+        assert!(
+            patient.as_mut().poll(&mut cx).is_pending(),
+            "three of four wait: not woken yet"
+        );
+        let _second = take();
+        assert!(
+            matches!(patient.as_mut().poll(&mut cx), Poll::Ready(Ok(()))),
+            "two of four wait: woken, and in"
+        );
+        assert_eq!(queue.stats().depth, 3);
     }
 }
