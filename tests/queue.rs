@@ -3,6 +3,7 @@
 //! shutdown (refusal, cancellation in flight, drain, the count of what never
 //! ran).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -143,6 +144,63 @@ async fn behind_slow_items_a_waiting_producer_gets_in_as_soon_as_one_is_taken() 
     // is for quick items; see the queue's unit tests).
     assert_eq!(waiter.await.unwrap(), (Duration::from_secs(1), 4));
     assert!(test.stop().await.is_clean());
+}
+
+/// Producers and workers on several threads, small queues, items that
+/// finish at once and items that yield: every item runs, and no producer is
+/// left waiting for a wake-up that never comes (the test would time out).
+#[test]
+fn on_many_threads_no_producer_misses_its_wake_up() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        for capacity in [1, 2, 3, 8] {
+            for workers in [1, 2, 3] {
+                let queue =
+                    TaskQueue::new(QueueOptions::default().capacity(capacity).workers(workers));
+                let host = Host::builder()
+                    .without_registered()
+                    .queue(queue.clone())
+                    .build()
+                    .unwrap();
+                let running = host.start().await.unwrap();
+                let ran = Arc::new(AtomicU64::new(0));
+                let producers: Vec<_> = (0..4_u64)
+                    .map(|producer| {
+                        let (queue, ran) = (queue.clone(), ran.clone());
+                        tokio::spawn(async move {
+                            for i in 0..5_000_u64 {
+                                let ran = ran.clone();
+                                let item = move |_stop| async move {
+                                    if (i + producer) % 7 == 0 {
+                                        tokio::task::yield_now().await;
+                                    }
+                                    ran.fetch_add(1, Ordering::Relaxed);
+                                };
+                                assert!(queue.enqueue_detached("item", item).await.is_ok());
+                            }
+                        })
+                    })
+                    .collect();
+                let all = async {
+                    for producer in producers {
+                        producer.await.unwrap();
+                    }
+                };
+                tokio::time::timeout(Duration::from_secs(60), all)
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!("capacity {capacity}, {workers} workers: a producer never got in")
+                    });
+                let report = running.stop().await;
+                assert!(report.is_clean(), "{report}");
+                assert_eq!(ran.load(Ordering::Relaxed), 20_000);
+            }
+        }
+    });
 }
 
 #[tokio::test(start_paused = true)]
