@@ -172,9 +172,9 @@ where
 /// the host runs, one that fires when the host's stop begins, and for items
 /// run while the queue drains at shutdown, one that fires at the shutdown
 /// deadline. It is a child of the queue's own token: an item that cancels it
-/// cancels nothing else. It
-/// returns `()` or `Result<(), E>`; an error or a panic is logged with the
-/// queue's name and the item's label, counted, and never stops a worker.
+/// cancels nothing else. It returns `()` or `Result<(), E>`; an error or a
+/// panic is logged with the queue's name and the item's label, counted, and
+/// never stops a worker.
 ///
 /// # Examples
 ///
@@ -495,20 +495,12 @@ impl TaskQueue {
 
     /// Sends `item`, waiting while the queue is full. Tries first: a send
     /// that need not wait never registers as waiting.
-    async fn send<F: 'static>(&self, item: Item) -> Result<(), Refused<F>> {
-        let mut item = match self.inner.tx.try_send(item) {
-            Ok(()) => return Ok(()),
-            Err(async_channel::TrySendError::Full(item)) => item,
-            Err(async_channel::TrySendError::Closed(item)) => {
-                return Err(self.refuse(Refused::Stopping, item))
-            }
-        };
+    async fn send<F: 'static>(&self, mut item: Item) -> Result<(), Refused<F>> {
         let room = &self.inner.room;
-        let _waiting = Waiting::new(&room.waiting);
+        let mut waiting = None;
         loop {
-            // Registered before the retry: a wake-up between the two is
-            // not lost.
-            let woken = room.wake.notified();
+            // Made before the retry: a wake-up between the two is not lost.
+            let woken = waiting.is_some().then(|| room.wake.notified());
             match self.inner.tx.try_send(item) {
                 Ok(()) => return Ok(()),
                 Err(async_channel::TrySendError::Full(back)) => item = back,
@@ -516,7 +508,10 @@ impl TaskQueue {
                     return Err(self.refuse(Refused::Stopping, back))
                 }
             }
-            woken.await;
+            match woken {
+                Some(woken) => woken.await,
+                None => waiting = Some(Waiting::new(&room.waiting)),
+            }
         }
     }
 
