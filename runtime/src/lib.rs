@@ -74,10 +74,10 @@
 //! its own, and a job whose first step holds the scheduler for more than a
 //! millisecond gets a task from its next run on, with a warning.
 //! `BENCHMARKS.md` has the figures. Services (`#[hosted_service]`) are
-//! spawned at start. On SIGINT,
-//! SIGTERM or SIGQUIT every job's [`CancellationToken`] is cancelled at once
-//! and everything gets the shutdown timeout, in total, to finish; what is
-//! still running then is aborted and named in the [`Report`], whose
+//! spawned at start. On SIGINT, SIGTERM or SIGQUIT every job's
+//! [`CancellationToken`] is cancelled at once and everything gets the
+//! shutdown timeout, in total, to finish; what is still running then is
+//! aborted and named in the [`Report`], whose
 //! [`exit_code`](Report::exit_code) tells the process how it went.
 //!
 //! # Semantics

@@ -124,10 +124,10 @@ impl Default for JobStats {
 
 impl JobStats {
     pub(crate) fn set_next_run(&self, next: Option<DateTime<Utc>>) {
-        let millis = next.map_or(i64::MIN, |t| t.timestamp_millis());
-        self.next_run.store(millis, Ordering::Relaxed);
+        self.set_next_run_millis(next.map_or(i64::MIN, |t| t.timestamp_millis()));
     }
 
+    /// The next fire as Unix milliseconds.
     pub(crate) fn set_next_run_millis(&self, millis: i64) {
         self.next_run.store(millis, Ordering::Relaxed);
     }
@@ -380,8 +380,8 @@ pub(crate) async fn supervise(host: Arc<HostShared>, job: Arc<JobDef>) {
 }
 
 /// One run, from building its arguments to recording its outcome; returns
-/// the outcome and how long the run took, from `started` if given. The
-/// caller has counted it as started and running.
+/// the outcome and how long the run took since `this.began`. The caller has
+/// counted it as started and running.
 async fn run_once(host: Arc<HostShared>, job: Arc<JobDef>, this: This) -> (Outcome, Duration) {
     let This {
         number,
@@ -414,7 +414,7 @@ async fn run_once(host: Arc<HostShared>, job: Arc<JobDef>, this: This) -> (Outco
             // plain runs should not carry its size.
             Box::pin(scoped_body(&host, &job, run)).await
         };
-        if outcome == Outcome::Cancelled && !host.stop.is_cancelled() {
+        if outcome == Outcome::Cancelled && !host.is_stopping() {
             outcome =
                 Outcome::Failed("returned `Cancelled`, but the host is not stopping".to_owned());
         }

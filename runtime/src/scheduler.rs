@@ -1,7 +1,10 @@
 //! The scheduler core: one task per host owns the deadline of every `every`
-//! and `cron` job in a binary heap and sleeps on a single tokio timer until
-//! the earliest. An idle job costs its entry here and nothing else: no task,
-//! no timer. A run is spawned only when it is due (`runner.rs`).
+//! and `cron` job and sleeps on a single timer (`timer.rs`) until the
+//! earliest. `every` jobs without jitter that share a period wait in a
+//! first-in, first-out lane; cron and jittered jobs wait in a binary heap,
+//! where each lane also stands by its front. An idle job costs its entry
+//! here and nothing else: no task, no timer. A due run is polled once on
+//! this task and gets a task of its own only if it waits (`runner.rs`).
 //!
 //! `every` deadlines live on tokio's monotonic clock. Cron fire times live on
 //! the wall clock and are mapped to monotonic deadlines; the mapping is
@@ -96,9 +99,13 @@ struct Now {
     cursor: Instant,
 }
 
-/// Whether the job belongs to a lane (an `every` job without jitter).
-fn in_a_lane(job: &JobDef) -> bool {
-    matches!(&job.schedule, Schedule::Every(every) if every.lane_period().is_some())
+/// The period of the lane the job belongs to: `every` jobs without jitter
+/// have one.
+fn lane_period(job: &JobDef) -> Option<u64> {
+    match &job.schedule {
+        Schedule::Every(every) => every.lane_period(),
+        Schedule::Cron(_) | Schedule::Service(_) => None,
+    }
 }
 
 impl Scheduler {
@@ -147,9 +154,8 @@ impl Scheduler {
                 Schedule::Service(_) => None,
             };
             let Some(offset) = first else { continue };
-            match &job.schedule {
-                Schedule::Every(every) if every.lane_period().is_some() => {
-                    let period = every.lane_period().unwrap_or_default();
+            match lane_period(job) {
+                Some(period) => {
                     let lanes = &mut scheduler.lanes;
                     let lane = *scheduler.lane_by_period.entry(period).or_insert_with(|| {
                         lanes.push(Lane {
@@ -163,7 +169,7 @@ impl Scheduler {
                         job: job.clone(),
                     });
                 }
-                _ => heap.push(Reverse((nanos(offset), index_of(index)))),
+                None => heap.push(Reverse((nanos(offset), index_of(index)))),
             }
         }
         for (n, lane) in scheduler.lanes.iter_mut().enumerate() {
@@ -255,7 +261,7 @@ impl Scheduler {
                 match next {
                     // Stays in the heap: one sift-down rather than a pop and
                     // a push.
-                    Some(next) if !in_a_lane(job) => *top = Reverse((next, key)),
+                    Some(next) if lane_period(job).is_none() => *top = Reverse((next, key)),
                     Some(next) => {
                         PeekMut::pop(top);
                         let tick = self.state[index];
@@ -304,12 +310,7 @@ impl Scheduler {
     /// at the back of its lane if it fits there, else in the heap again.
     fn place(&mut self, job: Arc<JobDef>, tick: u64, deadline: u64) {
         let index = job.index;
-        let lane = match &job.schedule {
-            Schedule::Every(every) => every
-                .lane_period()
-                .and_then(|period| self.lane_by_period.get(&period).copied()),
-            Schedule::Cron(_) | Schedule::Service(_) => None,
-        };
+        let lane = lane_period(&job).and_then(|period| self.lane_by_period.get(&period).copied());
         if let Some(lane) = lane {
             let queue = &mut self.lanes[lane as usize].queue;
             let entry = LaneEntry {
