@@ -215,3 +215,82 @@ async fn the_macro_registers_a_cron_job_with_its_zone() {
     assert_eq!(status.succeeded, 3);
     assert!(test.stop().await.is_clean());
 }
+
+/// Vixie cron's day rule: the day-of-month and day-of-week fields are
+/// combined with AND when either begins with `*` (so `*/2` is
+/// unrestricted), with OR only when both are restricted. croner alone ORs
+/// `*/2` with a weekday.
+#[tokio::test(start_paused = true)]
+async fn the_day_fields_combine_as_in_vixie_cron() {
+    let start = "2026-12-01T00:00:30Z"; // a Tuesday
+    let table: &[(&str, &[&str])] = &[
+        // Odd days that are Mondays (not odd days or Mondays: not the 3rd).
+        (
+            "0 0 */2 * 1",
+            &[
+                "2026-12-07T00:00:00Z",
+                "2026-12-21T00:00:00Z",
+                "2027-01-11T00:00:00Z",
+            ],
+        ),
+        // Days 1-7 that are Sundays, Tuesdays, Thursdays or Saturdays.
+        (
+            "0 0 1-7 * */2",
+            &[
+                "2026-12-03T00:00:00Z",
+                "2026-12-05T00:00:00Z",
+                "2026-12-06T00:00:00Z",
+                "2027-01-02T00:00:00Z",
+            ],
+        ),
+        // Both restricted: the 13th or a Friday.
+        (
+            "0 0 13 * 5",
+            &[
+                "2026-12-04T00:00:00Z",
+                "2026-12-11T00:00:00Z",
+                "2026-12-13T00:00:00Z",
+            ],
+        ),
+        // croner's extensions keep working: the last Friday, the last day,
+        // the weekday nearest the 15th, the second Monday.
+        (
+            "0 0 * * 5L",
+            &["2026-12-25T00:00:00Z", "2027-01-29T00:00:00Z"],
+        ),
+        (
+            "0 0 L * *",
+            &["2026-12-31T00:00:00Z", "2027-01-31T00:00:00Z"],
+        ),
+        (
+            "0 0 15W * *",
+            &["2026-12-15T00:00:00Z", "2027-01-15T00:00:00Z"],
+        ),
+        (
+            "0 0 * * 1#2",
+            &["2026-12-14T00:00:00Z", "2027-01-11T00:00:00Z"],
+        ),
+        // Sunday ranges mean Sunday.
+        (
+            "0 0 * * SUN-SUN",
+            &["2026-12-06T00:00:00Z", "2026-12-13T00:00:00Z"],
+        ),
+        (
+            "0 0 * * 0-SUN",
+            &["2026-12-06T00:00:00Z", "2026-12-13T00:00:00Z"],
+        ),
+        // cronie's `@midnight`.
+        (
+            "@midnight",
+            &["2026-12-02T00:00:00Z", "2026-12-03T00:00:00Z"],
+        ),
+    ];
+    for (line, expected) in table {
+        let seen = fires(line, "UTC", start, expected).await;
+        assert_eq!(
+            seen,
+            expected.iter().map(|t| at(t)).collect::<Vec<_>>(),
+            "`{line}`"
+        );
+    }
+}

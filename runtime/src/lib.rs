@@ -90,10 +90,13 @@
 //!   when the next run starts); the next run is the next tick on the
 //!   schedule. `overlap = "allow"` starts concurrent runs instead.
 //! - **`cron`** lines are read in the job's time zone (UTC unless `tz`
-//!   says otherwise), with Vixie cron's fields and cronie's handling of
-//!   daylight saving time: a fixed time inside the spring-forward gap runs
-//!   once, right after the jump; a fixed time inside the repeated autumn hour
-//!   runs once; schedules with a wildcard hour follow real time.
+//!   says otherwise), with Vixie cron's fields and day rule and cronie's
+//!   handling of daylight saving time (see [`cron`](macro@cron) for the
+//!   rules, and for what differs from cronie). In short: a line whose
+//!   minute and hour fields (and seconds, with 6 fields) do not begin with
+//!   `*` is *fixed-time* and runs each of its times once, a time inside the
+//!   spring-forward gap right after the jump and a time inside the repeated
+//!   autumn hour on its first pass; any other line follows real time.
 //! - **Wall-clock steps**: a cron job never fires before its time on the wall
 //!   clock, even if the clock is set back; it never fires twice for one fire
 //!   time; if the clock jumps ahead over fire times, the first runs late and
@@ -331,10 +334,52 @@ pub use hosted_macros::every;
 ///
 /// The line has 5 fields (minute, hour, day of month, month, day of week) or
 /// 6 with seconds first, or is one of `@yearly`, `@annually`, `@monthly`,
-/// `@weekly`, `@daily`, `@hourly`. Weekdays are POSIX: `1` is Monday, `0` and
-/// `7` are Sunday, and names (`MON`) work too. When both day of month and day
-/// of week are restricted, either matching is enough, as in Vixie cron.
-/// Parsed by [`croner`](https://docs.rs/croner) at compile time.
+/// `@weekly`, `@daily` (also `@midnight`), `@hourly`. Weekdays are POSIX:
+/// `1` is Monday, `0` and `7` are Sunday, and names (`MON`) work too;
+/// `SUN-SUN` and `0-SUN` mean Sunday, `MON-SUN` the whole week. The line is
+/// checked field by field at compile time, and a bad field is named.
+///
+/// # The cron rules
+///
+/// As Vixie cron and cronie:
+///
+/// - **Days.** The day-of-month and day-of-week fields are combined with
+///   AND when either of them begins with `*` (so `*/2` counts as
+///   unrestricted), and with OR only when both are restricted:
+///   `0 0 */2 * 1` runs at midnight on odd days that are Mondays
+///   (2026-12-07, 2026-12-21, …), while `0 0 13 * 5` runs on the 13th and
+///   on every Friday.
+/// - **Fixed-time or wildcard.** A line is *fixed-time* when none of its
+///   minute and hour fields begins with `*`: `30 2 * * *`, `15 1-3 * * *`,
+///   `0,30 2 * * *`, `0 0-23 * * *`, `@daily`. It is a *wildcard* line
+///   otherwise: `*/15 * * * *`, `0 */2 * * *`, `@hourly`.
+/// - **Daylight saving time.** A fixed-time line runs each of its times
+///   once. A time inside the spring-forward gap runs right after the jump
+///   (02:30 in Berlin on 2026-03-29 runs at 03:00 CEST; with `0,30 2 * * *`
+///   both 02:00 and 02:30 run there, in order, and a run that finds the
+///   previous one still going is skipped and counted, as any overlapping
+///   tick). A time inside the repeated autumn hour runs on its first pass
+///   only. A wildcard line follows real time: nothing runs for local times
+///   that do not exist, and a repeated hour runs on both passes.
+///
+/// Where `hosted` differs from cronie:
+///
+/// - 6-field lines have seconds; the fixed-time rule then counts the
+///   seconds field too (`0 30 2 * * *` is fixed-time, `*/30 30 2 * * *` is
+///   not).
+/// - `croner`'s extensions work: `L` (last day of the month), `LW` (its last
+///   weekday), `15W` (the weekday nearest the 15th) in the day of month;
+///   `5L` (the last Friday) and `1#2` (the second Monday) in the day of
+///   week; `?` for `*` in either day field; `+` before the day of week asks
+///   for AND whatever the day of month says.
+/// - A line that can never fire (`0 0 31 2 *`) is rejected, not accepted to
+///   sit idle; so are `@reboot` (use `#[hosted_service]`), an empty list
+///   item (`1,,2`), a bare `L` or `+` in the day of week, a step without a
+///   range (`5/15`: write `5-59/15`) and a range that runs backwards.
+/// - cronie's time-change handling applies to jumps of up to 3 hours; here
+///   the rules above apply to every transition of the zone, and steps of
+///   the wall clock itself (NTP, a VM resumed) are handled apart: see the
+///   crate docs.
 ///
 /// # Options
 ///

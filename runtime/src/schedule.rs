@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Timelike as _, Utc};
-use croner::Cron;
-use hosted_spec::{parse_cron, parse_zone, Zone};
-
 use crate::registry::{FailurePolicy, ScheduleSpec};
+
+mod cron;
+
+pub(crate) use self::cron::{CronSchedule, Fire};
 
 /// A checked schedule. A parsed cron line is large (about 350 bytes), so it
 /// is boxed: an `every` job, the kind hosts carry by the thousand, pays only
@@ -57,7 +57,7 @@ impl Schedule {
                 text
             }
             Schedule::Cron(cron) => {
-                let text = cron.cron.describe();
+                let text = cron.parsed.cron().describe();
                 format!("{} ({})", text.trim_end_matches('.'), cron.zone)
             }
             Schedule::Service(_) => "runs for the host's life".to_owned(),
@@ -172,47 +172,6 @@ impl Every {
             next += 1;
         }
         next
-    }
-}
-
-/// A cron line in a time zone, evaluated by `croner`: Vixie semantics (5
-/// fields, or 6 with seconds first; `1` is Monday, `0` and `7` Sunday;
-/// day-of-month and day-of-week combined with OR when both are restricted),
-/// and cronie's handling of daylight saving time.
-pub(crate) struct CronSchedule {
-    line: String,
-    cron: Cron,
-    zone: Zone,
-}
-
-impl CronSchedule {
-    pub(crate) fn parse(line: &str, zone: Option<&str>) -> Result<CronSchedule, String> {
-        Ok(CronSchedule {
-            line: line.to_owned(),
-            cron: parse_cron(line)?,
-            zone: zone.map_or(Ok(Zone::Utc), parse_zone)?,
-        })
-    }
-
-    /// The first fire time strictly after `after` (at whole-second
-    /// resolution), or `None` if the line never fires again.
-    pub(crate) fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let next = match self.zone {
-            Zone::Utc => self.cron.find_next_occurrence(&after, false).ok(),
-            Zone::Local => self
-                .cron
-                .find_next_occurrence(&after.with_timezone(&chrono::Local), false)
-                .ok()
-                .map(|t| t.with_timezone(&Utc)),
-            Zone::Named(tz) => self
-                .cron
-                .find_next_occurrence(&after.with_timezone(&tz), false)
-                .ok()
-                .map(|t| t.with_timezone(&Utc)),
-        }?;
-        // croner keeps the start's fraction of a second; fires are on whole
-        // seconds.
-        next.with_nanosecond(0)
     }
 }
 
@@ -332,15 +291,5 @@ mod tests {
             "j",
         );
         assert!(long.err().unwrap().contains("jitter"));
-    }
-
-    #[test]
-    fn fires_are_on_whole_seconds() {
-        let cron = CronSchedule::parse("* * * * * *", None).unwrap();
-        let t: DateTime<Utc> = "2026-01-01T00:00:00.250Z".parse().unwrap();
-        assert_eq!(
-            cron.next_after(t),
-            Some("2026-01-01T00:00:01Z".parse().unwrap())
-        );
     }
 }

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::lifecycle::HostShared;
 use crate::runner::{dispatch, JobDef};
-use crate::schedule::Schedule;
+use crate::schedule::{CronSchedule, Fire, Schedule};
 use crate::timer::{Timer, MIN_GAP};
 
 /// How often the wall clock is compared with the monotonic clock while cron
@@ -143,13 +143,13 @@ impl Scheduler {
                         scheduler.steps = host.clock.steps();
                         scheduler.poll_wall = scheduler.steps.is_none();
                     }
-                    let next = cron.next_after(wall);
-                    job.stats.set_next_run(next);
+                    let next = cron.first_after(wall);
+                    job.stats.set_next_run(next.map(|next| next.at));
                     scheduler.state[index] = fire_state(next);
                     if next.is_none() {
                         tracing::warn!(job = %job.name, "cron line never fires again");
                     }
-                    next.map(|next| (next - wall).to_std().unwrap_or(Duration::ZERO))
+                    next.map(|next| (next.at - wall).to_std().unwrap_or(Duration::ZERO))
                 }
                 Schedule::Service(_) => None,
             };
@@ -363,12 +363,12 @@ impl Scheduler {
                     // Lanes hold `every` jobs only: monotonic deadlines.
                     return Reverse((deadline, index));
                 }
-                let fire = match host.jobs[index as usize].schedule {
-                    Schedule::Cron(_) => fire_time(state[index as usize]),
+                let fire = match &host.jobs[index as usize].schedule {
+                    Schedule::Cron(cron) => fire_of(cron, state[index as usize]),
                     Schedule::Every(_) | Schedule::Service(_) => None,
                 };
                 match fire {
-                    Some(fire) => Reverse((elapsed + until(fire, wall), index)),
+                    Some(fire) => Reverse((elapsed + until(fire.at, wall), index)),
                     None => Reverse((deadline, index)),
                 }
             })
@@ -417,24 +417,26 @@ fn fire(
             Some(next)
         }
         Schedule::Cron(cron) => {
-            let fire = fire_time(*state)?;
-            if wall < fire {
+            let fire = fire_of(cron, *state)?;
+            if wall < fire.at {
                 // Not yet on the wall clock: it went back, or the timer
                 // ran ahead of it. Never early: wait for the wall time.
-                return Some(elapsed + until(fire, wall));
+                return Some(elapsed + until(fire.at, wall));
             }
             if !job.stats.paused.load(Ordering::Relaxed) {
-                let _ = dispatch(host, job, fire, false, &mut now.cursor);
+                let _ = dispatch(host, job, fire.at, false, &mut now.cursor);
             }
-            let mut next = cron.next_after(fire);
+            // Fires that share this one's instant (fixed times in one
+            // spring gap) are due now, not missed.
+            let mut next = cron.after(fire);
             let mut missed = 0_u64;
-            while let Some(n) = next.filter(|n| *n <= wall) {
+            while let Some(n) = next.filter(|n| n.at <= wall && n.at > fire.at) {
                 missed += 1;
                 if missed == MAX_MISSED {
-                    next = cron.next_after(wall);
+                    next = cron.first_after(wall);
                     break;
                 }
-                next = cron.next_after(n);
+                next = cron.after(n);
             }
             if missed > 0 {
                 job.stats.skipped.fetch_add(missed, Ordering::Relaxed);
@@ -446,14 +448,15 @@ fn fire(
                 tracing::warn!(
                     job = %job.name,
                     missed,
-                    ran = %fire,
+                    ran = %fire.at,
                     now = %wall,
-                    "the wall clock jumped ahead (or the host stalled): ran the fire due at {fire} late, and skipped {bound}{missed} later fire(s) that fell in the gap"
+                    "the wall clock jumped ahead (or the host stalled): ran the fire due at {} late, and skipped {bound}{missed} later fire(s) that fell in the gap",
+                    fire.at
                 );
             }
             *state = fire_state(next);
-            job.stats.set_next_run(next);
-            next.map(|next| elapsed + until(next, wall))
+            job.stats.set_next_run(next.map(|next| next.at));
+            next.map(|next| elapsed + until(next.at, wall))
         }
         Schedule::Service(_) => None,
     }
@@ -482,14 +485,15 @@ fn index_of(index: usize) -> u32 {
     u32::try_from(index).expect("fewer than 4 billion jobs")
 }
 
-/// A cron job's next fire as its state: fires fall on whole seconds.
-fn fire_state(fire: Option<DateTime<Utc>>) -> u64 {
-    fire.map_or(NONE, |fire| fire.timestamp() as u64)
+/// A cron job's next fire as its state: the fire's key (fires fall on
+/// whole seconds).
+fn fire_state(fire: Option<Fire>) -> u64 {
+    fire.map_or(NONE, |fire| fire.key as u64)
 }
 
-fn fire_time(state: u64) -> Option<DateTime<Utc>> {
+fn fire_of(cron: &CronSchedule, state: u64) -> Option<Fire> {
     match state {
         NONE => None,
-        secs => DateTime::from_timestamp(secs as i64, 0),
+        key => cron.fire_of(key as i64),
     }
 }

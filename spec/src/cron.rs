@@ -1,105 +1,416 @@
-//! Cron lines, parsed by `croner`, with errors that name the bad field.
+//! Cron lines: checked field by field here, then handed to `croner` to find
+//! matching times. Each field is read by this module's own small grammar
+//! first, so every line is accepted or rejected at once, with the bad field
+//! named, before anything is evaluated: no line, however odd, makes the
+//! check search the calendar.
+//!
+//! Two decisions that `croner` makes differently are taken here, after Vixie
+//! cron and cronie:
+//! - **The day rule.** The day-of-month and day-of-week fields are combined
+//!   with AND when either of them begins with `*` (so `*/2` counts as
+//!   unrestricted), and with OR only when both are restricted.
+//! - **Fixed-time or wildcard**, which decides how daylight saving time
+//!   treats the line (the runtime applies it): a line is *fixed-time* when
+//!   none of its second (6 fields), minute and hour fields begins with `*`.
 
-use chrono::TimeZone as _;
 use croner::parser::{CronParser, Seconds, Year};
+use croner::time::Weekday;
 use croner::Cron;
+
+/// A checked cron line: `croner`'s parsed pattern, and whether the line is
+/// fixed-time in cronie's sense (see the module docs).
+#[derive(Clone, Debug)]
+pub struct CronLine {
+    cron: Cron,
+    fixed_time: bool,
+}
+
+impl CronLine {
+    /// The parsed pattern, with the day rule already applied.
+    pub fn cron(&self) -> &Cron {
+        &self.cron
+    }
+
+    /// Whether none of the second, minute and hour fields begins with `*`:
+    /// cronie runs such a line's times once each across a daylight saving
+    /// change (a time in the spring gap right after the jump, a time in the
+    /// repeated autumn hour once), where a wildcard line follows real time.
+    pub fn is_fixed_time(&self) -> bool {
+        self.fixed_time
+    }
+}
+
+const FORMS: &str = "write 5 fields (minute, hour, day of month, month, day of week), \
+     6 with seconds first, or an alias such as `@hourly`";
 
 /// Parses a cron line with the settings `hosted` uses everywhere: 5 fields,
 /// or 6 with seconds first, or an alias; no year field; Vixie semantics.
 /// Rejects lines that can never fire. Errors name the offending field.
+///
+/// The work is bounded by the line's length: each field is read once, and
+/// "never fires" is decided by checking each day of one month of every
+/// length and starting weekday the line's months can have (at most 2,604
+/// days), never by searching the calendar.
 ///
 /// # Errors
 ///
 /// A message in rustc's voice: the bad field and what it accepts, a wrong
 /// number of fields, an unknown alias, `@reboot`, or a line that never
 /// fires.
-pub fn parse_cron(line: &str) -> Result<Cron, String> {
-    const FORMS: &str = "write 5 fields (minute, hour, day of month, month, day of week), \
-         6 with seconds first, or an alias such as `@hourly`";
+pub fn parse_cron(line: &str) -> Result<CronLine, String> {
     let trimmed = line.trim();
-    if trimmed.eq_ignore_ascii_case("@reboot") {
+    let expanded = match alias(trimmed)? {
+        Some(expanded) => expanded,
+        None => trimmed,
+    };
+    let fields: Vec<&str> = expanded.split_whitespace().collect();
+    let kinds: &[Field] = match fields.len() {
+        5 => &FIELDS[1..],
+        6 => &FIELDS,
+        n => return Err(format!("cron line `{line}` has {n} field(s); {FORMS}")),
+    };
+    let mut normalized = Vec::with_capacity(fields.len());
+    for (field, kind) in fields.iter().zip(kinds) {
+        normalized.push(kind.check(field, line)?);
+    }
+    let day_of_month = fields[fields.len() - 3];
+    let day_of_week = fields[fields.len() - 1];
+    let unrestricted = |field: &str| field.starts_with('*') || field.starts_with('?');
+    // Vixie's rule; `+` is croner's own way to ask for AND.
+    let dom_and_dow =
+        unrestricted(day_of_month) || unrestricted(day_of_week) || day_of_week.starts_with('+');
+    let fixed_time = fields[..fields.len() - 3]
+        .iter()
+        .all(|field| !field.starts_with('*'));
+    let cron = CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .dom_and_dow(dom_and_dow)
+        .build()
+        .parse(&normalized.join(" "))
+        .map_err(|error| {
+            format!(
+                "invalid cron line `{line}` ({}); {FORMS}",
+                lowercase_message(&error)
+            )
+        })?;
+    if !fires_some_day(&cron, &mut 0) {
+        let why = if unrestricted(day_of_week) {
+            "no month has that day; check the day-of-month and month fields"
+        } else {
+            "no day of the months it names matches both the day-of-month and the day-of-week field; check those fields"
+        };
+        return Err(format!("cron line `{line}` never fires: {why}"));
+    }
+    Ok(CronLine { cron, fixed_time })
+}
+
+/// The line an alias stands for; `None` if `line` is no alias.
+fn alias(line: &str) -> Result<Option<&'static str>, String> {
+    if !line.starts_with('@') {
+        return Ok(None);
+    }
+    const ALIASES: [(&str, &str); 7] = [
+        ("@yearly", "0 0 1 1 *"),
+        ("@annually", "0 0 1 1 *"),
+        ("@monthly", "0 0 1 * *"),
+        ("@weekly", "0 0 * * 0"),
+        ("@daily", "0 0 * * *"),
+        ("@midnight", "0 0 * * *"),
+        ("@hourly", "0 * * * *"),
+    ];
+    if line.eq_ignore_ascii_case("@reboot") {
         return Err(
             "`@reboot` is not a schedule; use `#[hosted_service]` for work that starts with the host"
                 .into(),
         );
     }
-    if trimmed.starts_with('@') {
-        return parse(trimmed).map_err(|_| {
-            format!("unknown cron alias `{trimmed}`; use `@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily` or `@hourly`")
-        });
+    match ALIASES.iter().find(|(name, _)| line.eq_ignore_ascii_case(name)) {
+        Some((_, expanded)) => Ok(Some(expanded)),
+        None => Err(format!(
+            "unknown cron alias `{line}`; use `@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight` or `@hourly`"
+        )),
     }
-    let fields: Vec<&str> = trimmed.split_whitespace().collect();
-    let names: &[(&str, &str)] = match fields.len() {
-        5 => &CRON_FIELDS[1..],
-        6 => &CRON_FIELDS,
-        n => return Err(format!("cron line `{line}` has {n} field(s); {FORMS}")),
-    };
-    let cron = parse(trimmed).map_err(|error| {
-        // The culprit is the first field whose replacement by `*` parses.
-        let culprit = (0..fields.len()).find(|&i| {
-            let mut fixed = fields.clone();
-            fixed[i] = "*";
-            parse(&fixed.join(" ")).is_ok()
-        });
-        match culprit {
-            Some(i) => format!(
-                "invalid {} field `{}` in cron line `{line}`; {}",
-                names[i].0, fields[i], names[i].1
-            ),
-            None => format!(
-                "invalid cron line `{line}` ({}); {FORMS}",
-                lowercase_message(&error)
-            ),
-        }
-    })?;
-    // A leap day is the rarest real date, so a line that fires at all fires
-    // within the eight years from 2000 (a leap year) on.
-    let Some(start) = chrono::Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single() else {
-        return Ok(cron);
-    };
-    let mut from = start;
-    for _ in 0..8 {
-        match cron.find_next_occurrence(&from, true) {
-            Ok(_) => return Ok(cron),
-            Err(_) => from += chrono::Duration::days(366),
-        }
-    }
-    Err(format!(
-        "cron line `{line}` never fires: no month has that day; check the day-of-month and month fields"
-    ))
 }
 
-/// Each field's name and what it accepts, seconds first.
-const CRON_FIELDS: [(&str, &str); 6] = [
-    (
-        "second",
-        "use 0-59, `*`, lists (`0,30`), ranges (`0-10`) or steps (`*/15`)",
-    ),
-    (
-        "minute",
-        "use 0-59, `*`, lists (`0,30`), ranges (`0-10`) or steps (`*/15`)",
-    ),
-    ("hour", "use 0-23, `*`, lists, ranges or steps"),
-    (
-        "day-of-month",
-        "use 1-31, `*`, `L` (last day), lists, ranges or steps",
-    ),
-    (
-        "month",
-        "use 1-12 or `JAN`-`DEC`, `*`, lists, ranges or steps",
-    ),
-    (
-        "day-of-week",
-        "use 0-7 (0 and 7 are Sunday, 1 is Monday) or `SUN`-`SAT`, `*`, lists, ranges or steps",
-    ),
+/// Whether some day of some month the pattern names matches its day fields.
+/// A month's matching days depend only on its length and on the weekday it
+/// starts on (croner's `L`, `W` and `#` included), so one month of each
+/// length and starting weekday decides it: the calendar has them all.
+/// `checks` counts the days looked at (at most [`MAX_DAY_CHECKS`]).
+fn fires_some_day(cron: &Cron, checks: &mut u32) -> bool {
+    let pattern = &cron.pattern;
+    (1..=12_u32)
+        .filter(|&month| pattern.month_match(month).unwrap_or(false))
+        .any(|month| {
+            // 2001 is a common year, 2004 a leap year: croner reads the
+            // month's length from the year, the weekday from its argument.
+            let years: &[i32] = if month == 2 { &[2001, 2004] } else { &[2001] };
+            years.iter().any(|&year| {
+                let length = days_in_month(year, month);
+                (0..7).any(|first| {
+                    (1..=length).any(|day| {
+                        *checks += 1;
+                        let weekday = WEEKDAYS[((first + day - 1) % 7) as usize];
+                        pattern
+                            .day_match(year, month, day, weekday)
+                            .unwrap_or(false)
+                    })
+                })
+            })
+        })
+}
+
+/// 11 months of at most 31 days, and February as 28 and 29 days, each
+/// starting on any of 7 weekdays.
+#[cfg(test)]
+const MAX_DAY_CHECKS: u32 = 7 * (11 * 31 + 28 + 29);
+
+const WEEKDAYS: [Weekday; 7] = [
+    Weekday::Sunday,
+    Weekday::Monday,
+    Weekday::Tuesday,
+    Weekday::Wednesday,
+    Weekday::Thursday,
+    Weekday::Friday,
+    Weekday::Saturday,
 ];
 
-fn parse(line: &str) -> Result<Cron, croner::errors::CronError> {
-    CronParser::builder()
-        .seconds(Seconds::Optional)
-        .year(Year::Disallowed)
-        .build()
-        .parse(line)
+fn days_in_month(year: i32, month: u32) -> u32 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// What a field accepts beyond numbers, ranges, steps and `*`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Extra {
+    None,
+    /// `?`, `L`, `LW`, `15W`.
+    DayOfMonth,
+    /// `?`, `5L`, `1#2`, a leading `+`, `SUN`-`SAT`.
+    DayOfWeek,
+    /// `JAN`-`DEC`.
+    Month,
+}
+
+/// One field of a cron line: its name, its range, and what it accepts.
+struct Field {
+    name: &'static str,
+    min: u32,
+    max: u32,
+    extra: Extra,
+    accepts: &'static str,
+}
+
+/// Each field, seconds first.
+const FIELDS: [Field; 6] = [
+    Field {
+        name: "second",
+        min: 0,
+        max: 59,
+        extra: Extra::None,
+        accepts: "use 0-59, `*`, lists (`0,30`), ranges (`0-10`) or steps (`*/15`)",
+    },
+    Field {
+        name: "minute",
+        min: 0,
+        max: 59,
+        extra: Extra::None,
+        accepts: "use 0-59, `*`, lists (`0,30`), ranges (`0-10`) or steps (`*/15`)",
+    },
+    Field {
+        name: "hour",
+        min: 0,
+        max: 23,
+        extra: Extra::None,
+        accepts: "use 0-23, `*`, lists, ranges or steps",
+    },
+    Field {
+        name: "day-of-month",
+        min: 1,
+        max: 31,
+        extra: Extra::DayOfMonth,
+        accepts: "use 1-31, `*`, `L` (last day), `15W` (nearest weekday), lists, ranges or steps",
+    },
+    Field {
+        name: "month",
+        min: 1,
+        max: 12,
+        extra: Extra::Month,
+        accepts: "use 1-12 or `JAN`-`DEC`, `*`, lists, ranges or steps",
+    },
+    Field {
+        name: "day-of-week",
+        min: 0,
+        max: 7,
+        extra: Extra::DayOfWeek,
+        accepts:
+            "use 0-7 (0 and 7 are Sunday, 1 is Monday) or `SUN`-`SAT`, `*`, lists, ranges or steps",
+    },
+];
+
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+impl Field {
+    /// Checks `text` and returns it as croner reads it (names as numbers).
+    fn check(&self, text: &str, line: &str) -> Result<String, String> {
+        let invalid = |hint: &str| {
+            format!(
+                "invalid {} field `{text}` in cron line `{line}`: {hint}; {}",
+                self.name, self.accepts
+            )
+        };
+        let mut body = text;
+        let mut out = String::with_capacity(text.len());
+        if self.extra == Extra::DayOfWeek {
+            if let Some(rest) = text.strip_prefix('+') {
+                if rest.is_empty() {
+                    return Err(invalid("`+` must be followed by weekdays, as in `+1-5`"));
+                }
+                body = rest;
+                out.push('+');
+            }
+        }
+        for (n, item) in body.split(',').enumerate() {
+            if item.is_empty() {
+                return Err(invalid("an empty list item (remove the stray comma)"));
+            }
+            if n > 0 {
+                out.push(',');
+            }
+            self.check_item(item, &mut out)
+                .map_err(|hint| invalid(&hint))?;
+        }
+        Ok(out)
+    }
+
+    /// One item of a list: `*`, `*/n`, `a`, `a-b`, `a-b/n`, or one of the
+    /// field's extras.
+    fn check_item(&self, item: &str, out: &mut String) -> Result<(), String> {
+        let upper = item.to_ascii_uppercase();
+        let item = upper.as_str();
+        let day_field = matches!(self.extra, Extra::DayOfMonth | Extra::DayOfWeek);
+        if item == "?" && day_field {
+            out.push('*');
+            return Ok(());
+        }
+        match self.extra {
+            Extra::DayOfMonth if item == "L" || item == "LW" => {
+                out.push_str(item);
+                return Ok(());
+            }
+            Extra::DayOfMonth if item.ends_with('W') => {
+                let day = self.value(&item[..item.len() - 1])?;
+                out.push_str(&format!("{day}W"));
+                return Ok(());
+            }
+            Extra::DayOfWeek if item == "L" => {
+                return Err(
+                    "a bare `L` is no weekday (write `5L` for the last Friday of the month, or `L` in the day-of-month field for its last day)"
+                        .to_owned(),
+                );
+            }
+            Extra::DayOfWeek if item.ends_with('L') => {
+                let day = self.value(&item[..item.len() - 1])?;
+                out.push_str(&format!("{day}L"));
+                return Ok(());
+            }
+            Extra::DayOfWeek if item.contains('#') => {
+                let (day, nth) = item.split_once('#').unwrap_or((item, ""));
+                let day = self.value(day)?;
+                match nth.parse::<u32>() {
+                    Ok(nth @ 1..=5) => out.push_str(&format!("{day}#{nth}")),
+                    _ => {
+                        return Err(format!(
+                            "`#{nth}`: the occurrence after `#` is 1 to 5, as in `1#2` for the second Monday"
+                        ))
+                    }
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        let (range, step) = match item.split_once('/') {
+            Some((range, step)) => (range, Some(step)),
+            None => (item, None),
+        };
+        if let Some(step) = step {
+            match step.parse::<u32>() {
+                Ok(step) if step >= 1 && step <= self.max => {}
+                _ => {
+                    return Err(format!(
+                        "the step `/{step}` is not a number from 1 to {}",
+                        self.max
+                    ))
+                }
+            }
+        }
+        if range == "*" {
+            out.push_str(item);
+            return Ok(());
+        }
+        match range.split_once('-') {
+            Some((low, high)) => {
+                let low = self.value(low)?;
+                let mut high = self.value(high)?;
+                if self.extra == Extra::DayOfWeek && high == 0 && low > 0 {
+                    // `MON-SUN`: Sunday as 7 ends a range (croner's reading,
+                    // kept); `SUN-SUN` and `0-SUN` stay Sunday alone.
+                    high = 7;
+                }
+                if low > high {
+                    return Err(format!(
+                        "the range `{range}` runs backwards; write it from low to high, or as a list"
+                    ));
+                }
+                out.push_str(&format!("{low}-{high}"));
+            }
+            None if step.is_some() => {
+                return Err(format!(
+                    "a step needs a range or `*`: write `{range}-{}/{}` or `*/{}`",
+                    self.max,
+                    step.unwrap_or_default(),
+                    step.unwrap_or_default()
+                ));
+            }
+            None => out.push_str(&self.value(range)?.to_string()),
+        }
+        if let Some(step) = step {
+            out.push('/');
+            out.push_str(step);
+        }
+        Ok(())
+    }
+
+    /// A number or name in the field's range.
+    fn value(&self, text: &str) -> Result<u32, String> {
+        let names: &[&str] = match self.extra {
+            Extra::Month => &MONTHS,
+            Extra::DayOfWeek => &DAYS,
+            Extra::None | Extra::DayOfMonth => &[],
+        };
+        if let Some(index) = names.iter().position(|name| *name == text) {
+            let offset = u32::from(self.extra == Extra::Month);
+            return Ok(index as u32 + offset);
+        }
+        if text.is_empty() {
+            return Err("a value is missing".to_owned());
+        }
+        if !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("`{text}` is not a {} value", self.name));
+        }
+        match text.parse::<u32>() {
+            Ok(value) if (self.min..=self.max).contains(&value) => Ok(value),
+            _ => Err(format!("`{text}` is outside {}-{}", self.min, self.max)),
+        }
+    }
 }
 
 /// croner's message in rustc's voice: lowercase, no final period.
@@ -116,6 +427,7 @@ fn lowercase_message(error: &croner::errors::CronError) -> String {
 #[cfg(test)]
 mod tests {
     use super::parse_cron;
+    use chrono::{DateTime, Utc};
 
     #[test]
     fn accepts_five_and_six_fields_and_aliases() {
@@ -124,9 +436,22 @@ mod tests {
             "0 30 9 * * 1-5",
             "@hourly",
             "@weekly",
+            "@midnight",
             "0 0 13 * 5",
+            "0 0 L * *",
+            "0 0 LW * *",
+            "0 0 15W * *",
+            "0 0 * * 5L",
+            "0 0 * * 1#2",
+            "0 0 ? * MON-FRI",
+            "0 0 1 jan,jul *",
+            "0 0 * * +1-5",
         ] {
-            assert!(parse_cron(line).is_ok(), "{line}");
+            assert!(
+                parse_cron(line).is_ok(),
+                "{line}: {:?}",
+                parse_cron(line).err()
+            );
         }
     }
 
@@ -139,11 +464,99 @@ mod tests {
             ("* * *", "has 3 field(s)"),
             ("@fortnightly", "unknown cron alias"),
             ("@reboot", "`@reboot` is not a schedule"),
-            ("0 0 31 2 *", "never fires"),
+            ("0 0 31 2 *", "never fires: no month has that day"),
+            (", * * * *", "invalid minute field `,`"),
+            ("0,,5 * * * *", "empty list item"),
+            ("0 0 * * 1,", "invalid day-of-week field `1,`"),
+            ("0 0 * * L", "a bare `L` is no weekday"),
+            ("0 0 * * +", "`+` must be followed by weekdays"),
+            ("5/15 * * * *", "a step needs a range or `*`"),
+            ("*/0 * * * *", "the step `/0`"),
+            ("0 0 * * 5-2", "runs backwards"),
+            ("0 0 * * 1#6", "the occurrence after `#` is 1 to 5"),
+            (
+                "0 0 */3 2 1#5",
+                "never fires: no day of the months it names",
+            ),
         ];
         for (line, expected) in cases {
             let error = parse_cron(line).unwrap_err();
             assert!(error.contains(expected), "{line}: {error}");
+        }
+        // The empty item is blamed on its own field, not on the calendar.
+        let error = parse_cron(", * * * *").unwrap_err();
+        assert!(error.contains("empty list item"), "{error}");
+    }
+
+    /// Every field is read once, and "never fires" looks at a bounded
+    /// number of days, whatever the line says: the empty list item that
+    /// once took a year-long calendar search per check is rejected before
+    /// any day is looked at, and a line that never fires costs at most
+    /// `MAX_DAY_CHECKS` days.
+    #[test]
+    fn checking_a_line_is_bounded() {
+        let long = format!("{} * * * *", vec!["1"; 95].join(","));
+        assert!(long.len() <= 200);
+        assert!(parse_cron(&long).is_ok());
+        assert!(parse_cron(", * * * *").is_err());
+        for line in ["0 0 30,31 2 *", "0 0 */3 2 1#5", "0 0 31 4,6,9,11 *"] {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let cron = croner::parser::CronParser::builder()
+                .dom_and_dow(fields[2].starts_with('*'))
+                .build()
+                .parse(line)
+                .unwrap();
+            let mut checks = 0;
+            assert!(!super::fires_some_day(&cron, &mut checks), "{line}");
+            assert!(checks <= super::MAX_DAY_CHECKS, "{line}: {checks}");
+            assert!(parse_cron(line).is_err(), "{line}");
+        }
+        let mut checks = 0;
+        let daily = parse_cron("0 0 * * *").unwrap();
+        assert!(super::fires_some_day(daily.cron(), &mut checks));
+        assert_eq!(checks, 1, "the first day of the first month fires");
+    }
+
+    #[test]
+    fn sunday_ranges_mean_sunday() {
+        let sunday: DateTime<Utc> = "2026-12-06T00:00:00Z".parse().unwrap();
+        let monday: DateTime<Utc> = "2026-12-07T00:00:00Z".parse().unwrap();
+        for line in ["0 0 * * SUN-SUN", "0 0 * * 0-SUN", "0 0 * * 7"] {
+            let cron = parse_cron(line).unwrap();
+            assert!(cron.cron().is_time_matching(&sunday).unwrap(), "{line}");
+            assert!(!cron.cron().is_time_matching(&monday).unwrap(), "{line}");
+        }
+        let week = parse_cron("0 0 * * MON-SUN").unwrap();
+        assert!(week.cron().is_time_matching(&sunday).unwrap());
+        assert!(week.cron().is_time_matching(&monday).unwrap());
+    }
+
+    #[test]
+    fn fixed_time_lines_have_no_star_in_second_minute_and_hour() {
+        for line in [
+            "15 1-3 * * *",
+            "0,30 2 * * *",
+            "30 2,14 * * *",
+            "0 2,3 * * *",
+            "0-59/30 2 * * *",
+            "0 0-23 * * *",
+            "0 30 2 * * *",
+            "@daily",
+            "@midnight",
+            "@weekly",
+            "@monthly",
+            "@yearly",
+        ] {
+            assert!(parse_cron(line).unwrap().is_fixed_time(), "{line}");
+        }
+        for line in [
+            "*/15 * * * *",
+            "0 */2 * * *",
+            "@hourly",
+            "* 2 * * *",
+            "*/10 30 2 * * *",
+        ] {
+            assert!(!parse_cron(line).unwrap().is_fixed_time(), "{line}");
         }
     }
 }

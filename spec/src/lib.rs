@@ -12,6 +12,6 @@ mod cron;
 mod duration;
 mod zone;
 
-pub use crate::cron::parse_cron;
+pub use crate::cron::{parse_cron, CronLine};
 pub use crate::duration::{parse_backoff, parse_millis};
 pub use crate::zone::{parse_zone, Zone};
