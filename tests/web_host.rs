@@ -110,3 +110,38 @@ async fn a_request_past_the_deadline_is_answered_503_and_the_stop_reports_it() {
         report.stop_took()
     );
 }
+
+/// Regression: when the deadline had passed before the web server's `stop`
+/// began (a service stopped before it hung), the stop claimed that requests
+/// were in flight and answered 503 though none were: exit code 3 and a
+/// false message in about half the runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_reached_after_the_deadline_claims_no_request_that_was_not_there() {
+    use hosted::Phase;
+    use hosted_tests::{Act, Journal, Probe};
+    let journal = Journal::default();
+    for round in 0..40 {
+        let router = Router::new().route("/fast", get(|| async { "fast" }));
+        let web = WebServer::bind("127.0.0.1:0", router).await.unwrap();
+        let running = Host::builder()
+            .without_registered()
+            .service(web)
+            // Stopped before the web server, and past the deadline.
+            .service(Probe::new("hangs", &journal).at(Phase::Stop, Act::Hang))
+            .shutdown_timeout(Duration::from_millis(30))
+            .build()
+            .unwrap()
+            .start()
+            .await
+            .unwrap();
+        let report = running.stop().await;
+        assert!(report.errors().is_empty(), "round {round}: {report}");
+        assert_eq!(
+            report.code(),
+            hosted::Report::EXIT_ABORTED,
+            "round {round}: {report}"
+        );
+        let aborted: Vec<&str> = report.aborted().iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(aborted, ["hangs"], "round {round}: {report}");
+    }
+}
