@@ -520,3 +520,92 @@ async fn bad_queue_options_are_build_errors() {
         "{text}"
     );
 }
+
+/// Regression: an item whose closure panicked before returning its future
+/// killed its worker; its handle said `NotRun`, nothing was counted, and
+/// the next item never ran.
+#[tokio::test(start_paused = true)]
+async fn a_closure_that_panics_before_its_future_is_a_failed_item_and_the_worker_goes_on() {
+    let (test, queue) = host(QueueOptions::default()).await;
+    #[allow(unreachable_code)]
+    let panicked = queue
+        .enqueue("panics at once", |_stop| -> std::future::Ready<()> {
+            panic!("no future today")
+        })
+        .await
+        .unwrap();
+    let next = queue.enqueue("next", |_stop| async {}).await.unwrap();
+    test.advance(Duration::ZERO).await;
+    assert_eq!(panicked.await, Outcome::Panicked("no future today".into()));
+    assert_eq!(next.await, Outcome::Succeeded);
+    let stats = queue.stats();
+    assert_eq!((stats.failed, stats.completed), (1, 1));
+    assert!(test.stop().await.is_clean());
+}
+
+/// Regression: a future that panicked while being dropped killed its
+/// worker.
+#[tokio::test(start_paused = true)]
+async fn a_future_that_panics_when_dropped_is_a_failed_item_and_the_worker_goes_on() {
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("dropped badly");
+        }
+    }
+    let (test, queue) = host(QueueOptions::default()).await;
+    let first = queue
+        .enqueue("panics when dropped", |_stop| {
+            let guard = PanicsOnDrop;
+            async move {
+                tokio::task::yield_now().await;
+                let _keep = &guard;
+            }
+        })
+        .await
+        .unwrap();
+    let next = queue.enqueue("next", |_stop| async {}).await.unwrap();
+    test.advance(Duration::ZERO).await;
+    match first.await {
+        Outcome::Panicked(message) => assert!(message.contains("dropped badly"), "{message}"),
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    assert_eq!(next.await, Outcome::Succeeded);
+    assert_eq!(queue.stats().failed, 1);
+    assert!(test.stop().await.is_clean());
+}
+
+/// Regression: an item that kept its token and cancelled it after it
+/// ended cancelled whatever item its worker ran next.
+#[tokio::test(start_paused = true)]
+async fn a_token_cancelled_after_its_item_ended_cancels_no_later_item() {
+    let (test, queue) = host(QueueOptions::default()).await;
+    let (keep, kept) = tokio::sync::oneshot::channel();
+    queue
+        .enqueue_detached(
+            "keeps its token",
+            move |stop: CancellationToken| async move {
+                let _ = keep.send(stop);
+            },
+        )
+        .await
+        .unwrap();
+    test.advance(Duration::ZERO).await;
+    let kept = kept.await.unwrap();
+    let (seen, later) = tokio::sync::oneshot::channel();
+    queue
+        .enqueue_detached("later", move |stop: CancellationToken| async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let _ = seen.send(stop.is_cancelled());
+        })
+        .await
+        .unwrap();
+    test.advance(Duration::from_millis(1)).await;
+    kept.cancel();
+    test.advance(Duration::from_millis(200)).await;
+    assert!(
+        !later.await.unwrap(),
+        "the later item's token was cancelled"
+    );
+    assert!(test.stop().await.is_clean());
+}

@@ -95,17 +95,18 @@ trait QueuedWork: Send {
     fn label(&self) -> &str;
     /// The item as `Any`, to hand its closure back when it was refused.
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
-    /// Starts the work; returns its label, its future and where its
-    /// outcome goes.
+    /// Starts the work; returns its label, its future (or the message of a
+    /// panic in the closure that makes it) and where its outcome goes.
     fn start(self: Box<Self>, token: CancellationToken) -> Started;
     /// The item will never run: resolves its handle.
     fn not_run(self: Box<Self>);
 }
 
-/// A started item: its label, its future, where its outcome goes.
+/// A started item: its label, its future (or the closure's panic), where
+/// its outcome goes.
 type Started = (
     Cow<'static, str>,
-    Pin<Box<dyn Running>>,
+    Result<Pin<Box<dyn Running>>, String>,
     Option<oneshot::Sender<Outcome>>,
 );
 
@@ -149,7 +150,13 @@ where
 
     fn start(self: Box<Self>, token: CancellationToken) -> Started {
         let Work { label, done, work } = *self;
-        (label, Box::pin(work(token)), done)
+        // The closure is user code too: a panic before it returns its
+        // future is the item's failure, not the worker's end.
+        let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            Box::pin(work(token)) as Pin<Box<dyn Running>>
+        }))
+        .map_err(|panic| panic_message(&*panic));
+        (label, started, done)
     }
 
     fn not_run(self: Box<Self>) {
@@ -171,10 +178,11 @@ where
 /// Each item is an async closure that gets a [`CancellationToken`]: while
 /// the host runs, one that fires when the host's stop begins, and for items
 /// run while the queue drains at shutdown, one that fires at the shutdown
-/// deadline. It is a child of the queue's own token: an item that cancels it
-/// cancels nothing else. It returns `()` or `Result<(), E>`; an error or a
-/// panic is logged with the queue's name and the item's label, counted, and
-/// never stops a worker.
+/// deadline. Each item's token is its own: an item that cancels it, even
+/// after it ended, cancels no other item and not the queue. It returns `()`
+/// or `Result<(), E>`; an error or a panic (in the closure, in its future,
+/// or in dropping the future) is logged with the queue's name and the
+/// item's label, counted as failed, and never stops a worker.
 ///
 /// # Examples
 ///
@@ -253,6 +261,8 @@ struct WorkerCounts {
     in_flight: AtomicU64,
     completed: AtomicU64,
     failed: AtomicU64,
+    /// Items dropped at the shutdown deadline (counted in `failed` too).
+    aborted: AtomicU64,
 }
 
 impl fmt::Debug for TaskQueue {
@@ -581,6 +591,13 @@ impl TaskQueue {
         self.inner.deadline.cancel();
     }
 
+    /// Whether an item was dropped at the shutdown deadline, or is still
+    /// running (its worker blocked past it).
+    pub(crate) fn aborted_items(&self) -> bool {
+        let done = &self.inner.done;
+        done.aborted.load(Ordering::Acquire) > 0 || done.in_flight.load(Ordering::Acquire) > 0
+    }
+
     /// One worker: runs items until stop, then drains (if the queue does)
     /// until the queue is empty or the deadline fires.
     pub(crate) async fn work(self) {
@@ -625,26 +642,41 @@ impl TaskQueue {
     ) {
         let inner = &*self.inner;
         inner.done.in_flight.fetch_add(1, Ordering::Relaxed);
-        let (label, mut work, done) = item.start(token);
-        let mut waited = false;
-        // The item first: one that finishes at once never polls the
-        // deadline.
-        let outcome = std::future::poll_fn(|cx| {
-            match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll_outcome(cx))) {
-                Ok(Poll::Ready(outcome)) => Poll::Ready(outcome),
-                Ok(Poll::Pending) => {
-                    if !waited {
-                        waited = true;
-                        inner.room.item_waits();
+        let (label, started, done) = item.start(token);
+        let outcome = match started {
+            Ok(mut work) => {
+                let mut waited = false;
+                // The item first: one that finishes at once never polls the
+                // deadline.
+                let outcome = std::future::poll_fn(|cx| {
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        work.as_mut().poll_outcome(cx)
+                    })) {
+                        Ok(Poll::Ready(outcome)) => Poll::Ready(outcome),
+                        Ok(Poll::Pending) => {
+                            if !waited {
+                                waited = true;
+                                inner.room.item_waits();
+                            }
+                            deadline.as_mut().poll(cx).map(|()| Outcome::Aborted)
+                        }
+                        Err(panic) => Poll::Ready(Outcome::Panicked(panic_message(&*panic))),
                     }
-                    deadline.as_mut().poll(cx).map(|()| Outcome::Aborted)
+                })
+                .await;
+                // Whatever the item holds is released before its outcome is
+                // seen; a panic in a destructor fails the item, not the
+                // worker.
+                match std::panic::catch_unwind(AssertUnwindSafe(move || drop(work))) {
+                    Ok(()) => outcome,
+                    Err(panic) => Outcome::Panicked(format!(
+                        "panicked while being dropped: {}",
+                        panic_message(&*panic)
+                    )),
                 }
-                Err(panic) => Poll::Ready(Outcome::Panicked(panic_message(&*panic))),
             }
-        })
-        .await;
-        // Whatever the item holds is released before its outcome is seen.
-        drop(work);
+            Err(panic) => Outcome::Panicked(panic),
+        };
         inner.done.in_flight.fetch_sub(1, Ordering::Relaxed);
         if let Outcome::Succeeded | Outcome::Cancelled = outcome {
             inner.done.completed.fetch_add(1, Ordering::Relaxed);
@@ -662,6 +694,7 @@ impl TaskQueue {
         let inner = &*self.inner;
         inner.done.failed.fetch_add(1, Ordering::Relaxed);
         if let Outcome::Aborted = outcome {
+            inner.done.aborted.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(queue = %inner.options.name, item = %label, "item aborted at the shutdown deadline");
         } else {
             tracing::error!(queue = %inner.options.name, item = %label, error = %outcome, "item failed");
@@ -685,22 +718,23 @@ impl TaskQueue {
     }
 }
 
-/// The token a worker hands its items: a child of the queue's stop token,
-/// or of its deadline token once stop has begun, so that an item which
-/// cancels its token cancels neither the queue's nor another item's.
+/// The tokens a worker hands its items: each item gets a token of its own,
+/// a child of the worker's token, which is a child of the queue's stop
+/// token, or of its deadline token once stop has begun. An item that
+/// cancels its token, even long after it ended, cancels nothing else.
 ///
-/// One per worker, remade only after an item cancelled it: a child per item
-/// would cost an allocation and two locks of the parent, which all of the
-/// queue's workers share.
+/// The worker's own token sits between them so that making and dropping an
+/// item's token locks only that worker's token, never the queue's, which
+/// all of its workers share.
 struct ItemToken {
-    token: CancellationToken,
+    worker: CancellationToken,
     draining: bool,
 }
 
 impl ItemToken {
     fn new(inner: &QueueInner) -> ItemToken {
         ItemToken {
-            token: inner.stop.child_token(),
+            worker: inner.stop.child_token(),
             draining: false,
         }
     }
@@ -709,18 +743,9 @@ impl ItemToken {
     fn get(&mut self, inner: &QueueInner) -> CancellationToken {
         if !self.draining && inner.stopping.load(Ordering::Acquire) {
             self.draining = true;
-            self.token = inner.deadline.child_token();
-        } else if self.token.is_cancelled() {
-            // By an item, or by its parent: a child of a cancelled token is
-            // born cancelled, so the next item sees the same either way.
-            let parent = if self.draining {
-                &inner.deadline
-            } else {
-                &inner.stop
-            };
-            self.token = parent.child_token();
+            self.worker = inner.deadline.child_token();
         }
-        self.token.clone()
+        self.worker.child_token()
     }
 }
 
