@@ -412,6 +412,7 @@ impl HostBuilder {
             }
             seen.insert(name.clone(), origin);
             services.push(ServiceSlot {
+                index: services.len(),
                 name,
                 service,
                 started: false,

@@ -20,6 +20,7 @@
 //! still going are dropped and named in the report, and the steps not yet
 //! begun get one poll each: cleanup that need not wait still happens.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -103,18 +104,33 @@ impl HostShared {
     }
 
     /// Begins the stop sequence; the first reason given is the one kept.
+    /// The `stopping` event fires under the lock that
+    /// [`fire_started`](Self::fire_started) takes: the two events have one
+    /// order on every runtime.
     pub(crate) fn request_stop(&self, reason: StopReason) {
         {
             let mut slot = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
             if slot.is_none() {
                 *slot = Some(reason);
             }
+            self.stopping.store(true, Ordering::Release);
+            self.stop.cancel();
         }
-        self.stopping.store(true, Ordering::Release);
-        self.stop.cancel();
         for queue in &self.queues {
             queue.begin_stop();
         }
+    }
+
+    /// Fires the `started` event unless stop has begun; returns whether it
+    /// fired. A stop requested before this point abandons startup, so
+    /// `stopping` never comes before `started`.
+    fn fire_started(&self) -> bool {
+        let slot = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_some() {
+            return false;
+        }
+        self.started.cancel();
+        true
     }
 
     /// Whether stop has begun, without the token's lock.
@@ -176,6 +192,8 @@ impl HostShared {
 
 /// A service as the host holds it.
 pub(crate) struct ServiceSlot {
+    /// Its place in the host's list of services.
+    pub(crate) index: usize,
     pub(crate) name: Arc<str>,
     pub(crate) service: Box<dyn DynService>,
     pub(crate) started: bool,
@@ -271,7 +289,10 @@ impl Host {
             mut services,
         } = self;
         let began = Instant::now();
-        let cancel = CancellationToken::new();
+        // The token `start` and the hooks get: fired if startup is
+        // abandoned; otherwise it lives until the host stops, so work a
+        // service spawns with it in `start` lives as long as the host.
+        let cancel = shared.stop.child_token();
         let in_flight = InFlight::default();
         let outcome = {
             let startup = async {
@@ -284,8 +305,8 @@ impl Host {
                         &in_flight,
                     )
                     .await;
-                    if let Some(error) = errors.into_iter().next() {
-                        return Err(error);
+                    if !errors.is_empty() {
+                        return Err(errors);
                     }
                 }
                 Ok(())
@@ -296,98 +317,139 @@ impl Host {
                     None => std::future::pending().await,
                 }
             };
+            // Biased, in this order: a stop request (from a handle, a
+            // lifetime, or before `run()`) and a signal win over a startup
+            // that finishes in the same poll, and a startup that is done
+            // wins over its timeout (so a zero timeout always lets a startup
+            // that never waits succeed, and always fails one that waits).
             tokio::select! {
-                result = startup => result.map_err(Some),
+                biased;
+                () = shared.stop.cancelled() => Err(Vec::new()),
+                reason = interrupt => {
+                    shared.request_stop(reason);
+                    Err(Vec::new())
+                }
+                result = startup => result,
                 () = timeout => {
                     let limit = settings.startup_timeout.unwrap_or_default();
-                    let stuck = in_flight.take_running();
-                    Err(stuck.into_iter().next().map(|(name, phase)| HostError {
+                    Err(in_flight.take_running().into_iter().map(|(_, (name, phase))| HostError {
                         name: name.to_string(),
                         phase,
                         outcome: Outcome::Failed(format!("did not finish within the startup timeout of {limit:?}")),
-                    }))
-                }
-                reason = interrupt => {
-                    shared.request_stop(reason);
-                    Err(None)
+                    }).collect())
                 }
             }
         };
-        cancel.cancel();
         let running = RunningHost {
             shared,
             settings,
             services,
         };
-        match outcome {
-            Ok(()) => {
-                running.launch_background();
-                Ok(running)
-            }
-            Err(error) => {
-                if let Some(error) = error {
-                    tracing::error!(service = %error.name, phase = %error.phase, error = %error.outcome, "startup failed");
-                    running
-                        .shared
-                        .request_stop(StopReason::StartFailed(error.name.clone()));
-                    running.shared.push_error(error);
-                }
-                Err(running.shutdown(std::future::pending()).await)
-            }
+        if outcome.is_ok() && running.launch_background() {
+            return Ok(running);
         }
+        cancel.cancel();
+        let errors = outcome.err().unwrap_or_default();
+        if let Some(first) = errors.first() {
+            running
+                .shared
+                .request_stop(StopReason::StartFailed(first.name.clone()));
+        }
+        for error in errors {
+            tracing::error!(service = %error.name, phase = %error.phase, error = %error.outcome, "startup failed");
+            running.shared.push_error(error);
+        }
+        if running.shared.is_stopping() {
+            tracing::info!("stop requested during startup; abandoning it");
+        }
+        Err(running.shutdown(std::future::pending()).await)
     }
 }
 
-/// The steps in progress, for naming them when they are abandoned, and the
-/// steps finished, so that the ones never begun can be told apart.
+/// The steps in progress, for naming them when they are abandoned; the
+/// steps finished, so that the ones never begun can be told apart; and the
+/// steps that finished after the stop's deadline (a step that blocked its
+/// thread cannot be abandoned, only named). Keyed by the service's place in
+/// the host's list, so each step costs the same however many services the
+/// host has.
 #[derive(Default)]
 struct InFlight(Mutex<Steps>);
 
-/// One service's step.
+/// One service's step, by name.
 type Step = (Arc<str>, Phase);
 
-/// The steps running, and the steps done.
+/// One service's step, by the service's index.
+type Key = (usize, Phase);
+
 #[derive(Default)]
 struct Steps {
-    running: Vec<Step>,
-    done: Vec<Step>,
+    /// Steps begun so far: orders the running ones.
+    begun: u64,
+    /// Each step's place in the order begun, name, and start.
+    running: HashMap<Key, (u64, Arc<str>, Instant)>,
+    done: HashSet<Key>,
+    deadline: Option<Instant>,
+    late: Vec<Step>,
 }
 
 impl InFlight {
-    fn enter(&self, name: &Arc<str>, phase: Phase) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .running
-            .push((name.clone(), phase));
+    fn lock(&self) -> std::sync::MutexGuard<'_, Steps> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn leave(&self, name: &Arc<str>, phase: Phase) {
-        let mut steps = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(i) = steps
-            .running
-            .iter()
-            .position(|(n, p)| n == name && *p == phase)
-        {
-            let step = steps.running.remove(i);
-            steps.done.push(step);
+    /// Steps that finish after `deadline` are late.
+    fn set_deadline(&self, deadline: Instant) {
+        self.lock().deadline = Some(deadline);
+    }
+
+    fn enter(&self, slot: &ServiceSlot, phase: Phase) {
+        let mut steps = self.lock();
+        steps.begun += 1;
+        let order = steps.begun;
+        steps.running.insert(
+            (slot.index, phase),
+            (order, slot.name.clone(), Instant::now()),
+        );
+    }
+
+    fn leave(&self, slot: &ServiceSlot, phase: Phase) {
+        let mut steps = self.lock();
+        if let Some((_, name, began)) = steps.running.remove(&(slot.index, phase)) {
+            steps.done.insert((slot.index, phase));
+            // Late: begun before the deadline, finished after it.
+            let now = Instant::now();
+            if steps
+                .deadline
+                .is_some_and(|deadline| began <= deadline && now > deadline)
+            {
+                steps.late.push((name, phase));
+            }
         }
     }
 
-    /// The steps still in progress, now abandoned.
-    fn take_running(&self) -> Vec<Step> {
-        std::mem::take(
-            &mut self
-                .0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .running,
-        )
+    /// The steps still in progress, in the order they began, now
+    /// abandoned.
+    fn take_running(&self) -> Vec<(usize, Step)> {
+        let mut running: Vec<(u64, usize, Step)> = self
+            .lock()
+            .running
+            .drain()
+            .map(|((index, phase), (order, name, _))| (order, index, (name, phase)))
+            .collect();
+        running.sort_unstable_by_key(|(order, ..)| *order);
+        running
+            .into_iter()
+            .map(|(_, index, step)| (index, step))
+            .collect()
     }
 
-    fn is_done(&self, name: &Arc<str>, phase: Phase) -> bool {
-        let steps = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        steps.done.iter().any(|(n, p)| n == name && *p == phase)
+    fn is_done(&self, index: usize, phase: Phase) -> bool {
+        self.lock().done.contains(&(index, phase))
+    }
+
+    /// The steps that finished after the deadline.
+    fn take_late(&self) -> Vec<Step> {
+        std::mem::take(&mut self.lock().late)
     }
 }
 
@@ -431,11 +493,11 @@ async fn run_step(
     token: CancellationToken,
     in_flight: &InFlight,
 ) -> Option<HostError> {
-    in_flight.enter(&slot.name, phase);
+    in_flight.enter(slot, phase);
     let result = AssertUnwindSafe(slot.service.call(phase, token))
         .catch_unwind()
         .await;
-    in_flight.leave(&slot.name, phase);
+    in_flight.leave(slot, phase);
     let outcome = match result {
         Ok(Ok(())) => {
             if phase == Phase::Start {
@@ -455,11 +517,28 @@ async fn run_step(
 }
 
 /// A host whose services and jobs are running. From [`Host::start`].
-#[must_use = "a running host keeps running until stopped; call `stop` or `wait`"]
+///
+/// Stop it with [`stop`](RunningHost::stop) or [`wait`](RunningHost::wait)
+/// for the graceful stop sequence. Dropped without either (or with its stop
+/// cut short by dropping the future), it aborts: every token is cancelled,
+/// runs and queue items still going are dropped at their next await, and
+/// nothing more is scheduled; the services' `stop` methods and hooks do not
+/// run, as they cannot be awaited from `drop`.
+#[must_use = "a running host keeps running until stopped; call `stop` or `wait` (dropping it aborts everything)"]
 pub struct RunningHost {
     pub(crate) shared: Arc<HostShared>,
     settings: Settings,
     services: Vec<ServiceSlot>,
+}
+
+impl Drop for RunningHost {
+    fn drop(&mut self) {
+        if !self.shared.stopped.is_cancelled() {
+            tracing::warn!("a running host was dropped without being stopped; aborting its jobs");
+            self.shared.request_stop(StopReason::Requested);
+            self.shared.abort();
+        }
+    }
 }
 
 impl fmt::Debug for RunningHost {
@@ -471,10 +550,14 @@ impl fmt::Debug for RunningHost {
 }
 
 impl RunningHost {
-    /// Starts the scheduler and the background services, then fires
-    /// `started`.
-    fn launch_background(&self) {
+    /// Fires `started`, then starts the scheduler, the background services
+    /// and the queues' workers; returns `false`, and starts nothing, if stop
+    /// began first.
+    fn launch_background(&self) -> bool {
         let shared = &self.shared;
+        if !shared.fire_started() {
+            return false;
+        }
         let scheduler = Scheduler::new(shared.clone());
         shared.tracker.spawn(scheduler.run());
         let mut background = 0;
@@ -494,13 +577,13 @@ impl RunningHost {
         let scheduled = shared.jobs.len() - background;
         let services = self.services.len() + background;
         let queues = shared.queues.len();
-        shared.started.cancel();
         tracing::info!(
             jobs = scheduled,
             services,
             queues,
             "host started: {scheduled} job(s), {services} service(s), {queues} queue(s); press Ctrl+C to stop",
         );
+        true
     }
 
     /// A handle on this host, for inspecting it and stopping it from
@@ -541,6 +624,7 @@ impl RunningHost {
 
         let deadline = CancellationToken::new();
         let in_flight = InFlight::default();
+        in_flight.set_deadline(began + timeout);
         let concurrently = self.settings.stop_concurrently;
         let mut forced = false;
         let finished = {
@@ -572,51 +656,37 @@ impl RunningHost {
             // At the deadline the deadline token fires and background runs
             // are dropped; a step that honours the token returns on this
             // last poll.
-            in_time || {
+            if !in_time {
                 deadline.cancel();
                 shared.abort();
-                sequence.now_or_never().is_some()
+                let _ = sequence.now_or_never();
             }
+            in_time
         };
 
         let mut aborted = Vec::new();
+        // Past the deadline, what was dropped is named even if the last
+        // poll found the sequence done: the dropped runs may have ended on
+        // other threads in between.
         if !finished {
-            for job in &shared.jobs {
-                if job.stats.running.load(Ordering::Acquire) > 0 {
-                    tracing::warn!(job = %job.name, "did not stop in time; aborting");
-                    aborted.push(Aborted {
-                        name: job.name.to_string(),
-                        phase: Phase::Run,
-                    });
-                }
-            }
-            for queue in &shared.queues {
-                let running = queue.stats().in_flight;
-                if running > 0 {
-                    tracing::warn!(
-                        queue = queue.name(),
-                        running,
-                        "queue items did not finish in time; aborting them"
-                    );
-                    aborted.push(Aborted {
-                        name: format!("queue `{}`", queue.name()),
-                        phase: Phase::Run,
-                    });
-                }
-            }
             let abandoned = in_flight.take_running();
-            for (name, phase) in &abandoned {
+            let abandoned_keys: HashSet<Key> = abandoned
+                .iter()
+                .map(|(index, (_, phase))| (*index, *phase))
+                .collect();
+            let mut steps = Vec::new();
+            for (_, (name, phase)) in abandoned {
                 tracing::warn!(service = %name, %phase, "did not finish {phase} in time; abandoning it");
-                aborted.push(Aborted {
+                steps.push(Aborted {
                     name: name.to_string(),
-                    phase: *phase,
+                    phase,
                 });
             }
             // Steps never begun get one poll each.
             for phase in [Phase::Stopping, Phase::Stop, Phase::Stopped] {
                 for slot in self.services.iter_mut().rev().filter(|s| s.started) {
-                    let step = (slot.name.clone(), phase);
-                    if in_flight.is_done(&slot.name, phase) || abandoned.contains(&step) {
+                    let key = (slot.index, phase);
+                    if in_flight.is_done(slot.index, phase) || abandoned_keys.contains(&key) {
                         continue;
                     }
                     match AssertUnwindSafe(slot.service.call(phase, deadline.clone()))
@@ -634,13 +704,15 @@ impl RunningHost {
                             phase,
                             outcome: Outcome::Panicked(panic_message(&*panic)),
                         }),
-                        None => aborted.push(Aborted {
+                        None => steps.push(Aborted {
                             name: slot.name.to_string(),
                             phase,
                         }),
                     }
                 }
             }
+            // The aborted runs record themselves as they are dropped, on
+            // whatever thread they run: wait for them before reading.
             if tokio::time::timeout(ABORT_GRACE, shared.tracker.wait())
                 .await
                 .is_err()
@@ -649,7 +721,41 @@ impl RunningHost {
                     "some runs did not end after being aborted; a job may be blocking its thread"
                 );
             }
+            for job in &shared.jobs {
+                let stats = &job.stats;
+                if stats.aborted.load(Ordering::Acquire)
+                    || stats.running.load(Ordering::Acquire) > 0
+                {
+                    tracing::warn!(job = %job.name, "did not stop in time; aborted");
+                    aborted.push(Aborted {
+                        name: job.name.to_string(),
+                        phase: Phase::Run,
+                    });
+                }
+            }
+            for queue in shared.queues.iter().filter(|q| q.aborted_items()) {
+                tracing::warn!(
+                    queue = queue.name(),
+                    "queue items did not finish in time; aborted them"
+                );
+                aborted.push(Aborted {
+                    name: format!("queue `{}`", queue.name()),
+                    phase: Phase::Run,
+                });
+            }
+            aborted.extend(steps);
         }
+        let late: Vec<Aborted> = in_flight
+            .take_late()
+            .into_iter()
+            .map(|(name, phase)| {
+                tracing::warn!(service = %name, %phase, "{phase} finished past the shutdown deadline");
+                Aborted {
+                    name: name.to_string(),
+                    phase,
+                }
+            })
+            .collect();
         // Whatever is still queued never ran: count it, log it, resolve its
         // handle.
         for queue in &shared.queues {
@@ -662,6 +768,7 @@ impl RunningHost {
             reason,
             errors,
             aborted,
+            late,
             forced,
             queues,
             took: began.elapsed(),
@@ -680,10 +787,12 @@ impl RunningHost {
 /// them from anywhere, and request a stop. Cloneable; jobs can take it as an
 /// argument, and [`Host::lifetime`] gives one before the host runs.
 ///
-/// The events fire in this order: `started` (after every service's
-/// `started` hook and the start of the background jobs), `stopping` (when
-/// stop begins, before any `stopping` hook), `stopped` (after every
-/// `stopped` hook, just before `run()` returns).
+/// The events fire in this order, on every runtime: `started` (after every
+/// service's `started` hook, just before the background jobs begin),
+/// `stopping` (when stop begins, before any `stopping` hook), `stopped`
+/// (after every `stopped` hook, just before `run()` returns). A stop
+/// requested during startup abandons it: `started` then never fires, and
+/// [`started`](Lifetime::started) resolves to `false`.
 #[derive(Clone)]
 pub struct Lifetime {
     shared: Arc<HostShared>,
@@ -820,7 +929,7 @@ pub struct Aborted {
 /// | 1 ([`Report::EXIT_SERVICE_FAILED`]) | a background service failed |
 /// | 2 ([`Report::EXIT_START_FAILED`]) | startup failed |
 /// | 3 ([`Report::EXIT_STOP_FAILED`]) | a `stopping`, `stop` or `stopped` step failed |
-/// | 4 ([`Report::EXIT_ABORTED`]) | something did not stop within the shutdown timeout (or a second signal cut the stop short) and was aborted |
+/// | 4 ([`Report::EXIT_ABORTED`]) | something did not stop within the shutdown timeout (or a second signal cut the stop short) and was aborted, or a step that blocked its thread finished past the deadline |
 ///
 /// When several apply, the first in this order wins: 2, 1, 3, 4. Failed
 /// runs of scheduled jobs do not change the exit code: they are logged and
@@ -831,6 +940,7 @@ pub struct Report {
     reason: StopReason,
     errors: Vec<HostError>,
     aborted: Vec<Aborted>,
+    late: Vec<Aborted>,
     forced: bool,
     queues: Vec<QueueStats>,
     took: Duration,
@@ -859,6 +969,13 @@ impl Report {
     /// What was still going at the shutdown deadline, and dropped.
     pub fn aborted(&self) -> &[Aborted] {
         &self.aborted
+    }
+
+    /// Lifecycle steps that finished only after the shutdown deadline: a
+    /// step that blocks its thread cannot be dropped, so the host waits for
+    /// it, and says so here.
+    pub fn past_deadline(&self) -> &[Aborted] {
+        &self.late
     }
 
     /// Each queue's counters at the end, with the items that never ran
@@ -895,7 +1012,7 @@ impl Report {
             Self::EXIT_SERVICE_FAILED
         } else if !self.errors.is_empty() {
             Self::EXIT_STOP_FAILED
-        } else if !self.aborted.is_empty() || self.forced {
+        } else if !self.aborted.is_empty() || !self.late.is_empty() || self.forced {
             Self::EXIT_ABORTED
         } else {
             0
@@ -921,6 +1038,14 @@ impl fmt::Display for Report {
                 .map(|a| format!("`{}` ({})", a.name, a.phase))
                 .collect();
             write!(f, "; aborted at the deadline: {}", names.join(", "))?;
+        }
+        if !self.late.is_empty() {
+            let names: Vec<String> = self
+                .late
+                .iter()
+                .map(|a| format!("`{}` ({})", a.name, a.phase))
+                .collect();
+            write!(f, "; finished past the deadline: {}", names.join(", "))?;
         }
         if self.forced {
             f.write_str("; stop cut short by a second signal")?;

@@ -77,6 +77,10 @@ pub(crate) struct JobStats {
     /// Set once a run's first step held the scheduler too long: later runs
     /// are spawned at once (see `poll_inline`).
     pub(crate) own_task: AtomicBool,
+    /// Set when a run was dropped at the shutdown deadline: the report
+    /// names the job from this, not from a count the aborted tasks race to
+    /// update on other threads.
+    pub(crate) aborted: AtomicBool,
     /// The next fire as Unix milliseconds, `i64::MIN` for none.
     pub(crate) next_run: AtomicI64,
     /// The last finished run, kept compact: a host may hold 100,000 jobs,
@@ -116,6 +120,7 @@ impl Default for JobStats {
             running: AtomicU32::new(0),
             paused: AtomicBool::new(false),
             own_task: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
             next_run: AtomicI64::new(i64::MIN),
             last_run: Mutex::new(Last::default()),
         }
@@ -443,6 +448,7 @@ async fn killable(
         biased;
         done = run => done,
         () = host.kill.cancelled() => {
+            job.stats.aborted.store(true, Ordering::Release);
             let took = this.began.elapsed();
             finish(&job, this.number, this.scheduled, &Outcome::Aborted, took);
             (Outcome::Aborted, took)

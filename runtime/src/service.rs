@@ -75,8 +75,10 @@ pub trait HostedService: Send + 'static {
     }
 
     /// Starts the service and returns once it is up. `cancel` fires if
-    /// startup is abandoned (the startup timeout ran out, or stop was
-    /// requested during startup).
+    /// startup is abandoned (the startup timeout ran out, another service
+    /// failed to start, or stop was requested during startup), and
+    /// otherwise when the host stops: work spawned with it in `start` lives
+    /// as long as the host.
     ///
     /// # Errors
     ///
