@@ -151,18 +151,19 @@ fn stopping_never_comes_before_started_on_a_multi_thread_runtime() {
                 }))
                 .build()
                 .unwrap();
+            // A thread that watches the flags, to see them the moment
+            // `stopping` fires rather than when a task gets to look.
             let lifetime = host.lifetime();
-            let observer = {
-                let lifetime = lifetime.clone();
-                tokio::spawn(async move {
-                    lifetime.stopping().await;
-                    lifetime.is_started()
-                })
-            };
+            let observer = std::thread::spawn(move || loop {
+                if lifetime.is_stopping() {
+                    return lifetime.is_started();
+                }
+                std::hint::spin_loop();
+            });
             let report = host.run().await;
             assert_eq!(report.code(), 1, "round {round}: {report}");
             assert!(
-                observer.await.unwrap(),
+                observer.join().unwrap(),
                 "round {round}: `stopping` fired before `started`"
             );
         });
