@@ -161,12 +161,17 @@
 //! every `started` hook, in start order (services added with
 //! [`HostBuilder::service`] in the order added, then declared ones by
 //! module and name; `order = N` on a declared service moves it, lowest
-//! first, with builder services at 0). Then the background services and the
-//! scheduler start, and the [`Lifetime`]'s `started` event fires. A step
-//! that fails, panics or outlives [`HostBuilder::startup_timeout`] aborts
-//! startup: later steps never run, the services already started are stopped
-//! in reverse order, `started` never fires, and [`Host::run`] returns a
-//! report naming the service (exit code 2).
+//! first, with builder services at 0). Then the [`Lifetime`]'s `started`
+//! event fires, and the background services, the scheduler and the queues'
+//! workers start. A step that fails, panics or outlives
+//! [`HostBuilder::startup_timeout`] aborts startup: later steps never run,
+//! the services already started are stopped in reverse order, `started`
+//! never fires, and [`Host::run`] returns a report naming every service that
+//! failed (exit code 2). A stop requested during startup (a signal, a
+//! handle, a lifetime, even before `run()`) abandons it the same way, at
+//! once: the start token fires, and `started` never does. So `stopping`
+//! never fires before `started`. After a good startup the start token lives
+//! until the host stops.
 //!
 //! **Stop** begins on SIGINT, SIGTERM or SIGQUIT, a stop request (from a
 //! [`HostHandle`], a [`Lifetime`], a job), or a failed service; asking again
@@ -177,7 +182,10 @@
 //! `stopped` event. Every step runs even when an earlier one failed, and the
 //! errors are collected in order. At the deadline the token given to `stop`
 //! fires; whatever still runs is dropped and named in the [`Report`]; steps
-//! never begun get one poll each. A second signal does the same at once.
+//! never begun get one poll each. A step that blocks its thread cannot be
+//! dropped: the host waits for it and names it as finished past the
+//! deadline ([`Report::past_deadline`]). A second signal does the same at
+//! once. A [`RunningHost`] dropped without being stopped aborts everything.
 //! Phases run one service at a time unless
 //! [`HostBuilder::start_concurrently`] or [`HostBuilder::stop_concurrently`]
 //! says otherwise.

@@ -3,10 +3,10 @@
 //!
 //! Startup, in order: every service's `starting` hook, every `start`, every
 //! `started` hook (services in start order, one after another unless
-//! `start_concurrently`), then the background jobs, then the `started`
-//! event. A step that fails, panics or outlives `startup_timeout` aborts
-//! startup: later steps never run, and the services already started are
-//! stopped in reverse order.
+//! `start_concurrently`), then the `started` event, then the background
+//! jobs. A step that fails, panics or outlives `startup_timeout`, or a stop
+//! requested meanwhile, aborts startup: later steps never run, and the
+//! services already started are stopped in reverse order.
 //!
 //! Stop begins on SIGINT, SIGTERM or SIGQUIT, a stop request, a failed
 //! service, or a failed startup; the first cause is kept. Then, under one
