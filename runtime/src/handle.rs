@@ -8,11 +8,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use crate::extract::{ExtractError, FromRun, RunContext};
-use crate::lifecycle::{HostShared, Lifetime, StopReason};
+use crate::context::RunContext;
+use crate::extract::{ExtractError, FromRun};
+use crate::job::{JobDef, LastRun};
+use crate::lifecycle::Lifetime;
 use crate::queue::{QueueStats, TaskQueue};
 use crate::registry::JobKind;
-use crate::runner::{dispatch, JobDef, LastRun, NotStarted};
+use crate::report::StopReason;
+use crate::runner::{dispatch, NotStarted};
+use crate::shared::HostShared;
 
 /// A cloneable handle on a running host. From [`RunningHost::handle`](crate::RunningHost::handle),
 /// or as a job's argument.

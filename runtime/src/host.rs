@@ -10,14 +10,16 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::config::{self, HostConfig, JobConfig, Overrides};
 use crate::extract::StateMap;
-use crate::extract::{Derivation, FromRef, IntoOutcome, Outcome};
-use crate::lifecycle::{HostShared, ServiceSlot};
+use crate::extract::{Derivation, FromRef};
+use crate::job::{JobDef, JobStats};
+use crate::lifecycle::ServiceSlot;
+use crate::outcome::{IntoOutcome, Outcome};
 use crate::queue::TaskQueue;
 use crate::registry::{registered, Candidate, Job, JobKind, Origin, Registration};
-use crate::runner::{JobDef, JobStats};
 use crate::schedule::Schedule;
 use crate::scope::{ScopeDef, ScopeFactory};
 use crate::service::{DynService, HostedService, ServiceRegistration};
+use crate::shared::HostShared;
 use std::future::Future;
 
 /// The default of [`HostBuilder::shutdown_timeout`]: 30 seconds, as in

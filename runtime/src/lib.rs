@@ -215,17 +215,22 @@ extern crate self as hosted;
 
 mod clock;
 mod config;
+mod context;
 mod extract;
 mod handle;
 mod host;
+mod job;
 mod lifecycle;
+mod outcome;
 mod queue;
 mod registry;
+mod report;
 mod runner;
 mod schedule;
 mod scheduler;
 mod scope;
 mod service;
+mod shared;
 pub mod testing;
 mod timer;
 #[cfg(feature = "axum")]
@@ -233,16 +238,16 @@ mod timer;
 pub mod web;
 
 pub use crate::config::{parse_duration, HostConfig, JobConfig, ParseDurationError};
-pub use crate::extract::{
-    Cancelled, Dependencies, ExtractError, FromRef, FromRun, IntoOutcome, Outcome, Run, RunContext,
-    RunFuture, State,
-};
+pub use crate::context::{Run, RunContext};
+pub use crate::extract::{Dependencies, ExtractError, FromRef, FromRun, RunFuture, State};
 pub use crate::handle::{HandleError, HostHandle, JobStatus};
 pub use crate::host::{BuildError, Host, HostBuilder, Problem, DEFAULT_SHUTDOWN_TIMEOUT};
-pub use crate::lifecycle::{Aborted, HostError, Lifetime, Report, RunningHost, StopReason};
+pub use crate::job::LastRun;
+pub use crate::lifecycle::{Lifetime, RunningHost};
+pub use crate::outcome::{Cancelled, IntoOutcome, Outcome};
 pub use crate::queue::{QueueOptions, QueueStats, Queued, Refused, TaskQueue, DEFAULT_QUEUE};
 pub use crate::registry::{Backoff, FailurePolicy, Handler, Job, JobKind, Overlap};
-pub use crate::runner::LastRun;
+pub use crate::report::{Aborted, HostError, Report, StopReason};
 pub use crate::scope::{ScopeFactory, Scoped};
 pub use crate::service::{HostedService, Phase};
 /// Derives [`FromRef`] for each field of an app state struct; see there.
@@ -511,10 +516,11 @@ pub mod prelude {
 /// Not public API: the paths the macros' expansion uses.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::context::RunContext;
     pub use crate::extract::{
-        any_state, AnyState, Dependencies, ExtractError, FromRun, IntoOutcome, RunContext,
-        RunFuture, SubState,
+        any_state, AnyState, Dependencies, ExtractError, FromRun, RunFuture, SubState,
     };
+    pub use crate::outcome::IntoOutcome;
     pub use crate::registry::{
         Backoff, CronSpec, EverySpec, FailurePolicy, Overlap, Registration, Trigger, ZoneSpec,
     };

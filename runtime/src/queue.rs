@@ -16,8 +16,10 @@ use crossbeam_utils::CachePadded;
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::extract::{Dependencies, ExtractError, FromRun, IntoOutcome, Outcome, RunContext};
-use crate::runner::panic_message;
+use crate::context::RunContext;
+use crate::extract::{Dependencies, ExtractError, FromRun};
+use crate::outcome::panic_message;
+use crate::outcome::{IntoOutcome, Outcome};
 
 /// The name of the queue that [`TaskQueue`] arguments get.
 pub const DEFAULT_QUEUE: &str = "default";

@@ -6,7 +6,9 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::extract::{Dependencies, ExtractError, FromRun, IntoOutcome, RunContext, RunFuture};
+use crate::context::RunContext;
+use crate::extract::{Dependencies, ExtractError, FromRun, RunFuture};
+use crate::outcome::IntoOutcome;
 
 /// What a job is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -25,9 +25,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::lifecycle::HostShared;
-use crate::runner::{dispatch, JobDef};
+use crate::job::JobDef;
+use crate::runner::dispatch;
 use crate::schedule::{CronSchedule, Fire, Schedule};
+use crate::shared::HostShared;
 use crate::timer::{Timer, MIN_GAP};
 
 /// How often the wall clock is compared with the monotonic clock while cron

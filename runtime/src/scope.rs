@@ -9,8 +9,10 @@ use std::pin::Pin;
 
 use futures_util::FutureExt as _;
 
-use crate::extract::{Dependencies, ExtractError, FromRun, IntoOutcome, Outcome, RunContext};
-use crate::runner::panic_message;
+use crate::context::RunContext;
+use crate::extract::{Dependencies, ExtractError, FromRun};
+use crate::outcome::panic_message;
+use crate::outcome::{IntoOutcome, Outcome};
 
 /// A value made for one run by the factory registered with
 /// [`HostBuilder::scoped`](crate::HostBuilder::scoped), and dropped (or

@@ -41,7 +41,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::clock::{Clock, ManualWall};
 use crate::handle::{HostHandle, JobStatus};
 use crate::host::{Host, HostBuilder};
-use crate::lifecycle::{Report, RunningHost};
+use crate::lifecycle::RunningHost;
+use crate::report::Report;
 
 /// A wall clock for tests: it starts at a chosen instant, moves with tokio's
 /// (paused) clock, and can be stepped forward or back.

@@ -1,0 +1,193 @@
+//! The job as the running host keeps it: its definition, and its counters
+//! and last run.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::outcome::Outcome;
+use crate::registry::{FailurePolicy, Invoke, JobKind, Origin, Overlap, Registration};
+use crate::schedule::Schedule;
+
+/// A job as the running host holds it.
+pub(crate) struct JobDef {
+    /// Not shared: a run holds the whole `JobDef`.
+    pub(crate) name: Box<str>,
+    /// Its place in the host's list of jobs.
+    pub(crate) index: u32,
+    /// `false`: listed, never run (configuration said `enabled = false`).
+    pub(crate) enabled: bool,
+    pub(crate) kind: JobKind,
+    /// The macro's registration; `None` for a job added with
+    /// `HostBuilder::job`.
+    pub(crate) registration: Option<&'static Registration>,
+    /// When it runs; a background fn's carries its failure policy.
+    pub(crate) schedule: Schedule,
+    pub(crate) overlap: Overlap,
+    pub(crate) invoke: Invoke,
+    /// The host's scope factories this job's arguments need, by index, in
+    /// the order the arguments ask for them.
+    pub(crate) scoped: Box<[usize]>,
+    pub(crate) stats: JobStats,
+}
+
+impl JobDef {
+    /// Where the job was defined.
+    pub(crate) fn origin(&self) -> Origin {
+        self.registration.map_or(Origin::Builder, Origin::Job)
+    }
+
+    /// What a failed run of a background fn does; scheduled jobs log it.
+    pub(crate) fn on_failure(&self) -> FailurePolicy {
+        match &self.schedule {
+            Schedule::Service(policy) => **policy,
+            Schedule::Every(_) | Schedule::Cron(_) => FailurePolicy::Stop,
+        }
+    }
+}
+
+/// Counters and recent history of one job; counters are updated without
+/// locks.
+pub(crate) struct JobStats {
+    pub(crate) started: AtomicU64,
+    pub(crate) succeeded: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    /// Runs end cancelled only as the host stops: 32 bits are plenty.
+    pub(crate) cancelled: AtomicU32,
+    pub(crate) skipped: AtomicU64,
+    /// Ticks skipped since the last run started: logged once, when the next
+    /// run starts.
+    pub(crate) skipped_in_overrun: AtomicU32,
+    pub(crate) running: AtomicU32,
+    pub(crate) paused: AtomicBool,
+    /// Set once a run's first step held the scheduler too long: later runs
+    /// are spawned at once (see `poll_inline`).
+    pub(crate) own_task: AtomicBool,
+    /// Set when a run was dropped at the shutdown deadline: the report
+    /// names the job from this, not from a count the aborted tasks race to
+    /// update on other threads.
+    pub(crate) aborted: AtomicBool,
+    /// The next fire as Unix milliseconds, `i64::MIN` for none.
+    pub(crate) next_run: AtomicI64,
+    /// The last finished run, kept compact: a host may hold 100,000 jobs,
+    /// and a [`LastRun`] with its `Outcome` takes 72 bytes.
+    last_run: Mutex<Last>,
+}
+
+/// [`LastRun`] as a job keeps it; `number == 0` before the first finishes.
+#[derive(Default)]
+struct Last {
+    number: u64,
+    scheduled_ns: i64,
+    took_ns: u64,
+    /// The message of `Failed` and `Panicked`; a thin pointer (8 bytes,
+    /// not a `String`'s 24), as most runs succeed and most jobs keep one.
+    #[allow(clippy::box_collection)]
+    message: Option<Box<String>>,
+    outcome: u8,
+}
+
+const SUCCEEDED: u8 = 0;
+const FAILED: u8 = 1;
+const PANICKED: u8 = 2;
+const ABORTED: u8 = 3;
+const CANCELLED: u8 = 4;
+const NOT_RUN: u8 = 5;
+
+impl Default for JobStats {
+    fn default() -> Self {
+        JobStats {
+            started: AtomicU64::new(0),
+            succeeded: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            cancelled: AtomicU32::new(0),
+            skipped: AtomicU64::new(0),
+            skipped_in_overrun: AtomicU32::new(0),
+            running: AtomicU32::new(0),
+            paused: AtomicBool::new(false),
+            own_task: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
+            next_run: AtomicI64::new(i64::MIN),
+            last_run: Mutex::new(Last::default()),
+        }
+    }
+}
+
+impl JobStats {
+    pub(crate) fn set_next_run(&self, next: Option<DateTime<Utc>>) {
+        self.set_next_run_millis(next.map_or(i64::MIN, |t| t.timestamp_millis()));
+    }
+
+    /// The next fire as Unix milliseconds.
+    pub(crate) fn set_next_run_millis(&self, millis: i64) {
+        self.next_run.store(millis, Ordering::Relaxed);
+    }
+
+    pub(crate) fn next_run(&self) -> Option<DateTime<Utc>> {
+        match self.next_run.load(Ordering::Relaxed) {
+            i64::MIN => None,
+            millis => DateTime::from_timestamp_millis(millis),
+        }
+    }
+
+    pub(crate) fn last_run(&self) -> Option<LastRun> {
+        let last = self.last_run.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.number == 0 {
+            return None;
+        }
+        let message = || last.message.as_deref().cloned().unwrap_or_default();
+        Some(LastRun {
+            number: last.number,
+            scheduled: DateTime::from_timestamp_nanos(last.scheduled_ns),
+            took: Duration::from_nanos(last.took_ns),
+            outcome: match last.outcome {
+                SUCCEEDED => Outcome::Succeeded,
+                FAILED => Outcome::Failed(message()),
+                PANICKED => Outcome::Panicked(message()),
+                ABORTED => Outcome::Aborted,
+                CANCELLED => Outcome::Cancelled,
+                _ => Outcome::NotRun,
+            },
+        })
+    }
+
+    pub(crate) fn set_last_run(
+        &self,
+        number: u64,
+        scheduled: DateTime<Utc>,
+        took: Duration,
+        outcome: &Outcome,
+    ) {
+        let (code, message) = match outcome {
+            Outcome::Succeeded => (SUCCEEDED, None),
+            Outcome::Failed(m) => (FAILED, Some(Box::new(m.clone()))),
+            Outcome::Panicked(m) => (PANICKED, Some(Box::new(m.clone()))),
+            Outcome::Aborted => (ABORTED, None),
+            Outcome::Cancelled => (CANCELLED, None),
+            Outcome::NotRun => (NOT_RUN, None),
+        };
+        *self.last_run.lock().unwrap_or_else(PoisonError::into_inner) = Last {
+            number,
+            scheduled_ns: scheduled.timestamp_nanos_opt().unwrap_or(i64::MAX),
+            took_ns: u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+            message,
+            outcome: code,
+        };
+    }
+}
+
+/// The last finished run of a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LastRun {
+    /// The run's number.
+    pub number: u64,
+    /// When it was due, on the wall clock.
+    pub scheduled: DateTime<Utc>,
+    /// How long it ran.
+    pub took: Duration,
+    /// How it ended.
+    pub outcome: Outcome,
+}

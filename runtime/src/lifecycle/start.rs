@@ -1,0 +1,223 @@
+//! Startup: the services' `starting`, `start` and `started` steps under the
+//! startup timeout, abandoned at once if a stop comes first; then the
+//! `started` event and the background jobs.
+
+use std::future::Future;
+
+use tokio::time::Instant;
+
+use super::steps::{run_phase, InFlight};
+use super::{Lifetime, RunningHost};
+use crate::host::Host;
+use crate::outcome::Outcome;
+use crate::queue::TaskQueue;
+use crate::registry::JobKind;
+use crate::report::{HostError, Report, StopReason};
+use crate::runner::supervise;
+use crate::scheduler::Scheduler;
+use crate::service::Phase;
+
+use super::signals::Signals;
+
+impl Host {
+    /// Starts the host, runs it until SIGINT, SIGTERM or SIGQUIT, a stop
+    /// request or a failed service, then stops it within the shutdown
+    /// timeout. A second signal during the stop aborts what is left at once.
+    /// A signal during startup abandons it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use hosted::Host;
+    ///
+    /// #[tokio::main]
+    /// async fn main() -> std::process::ExitCode {
+    ///     Host::builder()
+    ///         .build()
+    ///         .expect("host configuration")
+    ///         .run()
+    ///         .await
+    ///         .exit_code()
+    /// }
+    /// ```
+    pub async fn run(self) -> Report {
+        let mut signals = Signals::new();
+        let startup = self.start_until(async {
+            let name = signals.recv().await;
+            tracing::info!(signal = name, "received {name} during startup");
+            StopReason::Signal(name)
+        });
+        let running = match startup.await {
+            Ok(running) => running,
+            Err(report) => return report,
+        };
+        tokio::select! {
+            () = running.shared.stop.cancelled() => {}
+            name = signals.recv() => {
+                tracing::info!(signal = name, "received {name}");
+                running.shared.request_stop(StopReason::Signal(name));
+            }
+        }
+        running
+            .shutdown(async move {
+                let name = signals.recv().await;
+                tracing::warn!(
+                    signal = name,
+                    "received {name} again; aborting what is left"
+                );
+            })
+            .await
+    }
+
+    /// Starts the services and the background jobs, and returns a handle on
+    /// the running host once the `started` event has fired. Installs no
+    /// signal handler: stop it with [`RunningHost::stop`] or a
+    /// [`HostHandle`]. For a process's main, [`run`](Host::run) does all of
+    /// it.
+    ///
+    /// # Errors
+    ///
+    /// If startup fails, the services that started are stopped again and
+    /// the [`Report`] says why (exit code [`Report::EXIT_START_FAILED`]).
+    pub async fn start(self) -> Result<RunningHost, Report> {
+        self.start_until(std::future::pending()).await
+    }
+
+    /// The host's lifetime events, to await from anywhere, before or after
+    /// it runs.
+    pub fn lifetime(&self) -> Lifetime {
+        Lifetime::new(self.shared.clone())
+    }
+
+    /// The queue named `name` (`"default"` for the one [`TaskQueue`]
+    /// arguments get), to hand to code outside the host, such as a web
+    /// handler, before it runs.
+    pub fn queue(&self, name: &str) -> Option<TaskQueue> {
+        self.shared.queue(name)
+    }
+
+    /// Startup, abandoned if `interrupt` completes first.
+    async fn start_until(
+        self,
+        interrupt: impl Future<Output = StopReason>,
+    ) -> Result<RunningHost, Report> {
+        let Host {
+            shared,
+            settings,
+            mut services,
+        } = self;
+        let began = Instant::now();
+        // The token `start` and the hooks get: fired if startup is
+        // abandoned; otherwise it lives until the host stops, so work a
+        // service spawns with it in `start` lives as long as the host.
+        let cancel = shared.stop.child_token();
+        let in_flight = InFlight::default();
+        let outcome = {
+            let startup = async {
+                for phase in [Phase::Starting, Phase::Start, Phase::Started] {
+                    let errors = run_phase(
+                        &mut services,
+                        phase,
+                        &cancel,
+                        settings.start_concurrently,
+                        &in_flight,
+                    )
+                    .await;
+                    if !errors.is_empty() {
+                        return Err(errors);
+                    }
+                }
+                Ok(())
+            };
+            let timeout = async {
+                match settings.startup_timeout {
+                    Some(limit) => tokio::time::sleep_until(began + limit).await,
+                    None => std::future::pending().await,
+                }
+            };
+            // Biased, in this order: a stop request (from a handle, a
+            // lifetime, or before `run()`) and a signal win over a startup
+            // that finishes in the same poll, and a startup that is done
+            // wins over its timeout (so a zero timeout always lets a startup
+            // that never waits succeed, and always fails one that waits).
+            tokio::select! {
+                biased;
+                () = shared.stop.cancelled() => Err(Vec::new()),
+                reason = interrupt => {
+                    shared.request_stop(reason);
+                    Err(Vec::new())
+                }
+                result = startup => result,
+                () = timeout => {
+                    let limit = settings.startup_timeout.unwrap_or_default();
+                    Err(in_flight.take_running().into_iter().map(|(_, (name, phase))| HostError {
+                        name: name.to_string(),
+                        phase,
+                        outcome: Outcome::Failed(format!("did not finish within the startup timeout of {limit:?}")),
+                    }).collect())
+                }
+            }
+        };
+        let running = RunningHost {
+            shared,
+            settings,
+            services,
+        };
+        if outcome.is_ok() && running.launch_background() {
+            return Ok(running);
+        }
+        cancel.cancel();
+        let errors = outcome.err().unwrap_or_default();
+        if let Some(first) = errors.first() {
+            running
+                .shared
+                .request_stop(StopReason::StartFailed(first.name.clone()));
+        }
+        for error in errors {
+            tracing::error!(service = %error.name, phase = %error.phase, error = %error.outcome, "startup failed");
+            running.shared.push_error(error);
+        }
+        if running.shared.is_stopping() {
+            tracing::info!("stop requested during startup; abandoning it");
+        }
+        Err(running.shutdown(std::future::pending()).await)
+    }
+}
+
+impl RunningHost {
+    /// Fires `started`, then starts the scheduler, the background services
+    /// and the queues' workers; returns `false`, and starts nothing, if stop
+    /// began first.
+    fn launch_background(&self) -> bool {
+        let shared = &self.shared;
+        if !shared.fire_started() {
+            return false;
+        }
+        let scheduler = Scheduler::new(shared.clone());
+        shared.tracker.spawn(scheduler.run());
+        let mut background = 0;
+        for job in shared
+            .jobs
+            .iter()
+            .filter(|j| j.kind == JobKind::Service && j.enabled)
+        {
+            background += 1;
+            shared.tracker.spawn(supervise(shared.clone(), job.clone()));
+        }
+        for queue in &shared.queues {
+            for _ in 0..queue.options().workers {
+                shared.tracker.spawn(queue.clone().work());
+            }
+        }
+        let scheduled = shared.jobs.len() - background;
+        let services = self.services.len() + background;
+        let queues = shared.queues.len();
+        tracing::info!(
+            jobs = scheduled,
+            services,
+            queues,
+            "host started: {scheduled} job(s), {services} service(s), {queues} queue(s); press Ctrl+C to stop",
+        );
+        true
+    }
+}

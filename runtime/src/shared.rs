@@ -1,0 +1,158 @@
+//! What every part of a running host shares: its tokens and events, its
+//! state, its jobs, scopes and queues, and why it stops.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::extract::StateMap;
+use crate::job::JobDef;
+use crate::outcome::Outcome;
+use crate::queue::TaskQueue;
+use crate::report::{HostError, StopReason};
+use crate::scope::ScopeDef;
+use crate::service::Phase;
+use crate::testing::RecordedRun;
+
+/// What every part of a running host shares.
+pub(crate) struct HostShared {
+    /// Cancelled when stop begins: the token jobs get, and the `stopping`
+    /// event.
+    pub(crate) stop: CancellationToken,
+    /// Set just before `stop` is cancelled: `CancellationToken::is_cancelled`
+    /// takes a lock, and the scheduler asks once per due tick.
+    stopping: AtomicBool,
+    /// Cancelled at the shutdown deadline: drops what is still running.
+    pub(crate) kill: CancellationToken,
+    /// The `started` event.
+    pub(crate) started: CancellationToken,
+    /// The `stopped` event.
+    pub(crate) stopped: CancellationToken,
+    pub(crate) state: StateMap,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) clock: Clock,
+    pub(crate) jobs: Vec<Arc<JobDef>>,
+    pub(crate) scopes: Vec<ScopeDef>,
+    pub(crate) queues: Vec<TaskQueue>,
+    reason: Mutex<Option<StopReason>>,
+    pub(crate) errors: Mutex<Vec<HostError>>,
+    /// Set by `testing::TestHost` to record every run that starts.
+    pub(crate) run_log: OnceLock<Mutex<Vec<RecordedRun>>>,
+}
+
+impl HostShared {
+    pub(crate) fn new(
+        state: StateMap,
+        clock: Clock,
+        jobs: Vec<Arc<JobDef>>,
+        scopes: Vec<ScopeDef>,
+        queues: Vec<TaskQueue>,
+    ) -> HostShared {
+        HostShared {
+            stop: CancellationToken::new(),
+            stopping: AtomicBool::new(false),
+            kill: CancellationToken::new(),
+            started: CancellationToken::new(),
+            stopped: CancellationToken::new(),
+            state,
+            tracker: TaskTracker::new(),
+            clock,
+            jobs,
+            scopes,
+            queues,
+            reason: Mutex::new(None),
+            errors: Mutex::new(Vec::new()),
+            run_log: OnceLock::new(),
+        }
+    }
+
+    /// Begins the stop sequence; the first reason given is the one kept.
+    /// The `stopping` event fires under the lock that
+    /// [`fire_started`](Self::fire_started) takes: the two events have one
+    /// order on every runtime.
+    pub(crate) fn request_stop(&self, reason: StopReason) {
+        {
+            let mut slot = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
+            if slot.is_none() {
+                *slot = Some(reason);
+            }
+            self.stopping.store(true, Ordering::Release);
+            self.stop.cancel();
+        }
+        for queue in &self.queues {
+            queue.begin_stop();
+        }
+    }
+
+    /// Fires the `started` event unless stop has begun; returns whether it
+    /// fired. A stop requested before this point abandons startup, so
+    /// `stopping` never comes before `started`.
+    pub(crate) fn fire_started(&self) -> bool {
+        let slot = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_some() {
+            return false;
+        }
+        self.started.cancel();
+        true
+    }
+
+    /// Whether stop has begun, without the token's lock.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// The shutdown deadline passed: drop whatever still runs.
+    pub(crate) fn abort(&self) {
+        self.kill.cancel();
+        for queue in &self.queues {
+            queue.abort();
+        }
+    }
+
+    pub(crate) fn reason(&self) -> StopReason {
+        self.reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or(StopReason::Requested)
+    }
+
+    pub(crate) fn push_error(&self, error: HostError) {
+        self.errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(error);
+    }
+
+    /// Records a failed service and stops the host.
+    pub(crate) fn fail(&self, name: &str, phase: Phase, outcome: Outcome) {
+        self.push_error(HostError {
+            name: name.to_owned(),
+            phase,
+            outcome,
+        });
+        self.request_stop(StopReason::ServiceFailed(name.to_owned()));
+    }
+
+    /// The queue named `name`.
+    pub(crate) fn queue(&self, name: &str) -> Option<TaskQueue> {
+        self.queues.iter().find(|q| q.name() == name).cloned()
+    }
+
+    pub(crate) fn record_run(&self, job: &str, number: u64, scheduled: DateTime<Utc>) {
+        if let Some(log) = self.run_log.get() {
+            log.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(RecordedRun {
+                    job: job.to_owned(),
+                    number,
+                    scheduled,
+                    started: self.clock.wall(),
+                });
+        }
+    }
+}
