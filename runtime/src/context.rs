@@ -14,7 +14,7 @@ use crate::shared::HostShared;
 
 /// Everything a job's arguments can be built from, for one run.
 ///
-/// Handed to [`FromRun::from_run`]; implement that trait to add an argument
+/// Handed to [`FromRun::from_run`](crate::FromRun::from_run); implement that trait to add an argument
 /// type of your own.
 pub struct RunContext<'a> {
     pub(crate) run: Run,

@@ -13,8 +13,8 @@ use crate::service::Phase;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StopReason {
-    /// A stop request through a [`HostHandle`], a [`Lifetime`] or
-    /// [`RunningHost::stop`].
+    /// A stop request through a [`HostHandle`](crate::HostHandle), a [`Lifetime`](crate::Lifetime) or
+    /// [`RunningHost::stop`](crate::RunningHost::stop).
     Requested,
     /// A signal: `"SIGINT"`, `"SIGTERM"` or `"SIGQUIT"`.
     Signal(&'static str),

@@ -10,7 +10,7 @@ use crate::shared::HostShared;
 
 /// The host's lifetime events, `IHostApplicationLifetime` in .NET: await
 /// them from anywhere, and request a stop. Cloneable; jobs can take it as an
-/// argument, and [`Host::lifetime`] gives one before the host runs.
+/// argument, and [`Host::lifetime`](crate::Host::lifetime) gives one before the host runs.
 ///
 /// The events fire in this order, on every runtime: `started` (after every
 /// service's `started` hook, just before the background jobs begin),

@@ -46,7 +46,7 @@ pub(crate) struct ServiceSlot {
     pub(crate) started: bool,
 }
 
-/// A host whose services and jobs are running. From [`Host::start`].
+/// A host whose services and jobs are running. From [`Host::start`](crate::Host::start).
 ///
 /// Stop it with [`stop`](RunningHost::stop) or [`wait`](RunningHost::wait)
 /// for the graceful stop sequence. Dropped without either (or with its stop

@@ -72,7 +72,7 @@ impl Host {
     /// Starts the services and the background jobs, and returns a handle on
     /// the running host once the `started` event has fired. Installs no
     /// signal handler: stop it with [`RunningHost::stop`] or a
-    /// [`HostHandle`]. For a process's main, [`run`](Host::run) does all of
+    /// [`HostHandle`](crate::HostHandle). For a process's main, [`run`](Host::run) does all of
     /// it.
     ///
     /// # Errors
