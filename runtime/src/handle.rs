@@ -52,10 +52,6 @@ impl HostHandle {
         HostHandle { shared }
     }
 
-    pub(crate) fn shared(&self) -> &HostShared {
-        &self.shared
-    }
-
     /// Begins a graceful stop; asking again changes nothing.
     pub fn request_stop(&self) {
         self.shared.request_stop(StopReason::Requested);

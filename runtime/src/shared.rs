@@ -16,7 +16,18 @@ use crate::queue::TaskQueue;
 use crate::report::{HostError, StopReason};
 use crate::scope::ScopeDef;
 use crate::service::Phase;
-use crate::testing::RecordedRun;
+
+/// A run that starts, as the run hook sees it.
+pub(crate) struct RunStart<'a> {
+    pub(crate) job: &'a str,
+    pub(crate) number: u64,
+    pub(crate) scheduled: DateTime<Utc>,
+    /// The wall time it started.
+    pub(crate) started: DateTime<Utc>,
+}
+
+/// Called as each run starts.
+pub(crate) type RunHook = Box<dyn Fn(RunStart<'_>) + Send + Sync>;
 
 /// What every part of a running host shares.
 pub(crate) struct HostShared {
@@ -40,8 +51,10 @@ pub(crate) struct HostShared {
     pub(crate) queues: Vec<TaskQueue>,
     reason: Mutex<Option<StopReason>>,
     pub(crate) errors: Mutex<Vec<HostError>>,
-    /// Set by `testing::TestHost` to record every run that starts.
-    pub(crate) run_log: OnceLock<Mutex<Vec<RecordedRun>>>,
+    /// Called as each run starts, when set: how `testing::TestHost`
+    /// records the runs a test asserts on, without this module knowing of
+    /// it.
+    pub(crate) run_hook: OnceLock<RunHook>,
 }
 
 impl HostShared {
@@ -66,7 +79,7 @@ impl HostShared {
             queues,
             reason: Mutex::new(None),
             errors: Mutex::new(Vec::new()),
-            run_log: OnceLock::new(),
+            run_hook: OnceLock::new(),
         }
     }
 
@@ -143,16 +156,15 @@ impl HostShared {
         self.queues.iter().find(|q| q.name() == name).cloned()
     }
 
+    /// A run of `job` due at `scheduled` starts: tells the hook, if set.
     pub(crate) fn record_run(&self, job: &str, number: u64, scheduled: DateTime<Utc>) {
-        if let Some(log) = self.run_log.get() {
-            log.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(RecordedRun {
-                    job: job.to_owned(),
-                    number,
-                    scheduled,
-                    started: self.clock.wall(),
-                });
+        if let Some(hook) = self.run_hook.get() {
+            hook(RunStart {
+                job,
+                number,
+                scheduled,
+                started: self.clock.wall(),
+            });
         }
     }
 }

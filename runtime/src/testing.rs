@@ -43,6 +43,7 @@ use crate::handle::{HostHandle, JobStatus};
 use crate::host::{Host, HostBuilder};
 use crate::lifecycle::RunningHost;
 use crate::report::Report;
+use crate::shared::{RunHook, RunStart};
 
 /// A wall clock for tests: it starts at a chosen instant, moves with tokio's
 /// (paused) clock, and can be stepped forward or back.
@@ -105,6 +106,7 @@ pub struct RecordedRun {
 pub struct TestHost {
     running: RunningHost,
     handle: HostHandle,
+    log: Arc<Mutex<Vec<RecordedRun>>>,
 }
 
 impl TestHost {
@@ -126,10 +128,27 @@ impl TestHost {
     ///
     /// The report of a failed startup.
     pub async fn try_start(host: Host) -> Result<TestHost, Report> {
-        let _ = host.shared.run_log.set(Mutex::new(Vec::new()));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let hook_log = log.clone();
+        let hook: RunHook = Box::new(move |run: RunStart<'_>| {
+            hook_log
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(RecordedRun {
+                    job: run.job.to_owned(),
+                    number: run.number,
+                    scheduled: run.scheduled,
+                    started: run.started,
+                });
+        });
+        let _ = host.shared.run_hook.set(hook);
         let running = host.start().await?;
         let handle = running.handle();
-        Ok(TestHost { running, handle })
+        Ok(TestHost {
+            running,
+            handle,
+            log,
+        })
     }
 
     /// Lets `by` pass on tokio's paused clock: every deadline on the way
@@ -142,12 +161,10 @@ impl TestHost {
 
     /// Every run started so far, in start order.
     pub fn runs(&self) -> Vec<RecordedRun> {
-        self.handle
-            .shared()
-            .run_log
-            .get()
-            .map(|log| log.lock().unwrap_or_else(PoisonError::into_inner).clone())
-            .unwrap_or_default()
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The runs of the job named `job`.
