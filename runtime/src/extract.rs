@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::{Run, RunContext};
 use crate::outcome::Outcome;
+use crate::queue::{TaskQueue, DEFAULT_QUEUE};
 
 /// A type that a job can take as an argument.
 ///
@@ -343,6 +344,19 @@ impl StateMap {
             .get(&TypeId::of::<T>())
             .and_then(|value| value.downcast_ref::<T>())
             .cloned()
+    }
+}
+
+/// The host's default queue (see [`TaskQueue`]).
+impl FromRun for TaskQueue {
+    fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
+        cx.host
+            .queue(DEFAULT_QUEUE)
+            .ok_or_else(|| ExtractError::new("the host has no default queue; add one with `HostBuilder::queue(QueueOptions::default())`"))
+    }
+
+    fn dependencies(deps: &mut Dependencies) {
+        deps.queue(DEFAULT_QUEUE);
     }
 }
 

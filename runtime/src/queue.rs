@@ -16,10 +16,7 @@ use crossbeam_utils::CachePadded;
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::context::RunContext;
-use crate::extract::{Dependencies, ExtractError, FromRun};
-use crate::outcome::panic_message;
-use crate::outcome::{IntoOutcome, Outcome};
+use crate::outcome::{panic_message, IntoOutcome, Outcome};
 
 /// The name of the queue that [`TaskQueue`] arguments get.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -819,18 +816,6 @@ pub struct QueueStats {
     pub refused: u64,
     /// Items dropped without running at shutdown.
     pub not_run: u64,
-}
-
-impl FromRun for TaskQueue {
-    fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
-        cx.host
-            .queue(DEFAULT_QUEUE)
-            .ok_or_else(|| ExtractError::new("the host has no default queue; add one with `HostBuilder::queue(QueueOptions::default())`"))
-    }
-
-    fn dependencies(deps: &mut Dependencies) {
-        deps.queue(DEFAULT_QUEUE);
-    }
 }
 
 #[cfg(test)]
