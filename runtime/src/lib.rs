@@ -213,6 +213,27 @@
 #[allow(unused_extern_crates)]
 extern crate self as hosted;
 
+// The modules, from the foundation up; each imports only from those before
+// it, and within the knot and the host, from one another:
+//
+// - the foundation, importing nothing of the crate: `outcome` (Outcome,
+//   IntoOutcome, Cancelled), `service` (HostedService, Phase), `clock` (the
+//   wall clock), `timer` (the scheduler's precise timer);
+// - `queue` (TaskQueue), and `report` (Report, StopReason, HostError,
+//   Aborted);
+// - the knot, what a run knows and may take: `context` (RunContext, Run),
+//   `shared` (HostShared: tokens, events, state, jobs, scopes, queues), `job`
+//   (JobDef, JobStats, LastRun), `extract` (FromRun, State, FromRef),
+//   `registry` (Registration, Job, Handler), `schedule` (every grids; cron
+//   fire times in `schedule/cron.rs`), `scope` (Scoped<T>). They refer to
+//   one another because a run's context holds the host's shared state,
+//   which holds the jobs, whose handlers take the context;
+// - what runs on them: `runner` (one run; the supervision of background
+//   services), `scheduler` (the task that owns every deadline);
+// - the host: `config` (overrides by name), then `host` (HostBuilder,
+//   build()), `lifecycle` (start, stop in `lifecycle/stop.rs`, signals,
+//   Lifetime) and `handle` (HostHandle);
+// - `testing` on top, imported by none of the others.
 mod clock;
 mod config;
 mod context;
