@@ -229,7 +229,8 @@ pub(crate) struct QueueInner {
     /// Producers' and workers' counters on cache lines of their own, so
     /// that neither side's writes evict the other's.
     refused: CachePadded<AtomicU64>,
-    done: CachePadded<WorkerCounts>,
+    /// One slot per worker, each written by its worker alone.
+    done: Box<[CachePadded<WorkerCounts>]>,
     not_run: AtomicU64,
     /// Producers waiting for room, and what wakes them.
     room: Room,
@@ -255,6 +256,10 @@ struct Room {
     low: usize,
 }
 
+/// One worker's counters. Only that worker writes them, so a count is a
+/// load and a store rather than a locked read-modify-write, and workers
+/// never write a shared cache line on an item's path; readers sum the
+/// slots.
 #[derive(Default)]
 struct WorkerCounts {
     in_flight: AtomicU64,
@@ -262,6 +267,22 @@ struct WorkerCounts {
     failed: AtomicU64,
     /// Items dropped at the shutdown deadline (counted in `failed` too).
     aborted: AtomicU64,
+}
+
+/// Adds `by` to a counter that one thread writes.
+fn bump(counter: &AtomicU64, by: i64) {
+    let value = counter.load(Ordering::Relaxed);
+    counter.store(value.wrapping_add_signed(by), Ordering::Relaxed);
+}
+
+impl QueueInner {
+    /// A counter summed over the workers' slots.
+    fn total(&self, counter: impl Fn(&WorkerCounts) -> &AtomicU64) -> u64 {
+        self.done
+            .iter()
+            .map(|slot| counter(slot).load(Ordering::Acquire))
+            .sum()
+    }
 }
 
 impl fmt::Debug for TaskQueue {
@@ -350,6 +371,7 @@ impl TaskQueue {
     /// host.
     pub fn new(options: QueueOptions) -> TaskQueue {
         let capacity = options.capacity.max(1);
+        let workers = options.workers;
         let (tx, rx) = async_channel::bounded(capacity);
         TaskQueue {
             inner: Arc::new(QueueInner {
@@ -362,7 +384,9 @@ impl TaskQueue {
                 stopping: AtomicBool::new(false),
                 deadline_passed: AtomicBool::new(false),
                 refused: CachePadded::new(AtomicU64::new(0)),
-                done: CachePadded::new(WorkerCounts::default()),
+                done: (0..workers.max(1))
+                    .map(|_| CachePadded::new(WorkerCounts::default()))
+                    .collect(),
                 not_run: AtomicU64::new(0),
                 room: Room {
                     waiting: CachePadded::new(AtomicUsize::new(0)),
@@ -552,9 +576,9 @@ impl TaskQueue {
             capacity: inner.options.capacity,
             workers: inner.options.workers,
             depth: inner.depth(),
-            in_flight: inner.done.in_flight.load(Ordering::Relaxed),
-            completed: inner.done.completed.load(Ordering::Relaxed),
-            failed: inner.done.failed.load(Ordering::Relaxed),
+            in_flight: inner.total(|c| &c.in_flight),
+            completed: inner.total(|c| &c.completed),
+            failed: inner.total(|c| &c.failed),
             refused: inner.refused.load(Ordering::Relaxed),
             not_run: inner.not_run.load(Ordering::Relaxed),
         }
@@ -593,14 +617,15 @@ impl TaskQueue {
     /// Whether an item was dropped at the shutdown deadline, or is still
     /// running (its worker blocked past it).
     pub(crate) fn aborted_items(&self) -> bool {
-        let done = &self.inner.done;
-        done.aborted.load(Ordering::Acquire) > 0 || done.in_flight.load(Ordering::Acquire) > 0
+        let inner = &*self.inner;
+        inner.total(|c| &c.aborted) > 0 || inner.total(|c| &c.in_flight) > 0
     }
 
-    /// One worker: runs items until stop, then drains (if the queue does)
-    /// until the queue is empty or the deadline fires.
-    pub(crate) async fn work(self) {
+    /// Worker number `worker`: runs items until stop, then drains (if the
+    /// queue does) until the queue is empty or the deadline fires.
+    pub(crate) async fn work(self, worker: usize) {
         let inner = &*self.inner;
+        let counts = &inner.done[worker];
         // Built once, not for every item or every empty wait.
         let stop = inner.stop.cancelled();
         let deadline = inner.deadline.cancelled();
@@ -629,7 +654,8 @@ impl TaskQueue {
                 }
             };
             inner.room.taken(&inner.rx);
-            self.run(item, token.get(inner), deadline.as_mut()).await;
+            self.run(item, token.get(inner), counts, deadline.as_mut())
+                .await;
         }
     }
 
@@ -637,10 +663,11 @@ impl TaskQueue {
         &self,
         item: Item,
         token: CancellationToken,
+        counts: &WorkerCounts,
         mut deadline: Pin<&mut WaitForCancellationFuture<'_>>,
     ) {
         let inner = &*self.inner;
-        inner.done.in_flight.fetch_add(1, Ordering::Relaxed);
+        bump(&counts.in_flight, 1);
         let (label, started, done) = item.start(token);
         let outcome = match started {
             Ok(mut work) => {
@@ -676,11 +703,11 @@ impl TaskQueue {
             }
             Err(panic) => Outcome::Panicked(panic),
         };
-        inner.done.in_flight.fetch_sub(1, Ordering::Relaxed);
+        bump(&counts.in_flight, -1);
         if let Outcome::Succeeded | Outcome::Cancelled = outcome {
-            inner.done.completed.fetch_add(1, Ordering::Relaxed);
+            bump(&counts.completed, 1);
         } else {
-            self.failed(&label, &outcome);
+            self.failed(counts, &label, &outcome);
         }
         if let Some(done) = done {
             let _ = done.send(outcome);
@@ -689,11 +716,11 @@ impl TaskQueue {
 
     /// Counts and logs an item that failed or was aborted.
     #[cold]
-    fn failed(&self, label: &str, outcome: &Outcome) {
+    fn failed(&self, counts: &WorkerCounts, label: &str, outcome: &Outcome) {
         let inner = &*self.inner;
-        inner.done.failed.fetch_add(1, Ordering::Relaxed);
+        bump(&counts.failed, 1);
         if let Outcome::Aborted = outcome {
-            inner.done.aborted.fetch_add(1, Ordering::Relaxed);
+            bump(&counts.aborted, 1);
             tracing::warn!(queue = %inner.options.name, item = %label, "item aborted at the shutdown deadline");
         } else {
             tracing::error!(queue = %inner.options.name, item = %label, error = %outcome, "item failed");

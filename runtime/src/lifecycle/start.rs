@@ -205,8 +205,8 @@ impl RunningHost {
             shared.tracker.spawn(supervise(shared.clone(), job.clone()));
         }
         for queue in &shared.queues {
-            for _ in 0..queue.options().workers {
-                shared.tracker.spawn(queue.clone().work());
+            for worker in 0..queue.options().workers {
+                shared.tracker.spawn(queue.clone().work(worker));
             }
         }
         let scheduled = shared.jobs.len() - background;
