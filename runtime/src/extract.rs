@@ -1,5 +1,12 @@
 //! Typed arguments of jobs: the [`FromRun`] trait and the built-in argument
-//! types [`Run`], [`State`] and [`CancellationToken`].
+//! types [`Run`], [`State`], [`CancellationToken`] and [`TaskQueue`] (the
+//! host's default queue).
+//!
+//! The other arguments a job may take are implemented beside their types:
+//! [`Scoped<T>`](crate::Scoped) in `scope.rs`, [`Lifetime`](crate::Lifetime)
+//! in `lifecycle/lifetime.rs`, [`HostHandle`](crate::HostHandle) in
+//! `handle.rs`. What they are built from, the run's [`RunContext`], is in
+//! `context.rs`.
 //!
 //! A job's parameters are resolved by type, the way axum resolves a handler's
 //! extractors. Each argument type also declares what it needs from the host
