@@ -59,6 +59,23 @@ fn a_second_sigint_aborts_at_once() {
     assert!(began.elapsed() < Duration::from_secs(15));
 }
 
+/// Regression: a service that ignored its token, stopped by SIGTERM, made
+/// the process exit 0 in 18 of 30 runs: the report was read before the
+/// aborted run had recorded itself.
+#[test]
+fn a_service_that_ignores_its_token_always_exits_with_code_4() {
+    for round in 0..30 {
+        let mut probe = probe("ignores-token");
+        probe.wait_for_line("started");
+        probe.signal(libc::SIGTERM);
+        assert_eq!(
+            exit_code(probe),
+            Some(i32::from(Report::EXIT_ABORTED)),
+            "round {round}"
+        );
+    }
+}
+
 #[test]
 fn a_stop_past_the_timeout_is_aborted_with_code_4() {
     let mut probe = probe("timeout");

@@ -6,7 +6,9 @@
 //! - `timeout`: the same with a 300 ms timeout;
 //! - `fail-start`: a service whose `start` fails;
 //! - `fail-service`: a background service that fails after 100 ms;
-//! - `stop-error`: a service whose `stop` fails.
+//! - `stop-error`: a service whose `stop` fails;
+//! - `ignores-token`: a background service that ignores its token, with a
+//!   50 ms timeout.
 //!
 //! It prints `started` and `stopping` on stdout as the lifetime events fire.
 
@@ -37,6 +39,12 @@ async fn main() -> hosted::Report {
             }));
         }
         "stop-error" => probe = probe.at(Phase::Stop, Act::Fail),
+        "ignores-token" => {
+            builder = builder.job(Job::service("ignores its token", || async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }));
+            timeout = Duration::from_millis(50);
+        }
         other => panic!("unknown scenario `{other}`"),
     }
     let host = builder
