@@ -121,6 +121,7 @@ impl JobStats {
     }
 
     /// The next fire as Unix milliseconds.
+    #[inline]
     pub(crate) fn set_next_run_millis(&self, millis: i64) {
         self.next_run.store(millis, Ordering::Relaxed);
     }
@@ -153,6 +154,7 @@ impl JobStats {
         })
     }
 
+    #[inline]
     pub(crate) fn set_last_run(
         &self,
         number: u64,
