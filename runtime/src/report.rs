@@ -175,21 +175,17 @@ impl fmt::Display for Report {
         for error in &self.errors {
             write!(f, "; {error}")?;
         }
-        if !self.aborted.is_empty() {
-            let names: Vec<String> = self
-                .aborted
-                .iter()
-                .map(|a| format!("`{}` ({})", a.name, a.phase))
-                .collect();
-            write!(f, "; aborted at the deadline: {}", names.join(", "))?;
-        }
-        if !self.late.is_empty() {
-            let names: Vec<String> = self
-                .late
-                .iter()
-                .map(|a| format!("`{}` ({})", a.name, a.phase))
-                .collect();
-            write!(f, "; finished past the deadline: {}", names.join(", "))?;
+        for (what, steps) in [
+            ("aborted at the deadline", &self.aborted),
+            ("finished past the deadline", &self.late),
+        ] {
+            if !steps.is_empty() {
+                let names: Vec<String> = steps
+                    .iter()
+                    .map(|a| format!("`{}` ({})", a.name, a.phase))
+                    .collect();
+                write!(f, "; {what}: {}", names.join(", "))?;
+            }
         }
         if self.forced {
             f.write_str("; stop cut short by a second signal")?;
