@@ -150,11 +150,17 @@ impl Host {
                 result = startup => result,
                 () = timeout => {
                     let limit = settings.startup_timeout.unwrap_or_default();
-                    Err(in_flight.take_running().into_iter().map(|(_, (name, phase))| HostError {
+                    let outcome = Outcome::Failed(format!("did not finish within the startup timeout of {limit:?}"));
+                    let mut stuck: Vec<HostError> = in_flight.take_running().into_iter().map(|(_, (name, phase))| HostError {
                         name: name.to_string(),
                         phase,
-                        outcome: Outcome::Failed(format!("did not finish within the startup timeout of {limit:?}")),
-                    }).collect())
+                        outcome: outcome.clone(),
+                    }).collect();
+                    if stuck.is_empty() {
+                        // Between two steps: the startup as a whole was late.
+                        stuck.push(HostError { name: "startup".to_owned(), phase: Phase::Start, outcome });
+                    }
+                    Err(stuck)
                 }
             }
         };
@@ -168,17 +174,15 @@ impl Host {
         }
         cancel.cancel();
         let errors = outcome.err().unwrap_or_default();
-        if let Some(first) = errors.first() {
-            running
+        match errors.first() {
+            Some(first) => running
                 .shared
-                .request_stop(StopReason::StartFailed(first.name.clone()));
+                .request_stop(StopReason::StartFailed(first.name.clone())),
+            None => tracing::info!("stop requested during startup; abandoning it"),
         }
         for error in errors {
             tracing::error!(service = %error.name, phase = %error.phase, error = %error.outcome, "startup failed");
             running.shared.push_error(error);
-        }
-        if running.shared.is_stopping() {
-            tracing::info!("stop requested during startup; abandoning it");
         }
         Err(running.shutdown(std::future::pending()).await)
     }
