@@ -21,6 +21,9 @@ mod kw {
     syn::custom_keyword!(max_restarts);
     syn::custom_keyword!(order);
     syn::custom_keyword!(constructor);
+    syn::custom_keyword!(scope);
+    syn::custom_keyword!(on_crash);
+    syn::custom_keyword!(missed);
 }
 
 /// An option key, kept with the span of the key itself.
@@ -36,6 +39,9 @@ pub(crate) enum Key {
     MaxRestarts,
     Order,
     Constructor,
+    Scope,
+    OnCrash,
+    Missed,
     Crate,
 }
 
@@ -52,6 +58,9 @@ impl Key {
             Key::MaxRestarts => "max_restarts",
             Key::Order => "order",
             Key::Constructor => "constructor",
+            Key::Scope => "scope",
+            Key::OnCrash => "on_crash",
+            Key::Missed => "missed",
             Key::Crate => "crate",
         }
     }
@@ -69,14 +78,26 @@ impl Key {
                 Key::InitialDelay,
                 Key::Jitter,
                 Key::Overlap,
+                Key::Scope,
+                Key::OnCrash,
+                Key::Missed,
                 Key::Crate,
             ],
-            Kind::Cron => &[Key::Name, Key::Tz, Key::Overlap, Key::Crate],
+            Kind::Cron => &[
+                Key::Name,
+                Key::Tz,
+                Key::Overlap,
+                Key::Scope,
+                Key::OnCrash,
+                Key::Missed,
+                Key::Crate,
+            ],
             Kind::Service => &[
                 Key::Name,
                 Key::OnFailure,
                 Key::Backoff,
                 Key::MaxRestarts,
+                Key::Scope,
                 Key::Crate,
             ],
             Kind::ServiceType => &[Key::Name, Key::Order, Key::Constructor, Key::Crate],
@@ -235,6 +256,12 @@ fn parse_key(
         (Key::Order, input.parse::<kw::order>()?.span)
     } else if lookahead.peek(kw::constructor) {
         (Key::Constructor, input.parse::<kw::constructor>()?.span)
+    } else if lookahead.peek(kw::scope) {
+        (Key::Scope, input.parse::<kw::scope>()?.span)
+    } else if lookahead.peek(kw::on_crash) {
+        (Key::OnCrash, input.parse::<kw::on_crash>()?.span)
+    } else if lookahead.peek(kw::missed) {
+        (Key::Missed, input.parse::<kw::missed>()?.span)
     } else if lookahead.peek(Token![crate]) {
         (Key::Crate, input.parse::<Token![crate]>()?.span)
     } else if input.peek(syn::Ident) {
@@ -261,7 +288,13 @@ fn parse_key(
             Key::Order | Key::Constructor => {
                 " (it applies to `#[hosted_service]` on a type that implements `HostedService`)"
             }
-            Key::Name | Key::Crate => "",
+            Key::Scope if kind == Kind::ServiceType => {
+                " (a lifecycle service runs on every instance; `scope = \"singleton\"` applies to `#[hosted_service]` on an `async fn`)"
+            }
+            Key::OnCrash | Key::Missed => {
+                " (it applies to scheduled jobs in a cluster: `#[every]` and `#[cron]`)"
+            }
+            Key::Name | Key::Crate | Key::Scope => "",
         };
         errors.push(syn::Error::new(
             span,

@@ -6,13 +6,14 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ReturnType};
 
-use crate::model::{Job, OnFailure, Overlap, ServiceType, Trigger, Zone};
+use crate::model::{Cluster, Job, OnFailure, Overlap, Scope, ServiceType, Trigger, Zone};
 
 pub(crate) fn job(job: Job) -> TokenStream {
     let Job {
         name,
         trigger,
         overlap,
+        cluster,
         krate,
         func,
     } = job;
@@ -65,6 +66,26 @@ pub(crate) fn job(job: Job) -> TokenStream {
     let overlap = match overlap {
         Overlap::Skip => quote!(#private::Overlap::Skip),
         Overlap::Allow => quote!(#private::Overlap::Allow),
+    };
+    let Cluster {
+        scope,
+        rerun,
+        catch_up,
+    } = cluster;
+    let scope = match scope {
+        Scope::Cluster => quote!(#private::Scope::Cluster),
+        Scope::Instance => quote!(#private::Scope::Instance),
+        Scope::Singleton => quote!(#private::Scope::Singleton),
+    };
+    let on_crash = if rerun {
+        quote!(#private::OnCrash::Rerun)
+    } else {
+        quote!(#private::OnCrash::Skip)
+    };
+    let missed = if catch_up {
+        quote!(#private::Missed::Once)
+    } else {
+        quote!(#private::Missed::Skip)
     };
 
     // Each argument is extracted by its type; a type that cannot be is an
@@ -123,6 +144,11 @@ pub(crate) fn job(job: Job) -> TokenStream {
                     line: #line,
                     trigger: #trigger,
                     overlap: #overlap,
+                    cluster: #private::ClusterOptions {
+                        scope: #scope,
+                        on_crash: #on_crash,
+                        missed: #missed,
+                    },
                     dependencies: |#deps: &mut #private::Dependencies| {
                         #(#dependencies)*
                     },

@@ -46,6 +46,7 @@ pub(crate) struct Job {
     pub(crate) name: String,
     pub(crate) trigger: Trigger,
     pub(crate) overlap: Overlap,
+    pub(crate) cluster: Cluster,
     /// The path of the runtime crate, `::hosted` unless `crate = "..."`.
     pub(crate) krate: syn::Path,
     pub(crate) func: syn::ItemFn,
@@ -93,6 +94,23 @@ pub(crate) enum Zone {
     Local,
     /// An IANA name that `chrono-tz` knows, checked at compile time.
     Named(String),
+}
+
+/// Where a job runs once the host has a cluster, and what a crash or an
+/// outage of the whole cluster does to its ticks.
+pub(crate) struct Cluster {
+    pub(crate) scope: Scope,
+    /// `true`: `on_crash = "rerun"`.
+    pub(crate) rerun: bool,
+    /// `true`: `missed = "once"`.
+    pub(crate) catch_up: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    Cluster,
+    Instance,
+    Singleton,
 }
 
 #[derive(Clone, Copy)]

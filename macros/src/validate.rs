@@ -7,7 +7,7 @@ use syn::spanned::Spanned;
 use syn::{FnArg, LitStr};
 
 use crate::args::{Args, Errors, Key};
-use crate::model::{Job, Kind, OnFailure, Overlap, ServiceType, Trigger, Zone};
+use crate::model::{Cluster, Job, Kind, OnFailure, Overlap, Scope, ServiceType, Trigger, Zone};
 use hosted_spec::{parse_backoff, parse_cron, parse_millis, parse_zone};
 
 /// Builds the model of one annotated fn, or every error found in it.
@@ -35,6 +35,8 @@ pub(crate) fn job(kind: Kind, args: Args, func: syn::ItemFn) -> syn::Result<Job>
         },
     };
 
+    let cluster = cluster(kind, &args, &mut errors);
+
     let trigger = match kind {
         Kind::Every => every(&args, &mut errors),
         Kind::Cron => cron(&args, &mut errors),
@@ -46,9 +48,90 @@ pub(crate) fn job(kind: Kind, args: Args, func: syn::ItemFn) -> syn::Result<Job>
         name,
         trigger,
         overlap,
+        cluster,
         krate,
         func,
     })
+}
+
+/// `scope`, `on_crash` and `missed`: what a cluster does with the job.
+fn cluster(kind: Kind, args: &Args, errors: &mut Errors) -> Cluster {
+    let service = kind == Kind::Service;
+    let scope = match args.get(Key::Scope) {
+        None if service => Scope::Instance,
+        None => Scope::Cluster,
+        Some(lit) => match (lit.value().as_str(), service) {
+            ("instance", _) => Scope::Instance,
+            ("cluster", false) => Scope::Cluster,
+            ("singleton", true) => Scope::Singleton,
+            (other, true) => {
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    format!("unknown scope `{other}` for a service; use `\"instance\"` (the default: every instance runs it) or `\"singleton\"` (one instance of the cluster at a time)"),
+                ));
+                Scope::Instance
+            }
+            (other, false) => {
+                let hint = if other == "singleton" {
+                    " (`\"singleton\"` is for services)"
+                } else {
+                    ""
+                };
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    format!("unknown scope `{other}`{hint}; use `\"cluster\"` (the default: each tick once across the cluster) or `\"instance\"` (every instance runs every tick)"),
+                ));
+                Scope::Cluster
+            }
+        },
+    };
+    let choice = |key: Key, yes: &str, no: &str, help: &str, errors: &mut Errors| match args
+        .get(key)
+    {
+        None => false,
+        Some(lit) => {
+            let value = lit.value();
+            if scope == Scope::Instance {
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "`{}` applies to ticks claimed across a cluster; with `scope = \"instance\"` every instance runs every tick, so remove it",
+                        key.as_str()
+                    ),
+                ));
+            }
+            if value == yes {
+                true
+            } else if value == no {
+                false
+            } else {
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    format!("unknown `{}` policy `{value}`; {help}", key.as_str()),
+                ));
+                false
+            }
+        }
+    };
+    let rerun = choice(
+        Key::OnCrash,
+        "rerun",
+        "skip",
+        "use `\"skip\"` (the default: a tick whose instance died mid-run is not run again, at most once) or `\"rerun\"` (another instance runs it again, at least once)",
+        errors,
+    );
+    let catch_up = choice(
+        Key::Missed,
+        "once",
+        "skip",
+        "use `\"skip\"` (the default: ticks missed while the whole cluster was down pass) or `\"once\"` (the last missed tick runs once when the cluster is back)",
+        errors,
+    );
+    Cluster {
+        scope,
+        rerun,
+        catch_up,
+    }
 }
 
 /// The failure policy of a service fn: `on_failure`, with `backoff` and

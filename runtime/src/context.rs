@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Lease;
 use crate::job::JobDef;
 use crate::registry::JobKind;
 use crate::scope::ScopeMap;
@@ -21,6 +22,8 @@ pub struct RunContext<'a> {
     pub(crate) host: &'a Arc<HostShared>,
     /// The run's scoped values; `None` while they are being made.
     pub(crate) scope: Option<&'a ScopeMap>,
+    /// The run's lease, when a cluster granted it.
+    pub(crate) lease: Option<&'a Lease>,
 }
 
 impl RunContext<'_> {
@@ -30,8 +33,14 @@ impl RunContext<'_> {
     }
 
     /// The host's stop token: cancelled when the host begins to stop.
+    ///
+    /// A run under a cluster's lease gets the lease's token instead, which
+    /// is also cancelled when the lease is lost.
     pub fn stop_token(&self) -> &CancellationToken {
-        &self.host.stop
+        match self.lease {
+            Some(lease) => &lease.token,
+            None => &self.host.stop,
+        }
     }
 
     /// A clone of the shared value of type `T` registered with

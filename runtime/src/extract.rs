@@ -86,7 +86,12 @@ impl FromRun for Run {
 /// Only jobs that take a token pay for the child (one lock to make it).
 impl FromRun for CancellationToken {
     fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
-        Ok(cx.host.stop.child_token())
+        // A run under a cluster's lease gets the lease's token, cancelled
+        // also when the lease is lost.
+        match cx.lease {
+            Some(lease) => Ok(lease.token.child_token()),
+            None => Ok(cx.host.stop.child_token()),
+        }
     }
 }
 
@@ -238,6 +243,8 @@ pub struct Dependencies {
     pub(crate) states: Vec<(TypeId, &'static str)>,
     pub(crate) scoped: Vec<(TypeId, &'static str)>,
     pub(crate) queues: Vec<&'static str>,
+    /// Takes the run's [`Fence`](crate::cluster::Fence): needs a cluster.
+    pub(crate) fence: bool,
 }
 
 impl Dependencies {

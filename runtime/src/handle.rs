@@ -99,9 +99,14 @@ impl HostHandle {
     /// # Errors
     ///
     /// No such job, a service (which is not scheduled), a job already running
-    /// that does not overlap, or a host that is stopping.
+    /// that does not overlap, a host that is stopping, or (with a cluster)
+    /// a job that runs once per tick across the cluster, which the cluster
+    /// triggers.
     pub fn trigger(&self, name: &str) -> Result<u64, HandleError> {
         let job = self.scheduled(name)?;
+        if job.claims {
+            return Err(HandleError::Clustered(name.to_owned()));
+        }
         dispatch(
             &self.shared,
             job,
@@ -185,6 +190,10 @@ pub enum HandleError {
     Stopping,
     /// The job is disabled by configuration.
     Disabled(String),
+    /// The job runs once per tick across a cluster: trigger it through the
+    /// cluster (`hosted_postgres::Cluster::trigger`), which runs it once,
+    /// on one instance.
+    Clustered(String),
 }
 
 impl fmt::Display for HandleError {
@@ -203,6 +212,10 @@ impl fmt::Display for HandleError {
             HandleError::Disabled(name) => {
                 write!(f, "`{name}` is disabled by configuration (`enabled = false`)")
             }
+            HandleError::Clustered(name) => write!(
+                f,
+                "`{name}` runs once per tick across the cluster: trigger it through the cluster, which runs it once on one instance (or give it `scope = \"instance\"`)"
+            ),
         }
     }
 }
@@ -246,6 +259,14 @@ pub struct JobStatus {
     pub skipped: u64,
     /// Runs going now.
     pub running: u32,
+    /// With a cluster: ticks another instance claimed and ran.
+    pub claimed_elsewhere: u64,
+    /// With a cluster: ticks this instance did not claim because the
+    /// cluster's store was out of reach (nothing ran them here).
+    pub unclaimed: u64,
+    /// With a cluster: completions the store rejected because the run's
+    /// lease had run out (the process was paused or cut off past it).
+    pub stale_completions: u64,
 }
 
 impl JobStatus {
@@ -267,6 +288,9 @@ impl JobStatus {
             cancelled: u64::from(stats.cancelled.load(Ordering::Relaxed)),
             skipped: stats.skipped.load(Ordering::Relaxed),
             running: stats.running.load(Ordering::Relaxed),
+            claimed_elsewhere: stats.elsewhere.load(Ordering::Relaxed),
+            unclaimed: stats.unclaimed.load(Ordering::Relaxed),
+            stale_completions: stats.stale.load(Ordering::Relaxed),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::cluster::{Coordinator, Scope};
 use crate::config::{self, HostConfig, JobConfig, Overrides};
 use crate::extract::StateMap;
 use crate::extract::{Derivation, FromRef};
@@ -102,6 +103,7 @@ pub struct HostBuilder {
     selection: Option<Chosen>,
     settings: Settings,
     pub(crate) clock: Clock,
+    coordinator: Option<Arc<dyn Coordinator>>,
 }
 
 impl Default for HostBuilder {
@@ -123,6 +125,7 @@ impl Default for HostBuilder {
                 stop_concurrently: false,
             },
             clock: Clock::System,
+            coordinator: None,
         }
     }
 }
@@ -145,6 +148,21 @@ struct Chosen {
 }
 
 impl HostBuilder {
+    /// Coordinates this host with the other instances of the service
+    /// through `coordinator` (`hosted_postgres::Cluster`): each tick of a
+    /// scheduled job then runs once across every instance that shares it,
+    /// services with [`Scope::Singleton`] run on one instance at a time,
+    /// and `every` grids are anchored at the Unix epoch, so that every
+    /// instance computes the same instants. Jobs need no change; a job of
+    /// [`Scope::Instance`] still runs on every instance.
+    ///
+    /// The coordinator starts before any service, and a failure to start
+    /// it fails the host's startup.
+    pub fn cluster(mut self, coordinator: impl Coordinator) -> Self {
+        self.coordinator = Some(Arc::new(coordinator));
+        self
+    }
+
     /// Registers a shared value, handed to jobs that take `State<T>`. One
     /// value per type; registering a type twice is a `build()` error.
     pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
@@ -485,6 +503,31 @@ impl HostBuilder {
                 crate::registry::ScheduleSpec::Cron { .. } => JobKind::Cron,
                 crate::registry::ScheduleSpec::Service => JobKind::Service,
             };
+            let scope = candidate.cluster.scope;
+            let cluster_problem = match (kind, scope) {
+                (JobKind::Service, Scope::Cluster) => Some(
+                    "a service cannot have `scope = \"cluster\"`; use `\"singleton\"` (one instance at a time) or `\"instance\"` (every instance)",
+                ),
+                (JobKind::Every | JobKind::Cron, Scope::Singleton) => Some(
+                    "a scheduled job cannot have `scope = \"singleton\"`; use `\"cluster\"` (each tick once across the cluster) or `\"instance\"` (every instance)",
+                ),
+                _ if candidate.dependencies.fence && self.coordinator.is_none() => Some(
+                    "it takes `Fence`, which only runs claimed through a cluster have; configure one with `HostBuilder::cluster`",
+                ),
+                _ if candidate.dependencies.fence && scope == Scope::Instance => Some(
+                    "it takes `Fence` but has `scope = \"instance\"`, whose runs are not claimed through the cluster; remove one of the two",
+                ),
+                _ => None,
+            };
+            if let Some(message) = cluster_problem {
+                problems.push(Problem::InvalidCluster {
+                    job: candidate.name.to_string(),
+                    message,
+                });
+            }
+            let claims = self.coordinator.is_some()
+                && kind != JobKind::Service
+                && scope == Scope::Cluster;
             match Schedule::from_spec(candidate.schedule, candidate.on_failure, &candidate.name) {
                 Ok(schedule) => jobs.push(Arc::new(JobDef {
                     name: candidate.name,
@@ -499,6 +542,8 @@ impl HostBuilder {
                     overlap: candidate.overlap,
                     invoke: candidate.invoke,
                     scoped: scoped.into_boxed_slice(),
+                    cluster: candidate.cluster,
+                    claims,
                     stats: JobStats::default(),
                 })),
                 Err(message) => problems.push(Problem::InvalidSchedule {
@@ -564,6 +609,7 @@ impl HostBuilder {
                 jobs,
                 self.scopes,
                 self.queues,
+                self.coordinator,
             )),
             settings: self.settings,
             services,
@@ -712,6 +758,14 @@ pub enum Problem {
         /// What is wrong, and the fix.
         message: String,
     },
+    /// A job's cluster options do not fit it, or it needs a cluster the
+    /// host lacks.
+    InvalidCluster {
+        /// The job.
+        job: String,
+        /// What is wrong, and the fix.
+        message: &'static str,
+    },
     /// `only_jobs` named a job that is not registered.
     UnknownJob {
         /// The name given.
@@ -805,6 +859,7 @@ impl fmt::Display for Problem {
                 "job `{job}` takes `State<{type_name}>`, but the host has no `{type_name}`; register one with `Host::builder().state(value)`"
             ),
             Problem::InvalidSchedule { job, message } => write!(f, "job `{job}`: {message}"),
+            Problem::InvalidCluster { job, message } => write!(f, "job `{job}`: {message}"),
             Problem::UnknownJob { name, known } => {
                 write!(f, "`only_jobs` names `{name}`, but no registered job has that name")?;
                 if known.is_empty() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::cluster::ClusterOptions;
 use crate::outcome::Outcome;
 use crate::registry::{FailurePolicy, Invoke, JobKind, Origin, Overlap, Registration};
 use crate::schedule::Schedule;
@@ -30,6 +31,11 @@ pub(crate) struct JobDef {
     /// The host's scope factories this job's arguments need, by index, in
     /// the order the arguments ask for them.
     pub(crate) scoped: Box<[usize]>,
+    /// Where it runs once a cluster is configured.
+    pub(crate) cluster: ClusterOptions,
+    /// Whether each tick is claimed from the host's coordinator: a cluster
+    /// is configured and the job is scheduled with [`Scope::Cluster`](crate::cluster::Scope::Cluster).
+    pub(crate) claims: bool,
     pub(crate) stats: JobStats,
 }
 
@@ -57,6 +63,13 @@ pub(crate) struct JobStats {
     /// Runs end cancelled only as the host stops: 32 bits are plenty.
     pub(crate) cancelled: AtomicU32,
     pub(crate) skipped: AtomicU64,
+    /// Cluster: ticks another instance claimed (and ran).
+    pub(crate) elsewhere: AtomicU64,
+    /// Cluster: ticks not claimed because the store was out of reach.
+    pub(crate) unclaimed: AtomicU64,
+    /// Cluster: completions the store rejected because the run's lease had
+    /// run out.
+    pub(crate) stale: AtomicU64,
     /// Ticks skipped since the last run started: logged once, when the next
     /// run starts.
     pub(crate) skipped_in_overrun: AtomicU32,
@@ -104,6 +117,9 @@ impl Default for JobStats {
             failed: AtomicU64::new(0),
             cancelled: AtomicU32::new(0),
             skipped: AtomicU64::new(0),
+            elsewhere: AtomicU64::new(0),
+            unclaimed: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
             skipped_in_overrun: AtomicU32::new(0),
             running: AtomicU32::new(0),
             paused: AtomicBool::new(false),

@@ -235,6 +235,7 @@ extern crate self as hosted;
 //   Lifetime) and `handle` (HostHandle);
 // - `testing` on top, imported by none of the others.
 mod clock;
+pub mod cluster;
 mod config;
 mod context;
 mod extract;
@@ -545,6 +546,7 @@ pub mod __private {
     pub use crate::registry::{
         Backoff, CronSpec, EverySpec, FailurePolicy, Overlap, Registration, Trigger, ZoneSpec,
     };
+    pub use crate::cluster::{ClusterOptions, Missed, OnCrash, Scope};
     pub use crate::service::{erase, ErasedService, HostedService, ServiceRegistration};
     pub use inventory;
 }

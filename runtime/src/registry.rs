@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+use crate::cluster::{ClusterOptions, Missed, OnCrash, Scope};
 use crate::context::RunContext;
 use crate::extract::{Dependencies, ExtractError, FromRun, RunFuture};
 use crate::outcome::IntoOutcome;
@@ -156,6 +157,7 @@ pub struct Registration {
     pub line: u32,
     pub trigger: Trigger,
     pub overlap: Overlap,
+    pub cluster: ClusterOptions,
     pub dependencies: fn(&mut Dependencies),
     pub run: fn(&RunContext<'_>) -> Result<RunFuture, ExtractError>,
 }
@@ -199,6 +201,7 @@ pub struct Job {
     pub(crate) schedule: ScheduleSpec,
     pub(crate) overlap: Overlap,
     pub(crate) on_failure: FailurePolicy,
+    pub(crate) cluster: ClusterOptions,
     pub(crate) dependencies: Dependencies,
     pub(crate) invoke: Invoke,
 }
@@ -252,11 +255,17 @@ impl Job {
     ) -> Job {
         let mut dependencies = Dependencies::default();
         H::dependencies(&mut dependencies);
+        let kind = match schedule {
+            ScheduleSpec::Every { .. } => JobKind::Every,
+            ScheduleSpec::Cron { .. } => JobKind::Cron,
+            ScheduleSpec::Service => JobKind::Service,
+        };
         Job {
             name: name.into(),
             schedule,
             overlap: Overlap::Skip,
             on_failure: FailurePolicy::Stop,
+            cluster: ClusterOptions::default_for(kind),
             dependencies,
             invoke: Invoke::Dyn(Box::new(move |cx: &RunContext<'_>| handler.call(cx))),
         }
@@ -285,6 +294,30 @@ impl Job {
         if let ScheduleSpec::Cron { zone: z, .. } = &mut self.schedule {
             *z = Some(zone.into());
         }
+        self
+    }
+
+    /// Where the job runs once the host has a cluster: each tick once
+    /// across the cluster ([`Scope::Cluster`], the default for scheduled
+    /// jobs), on every instance ([`Scope::Instance`], the default for
+    /// services), or, for a service, on one instance at a time
+    /// ([`Scope::Singleton`]). `build()` rejects a scope the job's kind
+    /// cannot have.
+    pub fn scope(mut self, scope: Scope) -> Job {
+        self.cluster.scope = scope;
+        self
+    }
+
+    /// With a cluster: what happens to a tick whose instance died mid-run.
+    pub fn on_crash(mut self, on_crash: OnCrash) -> Job {
+        self.cluster.on_crash = on_crash;
+        self
+    }
+
+    /// With a cluster: what happens to ticks missed while the whole cluster
+    /// was down.
+    pub fn missed(mut self, missed: Missed) -> Job {
+        self.cluster.missed = missed;
         self
     }
 
@@ -416,6 +449,7 @@ pub(crate) struct Candidate {
     pub(crate) schedule: ScheduleSpec,
     pub(crate) overlap: Overlap,
     pub(crate) on_failure: FailurePolicy,
+    pub(crate) cluster: ClusterOptions,
     pub(crate) dependencies: Dependencies,
     pub(crate) invoke: Invoke,
 }
@@ -469,6 +503,7 @@ impl Candidate {
             schedule,
             overlap: r.overlap,
             on_failure,
+            cluster: r.cluster,
             dependencies,
             invoke: Invoke::Static(r.run),
         }
@@ -482,6 +517,7 @@ impl Candidate {
             schedule: job.schedule,
             overlap: job.overlap,
             on_failure: job.on_failure,
+            cluster: job.cluster,
             dependencies: job.dependencies,
             invoke: job.invoke,
         }

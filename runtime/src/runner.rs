@@ -16,6 +16,7 @@ use futures_util::FutureExt as _;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use crate::cluster::{Claim, Completion, Declined, Lease, Scope, TickClaim};
 use crate::context::{Run, RunContext};
 use crate::job::JobDef;
 use crate::outcome::{panic_message, Outcome};
@@ -47,6 +48,12 @@ pub(crate) fn dispatch(
     let stats = &job.stats;
     if host.is_stopping() {
         return Err(NotStarted::Stopping);
+    }
+    if job.claims {
+        // The cluster decides; the run, if any, starts in a task of its
+        // own once the claim is granted.
+        claim_tick(host, job, scheduled, false);
+        return Ok(0);
     }
     let claimed = match job.overlap {
         Overlap::Skip => stats
@@ -85,13 +92,96 @@ pub(crate) fn dispatch(
         scheduled,
         began: *cursor,
     };
-    let run = run_once(host.clone(), job.clone(), this);
+    let run = run_once(host.clone(), job.clone(), this, None);
     if by_hand || stats.own_task.load(Ordering::Relaxed) {
         spawn(host, job, this, run);
     } else {
         *cursor = poll_inline(host, job, this, Box::pin(run));
     }
     Ok(number)
+}
+
+/// Asks the host's coordinator for the tick of `job` at `at`, and runs it
+/// in a task of its own if granted; a declined tick is counted by why.
+pub(crate) fn claim_tick(
+    host: &Arc<HostShared>,
+    job: &Arc<JobDef>,
+    at: DateTime<Utc>,
+    catch_up: bool,
+) {
+    let stats = &job.stats;
+    // A run still going here holds its lease: skipped without asking.
+    if job.overlap == Overlap::Skip && stats.running.load(Ordering::Acquire) > 0 {
+        stats.skipped.fetch_add(1, Ordering::Relaxed);
+        stats.skipped_in_overrun.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let Some(coordinator) = &host.coordinator else {
+        return;
+    };
+    let claim = coordinator.claim(TickClaim {
+        job: job.index as usize,
+        at,
+        catch_up,
+        token: host.stop.child_token(),
+    });
+    let tracker = host.tracker.clone();
+    let (host, job) = (host.clone(), job.clone());
+    let task = async move {
+        let stats = &job.stats;
+        match claim.await {
+            Claim::Granted(lease) => {
+                let (this, run) = begin_granted(&host, &job, at, lease);
+                killable(host.clone(), job.clone(), this, run).await;
+            }
+            Claim::Declined(Declined::Taken) => {
+                stats.elsewhere.fetch_add(1, Ordering::Relaxed);
+            }
+            Claim::Declined(Declined::Running) => {
+                stats.skipped.fetch_add(1, Ordering::Relaxed);
+                stats.skipped_in_overrun.fetch_add(1, Ordering::Relaxed);
+            }
+            Claim::Declined(Declined::Unavailable) => {
+                stats.unclaimed.fetch_add(1, Ordering::Relaxed);
+            }
+            Claim::Declined(Declined::Paused) => {}
+        }
+    };
+    tracker.spawn(task);
+}
+
+/// Runs a tick the coordinator granted, in a task of its own.
+pub(crate) fn run_granted(
+    host: &Arc<HostShared>,
+    job: &Arc<JobDef>,
+    at: DateTime<Utc>,
+    lease: Lease,
+) {
+    let (this, run) = begin_granted(host, job, at, lease);
+    spawn(host, job, this, run);
+}
+
+/// Counts a granted run as started and returns it. The cluster's claim
+/// already decided about overlap: the store is the authority there.
+fn begin_granted(
+    host: &Arc<HostShared>,
+    job: &Arc<JobDef>,
+    at: DateTime<Utc>,
+    lease: Lease,
+) -> (This, impl Future<Output = (Outcome, Duration)> + Send + 'static) {
+    let stats = &job.stats;
+    stats.running.fetch_add(1, Ordering::AcqRel);
+    let number = stats.started.fetch_add(1, Ordering::Relaxed) + 1;
+    if stats.skipped_in_overrun.load(Ordering::Relaxed) > 0 {
+        let skipped = stats.skipped_in_overrun.swap(0, Ordering::Relaxed);
+        tracing::debug!(job = %job.name, skipped, "skipped {skipped} tick(s) while the previous run was still going");
+    }
+    let this = This {
+        number,
+        scheduled: at,
+        began: Instant::now(),
+    };
+    (this, run_once(host.clone(), job.clone(), this, Some(lease)))
 }
 
 /// How long a run's first poll may hold the scheduler before the job's
@@ -150,7 +240,29 @@ where
 pub(crate) async fn supervise(host: Arc<HostShared>, job: Arc<JobDef>) {
     let mut failures_in_row = 0_u32;
     let seed = seed_of(&job.name);
+    let singleton = match &host.coordinator {
+        Some(coordinator) if job.cluster.scope == Scope::Singleton => Some(coordinator.clone()),
+        _ => None,
+    };
     loop {
+        // A singleton waits for its lease: until then another instance
+        // runs it.
+        let lease = match &singleton {
+            Some(coordinator) => {
+                match coordinator
+                    .acquire(job.index as usize, host.stop.clone())
+                    .await
+                {
+                    Some(lease) => Some(lease),
+                    None => return,
+                }
+            }
+            None => None,
+        };
+        if let Some(lease) = &lease {
+            tracing::info!(job = %job.name, fence = lease.fence, "holds the singleton lease; starting");
+        }
+        let lost = lease.as_ref().map(|lease| lease.token.clone());
         job.stats.running.fetch_add(1, Ordering::AcqRel);
         let number = job.stats.started.fetch_add(1, Ordering::Relaxed) + 1;
         let this = This {
@@ -158,8 +270,12 @@ pub(crate) async fn supervise(host: Arc<HostShared>, job: Arc<JobDef>) {
             scheduled: host.clock.wall(),
             began: Instant::now(),
         };
-        let run = run_once(host.clone(), job.clone(), this);
+        let run = run_once(host.clone(), job.clone(), this, lease);
         let (outcome, _) = killable(host.clone(), job.clone(), this, run).await;
+        if lost.is_some_and(|lost| lost.is_cancelled()) && !host.is_stopping() {
+            tracing::warn!(job = %job.name, outcome = %outcome, "lost the singleton lease; waiting to take it again");
+            continue;
+        }
         let (Outcome::Failed(_) | Outcome::Panicked(_)) = &outcome else {
             return;
         };
@@ -208,7 +324,12 @@ pub(crate) async fn supervise(host: Arc<HostShared>, job: Arc<JobDef>) {
 /// One run, from building its arguments to recording its outcome; returns
 /// the outcome and how long the run took since `this.began`. The caller has
 /// counted it as started and running.
-async fn run_once(host: Arc<HostShared>, job: Arc<JobDef>, this: This) -> (Outcome, Duration) {
+async fn run_once(
+    host: Arc<HostShared>,
+    job: Arc<JobDef>,
+    this: This,
+    lease: Option<Lease>,
+) -> (Outcome, Duration) {
     let This {
         number,
         scheduled,
@@ -233,19 +354,34 @@ async fn run_once(host: Arc<HostShared>, job: Arc<JobDef>, this: This) -> (Outco
                 run,
                 host: &host,
                 scope: None,
+                lease: lease.as_ref(),
             };
             body(&job, &cx).await
         } else {
             // Boxed: it holds much more state than a plain run, and
             // plain runs should not carry its size.
-            Box::pin(scoped_body(&host, &job, run)).await
+            Box::pin(scoped_body(&host, &job, run, lease.as_ref())).await
         };
-        if outcome == Outcome::Cancelled && !host.is_stopping() {
+        let lease_lost = lease.as_ref().is_some_and(|l| l.token.is_cancelled());
+        if outcome == Outcome::Cancelled && !host.is_stopping() && !lease_lost {
             outcome =
                 Outcome::Failed("returned `Cancelled`, but the host is not stopping".to_owned());
         }
         let took = started.elapsed();
         finish(&job, number, scheduled, &outcome, took);
+        if let (Some(lease), Some(coordinator)) = (lease, &host.coordinator) {
+            let fence = lease.fence;
+            match coordinator.complete(job.index as usize, lease, &outcome).await {
+                Completion::Recorded => {}
+                Completion::Stale => {
+                    job.stats.stale.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(job = %job.name, fence, "the run's lease had run out before it finished: its completion was rejected (another instance may own the tick now)");
+                }
+                Completion::Failed => {
+                    tracing::warn!(job = %job.name, fence, "could not record the run's completion; its lease runs out on its own");
+                }
+            }
+        }
         (outcome, took)
     };
     // Entering and leaving a span costs even when no subscriber wants it.
@@ -296,12 +432,18 @@ struct This {
 
 /// A run whose arguments include scoped values: opens them, runs the body,
 /// closes them with its outcome.
-async fn scoped_body(host: &Arc<HostShared>, job: &JobDef, run: Run) -> Outcome {
+async fn scoped_body(
+    host: &Arc<HostShared>,
+    job: &JobDef,
+    run: Run,
+    lease: Option<&Lease>,
+) -> Outcome {
     let defs: Vec<&ScopeDef> = job.scoped.iter().map(|&i| &host.scopes[i]).collect();
     let making = RunContext {
         run: run.clone(),
         host,
         scope: None,
+        lease,
     };
     let scope_map = match scope::open(&defs, &making).await {
         Ok(scope_map) => scope_map,
@@ -311,6 +453,7 @@ async fn scoped_body(host: &Arc<HostShared>, job: &JobDef, run: Run) -> Outcome 
         run,
         host,
         scope: Some(&scope_map),
+        lease,
     };
     let outcome = body(job, &cx).await;
     drop(cx);

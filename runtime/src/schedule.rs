@@ -42,6 +42,44 @@ impl Schedule {
         }
     }
 
+    /// The latest tick after `after` and at or before `now`, on the grid
+    /// a cluster uses (an `every` grid anchored at the Unix epoch): the one
+    /// [`Missed::Once`](crate::cluster::Missed::Once) runs.
+    pub(crate) fn last_due(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            Schedule::Every(every) => {
+                let now_ns = u64::try_from(now.timestamp_nanos_opt()?).ok()?;
+                let next = every.first_tick_from(now_ns.saturating_add(1));
+                let last = next.checked_sub(1)?;
+                let at = chrono::DateTime::from_timestamp_nanos(
+                    i64::try_from(every.offset(last).as_nanos()).ok()?,
+                );
+                (at > after && at <= now).then_some(at)
+            }
+            Schedule::Cron(cron) => {
+                // Bounded: a line that fires every second, down for a day,
+                // takes 86,400 steps; past the bound the latest found wins.
+                let mut latest = None;
+                let mut fire = cron.first_after(after);
+                for _ in 0..200_000 {
+                    match fire {
+                        Some(f) if f.at <= now => {
+                            latest = Some(f.at);
+                            fire = cron.after(f);
+                        }
+                        _ => break,
+                    }
+                }
+                latest
+            }
+            Schedule::Service(_) => None,
+        }
+    }
+
     /// The schedule in words: `every 1 minute 30 seconds`, croner's
     /// description of a cron line.
     pub(crate) fn in_words(&self) -> String {
@@ -154,6 +192,16 @@ impl Every {
             return Duration::ZERO;
         }
         Duration::from_nanos(splitmix64(self.seed ^ k) % self.jitter.saturating_add(1))
+    }
+
+    /// The first tick at or after `base` since the grid's origin: tick 0
+    /// for a grid that starts with the host (`base` 0); for one anchored at
+    /// the Unix epoch, the first tick from the host's start on.
+    pub(crate) fn first_tick_from(&self, base: u64) -> u64 {
+        if base == 0 || self.offset(0) >= Duration::from_nanos(base) {
+            return 0;
+        }
+        self.next_tick(0, Duration::from_nanos(base))
     }
 
     /// The first tick after `k` that is not yet due at `elapsed` since the

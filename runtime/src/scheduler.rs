@@ -64,6 +64,12 @@ pub(crate) struct Scheduler {
     /// wall time now minus monotonic time since `started`.
     wall_at_start: DateTime<Utc>,
     next_wall_check: Instant,
+    /// With a cluster: the wall time at `started`, in nanoseconds since the
+    /// Unix epoch. The `every` jobs the cluster claims sit on a grid
+    /// anchored at the epoch, so that every instance computes the same
+    /// instants; their tick indices count from the epoch, and a tick's
+    /// deadline is its offset minus this.
+    anchor: u64,
 }
 
 /// A cron job's state when it never fires again.
@@ -94,6 +100,7 @@ struct LaneEntry {
 /// What a batch of due jobs shares: the time it was taken, on both
 /// clocks, and when the last inline run ended (the next one's start).
 struct Now {
+    anchor: u64,
     elapsed: u64,
     wall: DateTime<Utc>,
     wall_ns: i64,
@@ -114,6 +121,10 @@ impl Scheduler {
         let started = Instant::now();
         let wall = host.clock.wall();
         let jobs = host.jobs.len();
+        let anchor = match host.coordinator {
+            Some(_) => u64::try_from(wall.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0),
+            None => 0,
+        };
         let mut scheduler = Scheduler {
             host: host.clone(),
             state: vec![0; jobs],
@@ -125,6 +136,7 @@ impl Scheduler {
             steps: None,
             wall_at_start: wall,
             next_wall_check: started + WALL_CHECK,
+            anchor,
         };
         let mut heap = Vec::new();
         for (index, job) in host.jobs.iter().enumerate() {
@@ -132,9 +144,13 @@ impl Scheduler {
                 continue;
             }
             // The first deadline, and for cron the wall time it stands for.
+            let mut tick = 0;
             let first = match &job.schedule {
                 Schedule::Every(every) => {
-                    let offset = every.offset(0);
+                    let base = if job.claims { anchor } else { 0 };
+                    tick = every.first_tick_from(base);
+                    scheduler.state[index] = tick;
+                    let offset = every.offset(tick).saturating_sub(Duration::from_nanos(base));
                     job.stats
                         .set_next_run(TimeDelta::from_std(offset).ok().map(|o| wall + o));
                     Some(offset)
@@ -166,7 +182,7 @@ impl Scheduler {
                     });
                     scheduler.lanes[lane as usize].queue.push_back(LaneEntry {
                         deadline: nanos(offset),
-                        tick: 0,
+                        tick,
                         job: job.clone(),
                     });
                 }
@@ -241,6 +257,7 @@ impl Scheduler {
         // jobs.
         let wall = self.host.clock.wall();
         let mut batch = Now {
+            anchor: self.anchor,
             elapsed: nanos(now - self.started),
             wall,
             wall_ns: wall.timestamp_nanos_opt().unwrap_or(i64::MAX),
@@ -386,6 +403,7 @@ fn fire(
     now: &mut Now,
 ) -> Option<u64> {
     let Now {
+        anchor,
         elapsed,
         wall,
         wall_ns,
@@ -393,14 +411,21 @@ fn fire(
     } = *now;
     match &job.schedule {
         Schedule::Every(every) => {
+            let base = if job.claims { anchor } else { 0 };
             if !job.stats.paused.load(Ordering::Relaxed) {
-                let late = i64::try_from(elapsed - deadline).unwrap_or(i64::MAX);
-                let due = DateTime::from_timestamp_nanos(wall_ns.saturating_sub(late));
+                let due = if job.claims {
+                    // The tick's own instant, the same on every instance:
+                    // with the job's name, the tick's identity.
+                    DateTime::from_timestamp_nanos(nanos(every.offset(*state)) as i64)
+                } else {
+                    let late = i64::try_from(elapsed - deadline).unwrap_or(i64::MAX);
+                    DateTime::from_timestamp_nanos(wall_ns.saturating_sub(late))
+                };
                 let _ = dispatch(host, job, due, false, &mut now.cursor);
             }
             // After a stall, the ticks that came due meanwhile are
             // skipped and counted, not run in a burst.
-            let next = every.next_tick(*state, Duration::from_nanos(elapsed));
+            let next = every.next_tick(*state, Duration::from_nanos(elapsed + base));
             let missed = next - *state - 1;
             if missed > 0 {
                 job.stats.skipped.fetch_add(missed, Ordering::Relaxed);
@@ -412,7 +437,7 @@ fn fire(
                 );
             }
             *state = next;
-            let next = nanos(every.offset(next));
+            let next = nanos(every.offset(next)) - base;
             let ahead = i64::try_from((next - elapsed) / 1_000_000).unwrap_or(i64::MAX);
             job.stats.set_next_run_millis(wall_ns / 1_000_000 + ahead);
             Some(next)

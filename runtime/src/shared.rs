@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
+use crate::cluster::Coordinator;
 use crate::extract::StateMap;
 use crate::job::JobDef;
 use crate::outcome::Outcome;
@@ -55,6 +56,8 @@ pub(crate) struct HostShared {
     /// records the runs a test asserts on, without this module knowing of
     /// it.
     pub(crate) run_hook: OnceLock<RunHook>,
+    /// The cluster this host coordinates through, if any.
+    pub(crate) coordinator: Option<Arc<dyn Coordinator>>,
 }
 
 impl HostShared {
@@ -64,6 +67,7 @@ impl HostShared {
         jobs: Vec<Arc<JobDef>>,
         scopes: Vec<ScopeDef>,
         queues: Vec<TaskQueue>,
+        coordinator: Option<Arc<dyn Coordinator>>,
     ) -> HostShared {
         HostShared {
             stop: CancellationToken::new(),
@@ -80,6 +84,7 @@ impl HostShared {
             reason: Mutex::new(None),
             errors: Mutex::new(Vec::new()),
             run_hook: OnceLock::new(),
+            coordinator,
         }
     }
 

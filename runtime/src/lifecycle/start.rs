@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::steps::{run_phase, InFlight};
 use super::{Lifetime, RunningHost};
+use crate::cluster::{ClusterHost, Missed};
 use crate::host::Host;
 use crate::outcome::Outcome;
 use crate::queue::TaskQueue;
@@ -114,6 +115,16 @@ impl Host {
         let in_flight = InFlight::default();
         let outcome = {
             let startup = async {
+                if let Some(coordinator) = &shared.coordinator {
+                    if let Err(error) = coordinator.start(ClusterHost::new(&shared)).await {
+                        tracing::error!(error = %error, "could not join the cluster");
+                        return Err(vec![HostError {
+                            name: "cluster".to_owned(),
+                            phase: Phase::Start,
+                            outcome: Outcome::Failed(error.to_string()),
+                        }]);
+                    }
+                }
                 for phase in [Phase::Starting, Phase::Start, Phase::Started] {
                     let errors = run_phase(
                         &mut services,
@@ -188,6 +199,28 @@ impl Host {
     }
 }
 
+/// With a cluster: claims, once, the last tick of each job of
+/// [`Missed::Once`] that fell while no instance claimed it (judged from the
+/// last tick the store recorded).
+fn catch_up(shared: &std::sync::Arc<crate::shared::HostShared>) {
+    let Some(coordinator) = &shared.coordinator else {
+        return;
+    };
+    let last_ticks = coordinator.last_ticks();
+    let now = shared.clock.wall();
+    for job in shared.jobs.iter().filter(|j| {
+        j.claims && j.enabled && j.cluster.missed == Missed::Once
+    }) {
+        let Some(Some(last)) = last_ticks.get(job.index as usize).copied() else {
+            continue;
+        };
+        if let Some(at) = job.schedule.last_due(last, now) {
+            tracing::info!(job = %job.name, tick = %at, "the cluster missed this job's tick at {at}; running it once (missed = \"once\")");
+            crate::runner::claim_tick(shared, job, at, true);
+        }
+    }
+}
+
 impl RunningHost {
     /// Fires `started`, then starts the scheduler, the background services
     /// and the queues' workers; returns `false`, and starts nothing, if stop
@@ -199,6 +232,7 @@ impl RunningHost {
         }
         let scheduler = Scheduler::new(shared.clone());
         shared.tracker.spawn(scheduler.run());
+        catch_up(shared);
         let mut background = 0;
         for job in shared
             .jobs

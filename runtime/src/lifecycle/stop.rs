@@ -24,6 +24,10 @@ use crate::service::Phase;
 /// blocks its thread cannot be aborted; past this, the host stops waiting.
 const ABORT_GRACE: Duration = Duration::from_secs(1);
 
+/// How long the cluster's coordinator gets to release what this instance
+/// holds, after the runs ended.
+const CLUSTER_STOP: Duration = Duration::from_secs(5);
+
 impl RunningHost {
     /// The stop sequence; `force` completing aborts what is left at once.
     pub(super) async fn shutdown(mut self, force: impl Future<Output = ()>) -> Report {
@@ -168,6 +172,16 @@ impl RunningHost {
                 }
             })
             .collect();
+        // The cluster gets the leases back that runs dropped at the
+        // deadline still held, and this instance is marked stopped.
+        if let Some(coordinator) = &shared.coordinator {
+            if tokio::time::timeout(CLUSTER_STOP, coordinator.stop())
+                .await
+                .is_err()
+            {
+                tracing::warn!("the cluster's store did not answer at stop; the leases this instance held run out on their own");
+            }
+        }
         // Whatever is still queued never ran: count it, log it, resolve its
         // handle.
         for queue in &shared.queues {

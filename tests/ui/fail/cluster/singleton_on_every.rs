@@ -1,0 +1,6 @@
+use hosted::prelude::*;
+
+#[every("5s", scope = "singleton")]
+async fn tick() {}
+
+fn main() {}
