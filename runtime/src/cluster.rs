@@ -217,8 +217,12 @@ pub trait Coordinator: Send + Sync + 'static {
     fn claim(&self, claim: TickClaim) -> BoxFuture<'static, Claim>;
 
     /// Records how a granted run ended, and releases its lease.
-    fn complete(&self, job: usize, lease: Lease, outcome: &Outcome)
-        -> BoxFuture<'static, Completion>;
+    fn complete(
+        &self,
+        job: usize,
+        lease: Lease,
+        outcome: &Outcome,
+    ) -> BoxFuture<'static, Completion>;
 
     /// Waits until this instance holds the lease of the singleton service
     /// `job` (an index into [`ClusterHost::jobs`]), or `token` is cancelled
@@ -315,6 +319,36 @@ impl ClusterHost {
                     .unclaimed
                     .fetch_add(ticks, std::sync::atomic::Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Whether the host still exists: a host dropped without a stop
+    /// leaves its leases to run out, and the coordinator stops renewing
+    /// them.
+    pub fn is_alive(&self) -> bool {
+        self.shared.strong_count() > 0
+    }
+
+    /// The host's wall time: its clock's, plus the offset set with
+    /// [`set_clock_offset`](Self::set_clock_offset).
+    pub fn wall(&self) -> Option<DateTime<Utc>> {
+        self.shared.upgrade().map(|shared| shared.wall())
+    }
+
+    /// The host's clock, uncorrected.
+    pub fn own_clock(&self) -> Option<DateTime<Utc>> {
+        self.shared.upgrade().map(|shared| shared.clock.wall())
+    }
+
+    /// Makes the host follow the cluster's clock: `offset` is the cluster's
+    /// time minus the host's own clock, and is added to every reading of
+    /// the wall clock that schedules ticks. A coordinator measures it at
+    /// start (before the scheduler computes its first instants) and may
+    /// refine it later; the scheduler takes a later change as a step of
+    /// the wall clock.
+    pub fn set_clock_offset(&self, offset: chrono::TimeDelta) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.set_wall_offset(offset);
         }
     }
 

@@ -110,7 +110,7 @@ impl HostHandle {
         dispatch(
             &self.shared,
             job,
-            self.shared.clock.wall(),
+            self.shared.wall(),
             true,
             &mut Instant::now(),
         )

@@ -525,9 +525,8 @@ impl HostBuilder {
                     message,
                 });
             }
-            let claims = self.coordinator.is_some()
-                && kind != JobKind::Service
-                && scope == Scope::Cluster;
+            let claims =
+                self.coordinator.is_some() && kind != JobKind::Service && scope == Scope::Cluster;
             match Schedule::from_spec(candidate.schedule, candidate.on_failure, &candidate.name) {
                 Ok(schedule) => jobs.push(Arc::new(JobDef {
                     name: candidate.name,

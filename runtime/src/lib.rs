@@ -538,6 +538,7 @@ pub mod prelude {
 /// Not public API: the paths the macros' expansion uses.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::cluster::{ClusterOptions, Missed, OnCrash, Scope};
     pub use crate::context::RunContext;
     pub use crate::extract::{
         any_state, AnyState, Dependencies, ExtractError, FromRun, RunFuture, SubState,
@@ -546,7 +547,6 @@ pub mod __private {
     pub use crate::registry::{
         Backoff, CronSpec, EverySpec, FailurePolicy, Overlap, Registration, Trigger, ZoneSpec,
     };
-    pub use crate::cluster::{ClusterOptions, Missed, OnCrash, Scope};
     pub use crate::service::{erase, ErasedService, HostedService, ServiceRegistration};
     pub use inventory;
 }

@@ -168,7 +168,10 @@ fn begin_granted(
     job: &Arc<JobDef>,
     at: DateTime<Utc>,
     lease: Lease,
-) -> (This, impl Future<Output = (Outcome, Duration)> + Send + 'static) {
+) -> (
+    This,
+    impl Future<Output = (Outcome, Duration)> + Send + 'static,
+) {
     let stats = &job.stats;
     stats.running.fetch_add(1, Ordering::AcqRel);
     let number = stats.started.fetch_add(1, Ordering::Relaxed) + 1;
@@ -267,7 +270,7 @@ pub(crate) async fn supervise(host: Arc<HostShared>, job: Arc<JobDef>) {
         let number = job.stats.started.fetch_add(1, Ordering::Relaxed) + 1;
         let this = This {
             number,
-            scheduled: host.clock.wall(),
+            scheduled: host.wall(),
             began: Instant::now(),
         };
         let run = run_once(host.clone(), job.clone(), this, lease);
@@ -371,7 +374,10 @@ async fn run_once(
         finish(&job, number, scheduled, &outcome, took);
         if let (Some(lease), Some(coordinator)) = (lease, &host.coordinator) {
             let fence = lease.fence;
-            match coordinator.complete(job.index as usize, lease, &outcome).await {
+            match coordinator
+                .complete(job.index as usize, lease, &outcome)
+                .await
+            {
                 Completion::Recorded => {}
                 Completion::Stale => {
                     job.stats.stale.fetch_add(1, Ordering::Relaxed);

@@ -119,7 +119,7 @@ fn lane_period(job: &JobDef) -> Option<u64> {
 impl Scheduler {
     pub(crate) fn new(host: Arc<HostShared>) -> Scheduler {
         let started = Instant::now();
-        let wall = host.clock.wall();
+        let wall = host.wall();
         let jobs = host.jobs.len();
         let anchor = match host.coordinator {
             Some(_) => u64::try_from(wall.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0),
@@ -150,7 +150,9 @@ impl Scheduler {
                     let base = if job.claims { anchor } else { 0 };
                     tick = every.first_tick_from(base);
                     scheduler.state[index] = tick;
-                    let offset = every.offset(tick).saturating_sub(Duration::from_nanos(base));
+                    let offset = every
+                        .offset(tick)
+                        .saturating_sub(Duration::from_nanos(base));
                     job.stats
                         .set_next_run(TimeDelta::from_std(offset).ok().map(|o| wall + o));
                     Some(offset)
@@ -255,7 +257,7 @@ impl Scheduler {
         }
         // Read once per batch: a wall-clock read per job adds up at 100,000
         // jobs.
-        let wall = self.host.clock.wall();
+        let wall = self.host.wall();
         let mut batch = Now {
             anchor: self.anchor,
             elapsed: nanos(now - self.started),
@@ -361,7 +363,7 @@ impl Scheduler {
     /// check.
     fn check_wall_clock(&mut self, now: Instant) {
         self.next_wall_check = now + WALL_CHECK;
-        let wall = self.host.clock.wall();
+        let wall = self.host.wall();
         let wall_at_start =
             wall - TimeDelta::from_std(now - self.started).unwrap_or(TimeDelta::MAX);
         let step = wall_at_start - self.wall_at_start;

@@ -1,7 +1,7 @@
 //! What every part of a running host shares: its tokens and events, its
 //! state, its jobs, scopes and queues, and why it stops.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use chrono::{DateTime, Utc};
@@ -58,6 +58,10 @@ pub(crate) struct HostShared {
     pub(crate) run_hook: OnceLock<RunHook>,
     /// The cluster this host coordinates through, if any.
     pub(crate) coordinator: Option<Arc<dyn Coordinator>>,
+    /// Nanoseconds added to the wall clock: with a cluster, the cluster's
+    /// clock (the database's) minus this machine's, so that every instance
+    /// fires a tick at the same moment whatever its own clock says.
+    wall_offset: AtomicI64,
 }
 
 impl HostShared {
@@ -85,6 +89,7 @@ impl HostShared {
             errors: Mutex::new(Vec::new()),
             run_hook: OnceLock::new(),
             coordinator,
+            wall_offset: AtomicI64::new(0),
         }
     }
 
@@ -116,6 +121,21 @@ impl HostShared {
         }
         self.started.cancel();
         true
+    }
+
+    /// The host's wall time: its clock's, plus the cluster's offset.
+    pub(crate) fn wall(&self) -> DateTime<Utc> {
+        let wall = self.clock.wall();
+        match self.wall_offset.load(Ordering::Relaxed) {
+            0 => wall,
+            offset => wall + chrono::TimeDelta::nanoseconds(offset),
+        }
+    }
+
+    /// Sets the offset [`wall`](Self::wall) adds to the clock.
+    pub(crate) fn set_wall_offset(&self, offset: chrono::TimeDelta) {
+        let nanos = offset.num_nanoseconds().unwrap_or(0);
+        self.wall_offset.store(nanos, Ordering::Relaxed);
     }
 
     /// Whether stop has begun, without the token's lock.
@@ -168,7 +188,7 @@ impl HostShared {
                 job,
                 number,
                 scheduled,
-                started: self.clock.wall(),
+                started: self.wall(),
             });
         }
     }

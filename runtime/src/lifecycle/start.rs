@@ -207,10 +207,12 @@ fn catch_up(shared: &std::sync::Arc<crate::shared::HostShared>) {
         return;
     };
     let last_ticks = coordinator.last_ticks();
-    let now = shared.clock.wall();
-    for job in shared.jobs.iter().filter(|j| {
-        j.claims && j.enabled && j.cluster.missed == Missed::Once
-    }) {
+    let now = shared.wall();
+    for job in shared
+        .jobs
+        .iter()
+        .filter(|j| j.claims && j.enabled && j.cluster.missed == Missed::Once)
+    {
         let Some(Some(last)) = last_ticks.get(job.index as usize).copied() else {
             continue;
         };
