@@ -2,11 +2,13 @@
 //! behaviour. This library holds what several of them share: [`Probe`], a
 //! lifecycle service that records every step and can be told to fail,
 //! panic, hang or take time at any step, and [`process::Process`], a child
-//! process under test (the examples' tests use it too).
+//! process under test (the examples' tests use it too), and [`pg::TestDb`],
+//! a PostgreSQL database of one test's own.
 
 // Test support, published nowhere: its items are documented where it helps.
 #![allow(missing_docs)]
 
+pub mod pg;
 pub mod process;
 
 use std::sync::{Arc, Mutex, OnceLock};

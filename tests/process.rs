@@ -46,6 +46,30 @@ impl Process {
         }
     }
 
+    /// Sets aside the lines printed so far: the next wait sees only lines
+    /// printed from now on.
+    pub fn skip_printed(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+    }
+
+    /// Whether a line that contains `needle` was printed since the last
+    /// wait; does not block.
+    pub fn printed(&mut self, needle: &str) -> bool {
+        let mut found = false;
+        while let Ok(line) = self.lines.try_recv() {
+            found |= line.contains(needle);
+            self.seen.push(line);
+        }
+        found
+    }
+
+    /// Every line read so far.
+    pub fn output_so_far(&self) -> String {
+        self.seen.join("\n")
+    }
+
     /// Waits for a line that contains `needle`.
     pub fn wait_for(&mut self, needle: &str) {
         self.wait_until(needle, |line| line.contains(needle));

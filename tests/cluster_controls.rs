@@ -1,0 +1,151 @@
+//! Cluster-wide controls: pause and resume on one instance hold on every
+//! instance; a trigger on one runs the job once, somewhere; the cluster
+//! lists its instances and each job's last run wherever it ran.
+
+use std::time::Duration;
+
+use hosted::{HandleError, Host, Job, Run, RunningHost, State};
+use hosted_postgres::deadpool_postgres::Pool;
+use hosted_postgres::{Cluster, Error};
+use hosted_tests::pg::{fast, TestDb};
+
+#[derive(Clone)]
+struct Recorder {
+    pool: Pool,
+    instance: String,
+}
+
+async fn record(run: Run, State(r): State<Recorder>) -> Result<(), String> {
+    let client = r.pool.get().await.map_err(|e| e.to_string())?;
+    client
+        .execute(
+            "INSERT INTO observed (job, tick, instance) VALUES ($1, $2, $3)",
+            &[&run.job(), &run.scheduled(), &r.instance],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+async fn host(db: &TestDb) -> (RunningHost, Cluster) {
+    let cluster = Cluster::connect_with(&db.url, fast()).await.unwrap();
+    let recorder = Recorder {
+        pool: cluster.pool().clone(),
+        instance: cluster.instance_id().to_owned(),
+    };
+    let host = Host::builder()
+        .without_registered()
+        .state(recorder)
+        .job(Job::every("ticker", Duration::from_millis(100), record))
+        .job(Job::cron("yearly", "0 0 1 1 *", record))
+        .cluster(cluster.clone())
+        .build()
+        .unwrap();
+    (host.start().await.unwrap(), cluster)
+}
+
+async fn runs_of(db: &tokio_postgres::Client, job: &str) -> i64 {
+    db.query_one("SELECT count(*) FROM observed WHERE job = $1", &[&job])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+use hosted_postgres::tokio_postgres;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_and_trigger_on_one_instance_hold_for_the_whole_cluster() {
+    let db = TestDb::create().await;
+    let client = db.client().await;
+    client
+        .batch_execute("CREATE TABLE observed (job text, tick timestamptz, instance text)")
+        .await
+        .unwrap();
+    let (a, cluster_a) = host(&db).await;
+    let (b, cluster_b) = host(&db).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(runs_of(&client, "ticker").await >= 3);
+
+    // Paused on A: no instance runs it, and B's own view says so.
+    cluster_a.pause("ticker").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let paused_at = runs_of(&client, "ticker").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        runs_of(&client, "ticker").await,
+        paused_at,
+        "a paused job ran"
+    );
+    assert!(
+        b.handle().job("ticker").unwrap().paused,
+        "B does not show the pause"
+    );
+
+    cluster_b.resume("ticker").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        runs_of(&client, "ticker").await >= paused_at + 3,
+        "the resumed job does not run"
+    );
+    assert!(
+        !a.handle().job("ticker").unwrap().paused,
+        "A still shows the pause"
+    );
+
+    // Triggered on A: runs once, on one of the two.
+    assert_eq!(runs_of(&client, "yearly").await, 0);
+    cluster_a.trigger("yearly").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        runs_of(&client, "yearly").await,
+        1,
+        "a trigger runs the job exactly once"
+    );
+    // The host's own trigger would run it here, outside the cluster's
+    // claim: it says to go through the cluster.
+    assert_eq!(
+        a.handle().trigger("yearly"),
+        Err(HandleError::Clustered("yearly".to_owned()))
+    );
+
+    let instances = cluster_b.instances().await.unwrap();
+    assert_eq!(instances.len(), 2, "{instances:?}");
+    assert!(instances
+        .iter()
+        .all(|i| i.stopped.is_none() && i.pid == std::process::id() as i32));
+    let ids: Vec<&str> = instances.iter().map(|i| i.id.as_str()).collect();
+    assert!(ids.contains(&cluster_a.instance_id()) && ids.contains(&cluster_b.instance_id()));
+
+    let jobs = cluster_b.jobs().await.unwrap();
+    let yearly = jobs.iter().find(|j| j.name == "yearly").expect("yearly");
+    let last = yearly.last_run.as_ref().expect("yearly's last run");
+    assert!(ids.contains(&last.instance.as_str()));
+    assert_eq!(last.state, "succeeded");
+    let history = cluster_a.runs("ticker", 5).await.unwrap();
+    assert_eq!(history.len(), 5);
+    assert!(
+        history.windows(2).all(|w| w[0].fence > w[1].fence),
+        "newest first: {history:?}"
+    );
+
+    assert!(matches!(
+        cluster_a.pause("no-such-job").await,
+        Err(Error::UnknownJob(_))
+    ));
+    assert!(matches!(
+        cluster_a.trigger("no-such-job").await,
+        Err(Error::UnknownJob(_))
+    ));
+
+    assert!(a.stop().await.is_clean());
+    let instances = cluster_b.instances().await.unwrap();
+    let gone = instances
+        .iter()
+        .find(|i| i.id == cluster_a.instance_id())
+        .unwrap();
+    assert!(
+        gone.stopped.is_some(),
+        "a stopped instance is marked stopped"
+    );
+    assert!(b.stop().await.is_clean());
+}
