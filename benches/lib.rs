@@ -80,6 +80,14 @@ impl Histogram {
         }
     }
 
+    /// Forgets every sample.
+    pub fn clear(&self) {
+        for bucket in self.fine.iter().chain(self.coarse.iter()) {
+            bucket.store(0, Ordering::Relaxed);
+        }
+        self.over.store(0, Ordering::Relaxed);
+    }
+
     /// How many samples were recorded.
     pub fn count(&self) -> u64 {
         self.fine

@@ -149,3 +149,92 @@ async fn pause_resume_and_trigger_on_one_instance_hold_for_the_whole_cluster() {
     );
     assert!(b.stop().await.is_clean());
 }
+
+/// Eight instances starting at once on an empty database: the schema is
+/// created once (the migration takes an advisory lock), and every instance
+/// joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_instances_starting_at_once_create_the_schema_once() {
+    let db = TestDb::create().await;
+    let starts = (0..8).map(|_| {
+        let url = db.url.clone();
+        tokio::spawn(async move {
+            let cluster = Cluster::connect_with(&url, fast()).await.unwrap();
+            let host = Host::builder()
+                .without_registered()
+                .job(Job::every("tick", Duration::from_secs(1), || async {}))
+                .cluster(cluster)
+                .build()
+                .unwrap();
+            host.start().await.map_err(|report| report.to_string())
+        })
+    });
+    let mut hosts = Vec::new();
+    for start in starts.collect::<Vec<_>>() {
+        hosts.push(start.await.unwrap().expect("every instance starts"));
+    }
+    let client = db.client().await;
+    let versions: i64 = client
+        .query_one("SELECT count(*) FROM hosted.schema_version", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(versions, 1, "the schema was migrated more than once");
+    let instances: i64 = client
+        .query_one(
+            "SELECT count(*) FROM hosted.instances WHERE stopped_at IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(instances, 8);
+    for host in hosts {
+        assert!(host.stop().await.is_clean());
+    }
+}
+
+/// A job that a later release of the service no longer has keeps its row
+/// (and its history); a schema newer than this release is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_of_jobs_that_are_gone_stay_and_a_newer_schema_is_refused() {
+    let db = TestDb::create().await;
+    for name in ["old-job", "new-job"] {
+        let cluster = Cluster::connect_with(&db.url, fast()).await.unwrap();
+        let host = Host::builder()
+            .without_registered()
+            .job(Job::every(name, Duration::from_secs(1), || async {}))
+            .cluster(cluster)
+            .build()
+            .unwrap();
+        assert!(host.start().await.unwrap().stop().await.is_clean());
+    }
+    let client = db.client().await;
+    let names: Vec<String> = client
+        .query("SELECT name FROM hosted.jobs ORDER BY name", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, ["new-job", "old-job"]);
+
+    client
+        .batch_execute("INSERT INTO hosted.schema_version (version) VALUES (99)")
+        .await
+        .unwrap();
+    let cluster = Cluster::connect_with(&db.url, fast()).await.unwrap();
+    let host = Host::builder()
+        .without_registered()
+        .job(Job::every("new-job", Duration::from_secs(1), || async {}))
+        .cluster(cluster)
+        .build()
+        .unwrap();
+    let report = host.start().await.expect_err("a newer schema");
+    assert!(
+        report
+            .to_string()
+            .contains("is at version 99, newer than this release"),
+        "{report}"
+    );
+}

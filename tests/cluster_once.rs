@@ -69,6 +69,10 @@ async fn eight_hosts_with_skewed_clocks_run_every_tick_exactly_once() {
         let jobs = vec![
             Job::every("every-100ms", Duration::from_millis(100), record),
             Job::cron("each-second", "* * * * * *", record),
+            // Jitter is a function of the job and the tick: every instance
+            // computes the same instant.
+            Job::every("jittered", Duration::from_millis(200), record)
+                .jitter(Duration::from_millis(50)),
         ];
         hosts.push(start_host(&db, skew, jobs).await);
     }
@@ -149,6 +153,27 @@ async fn eight_hosts_with_skewed_clocks_run_every_tick_exactly_once() {
             .get(0);
         assert_eq!(fences, runs, "{job}: two claims shared a fencing number");
     }
+    // Jittered ticks: one run each, the same instant on every instance
+    // (else each instance's own instant would run once, and the ticks
+    // would be counted several times).
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT date_trunc('second', tick) + floor(extract(milliseconds FROM tick)::int % 1000 / 200) * interval '200 milliseconds'),
+                    (extract(epoch FROM max(tick) - min(tick)) * 1000)::float8
+             FROM observed WHERE job = 'jittered'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (runs, slots, span_ms): (i64, i64, f64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(
+        runs, slots,
+        "two runs of the jittered job fell in one 200 ms slot"
+    );
+    assert!(
+        (runs - ((span_ms / 200.0).round() as i64 + 1)).abs() <= 1,
+        "{runs} runs over {span_ms} ms"
+    );
     assert!(granted > 0 && taken > 0, "granted {granted}, taken {taken}");
 }
 

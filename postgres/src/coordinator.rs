@@ -110,7 +110,8 @@ struct Started {
 
 #[derive(Default)]
 struct State {
-    /// Runs this instance holds a lease for, by run id.
+    /// Runs this instance holds a lease for, by fencing number (unique:
+    /// the numbers come from one sequence).
     runs: HashMap<i64, Held>,
     /// Singleton services this instance holds, by job index.
     singletons: HashMap<usize, Held>,
@@ -131,6 +132,9 @@ struct State {
 struct Held {
     job: usize,
     fence: i64,
+    /// The run's row in `running` (a job that overlaps), or 0: the lease
+    /// on the job's own row.
+    id: i64,
     token: CancellationToken,
     /// Its completion is on the way: a renewal that no longer finds it is
     /// not a lost lease.
@@ -151,8 +155,9 @@ struct Counters {
     outages: AtomicU64,
 }
 
-/// A claim's row: the run's id and fence if granted, and the verdict.
-type Verdict = (Option<i64>, Option<i64>, String);
+/// A claim's row: the run's fence if granted, its row in `running` (0 for
+/// the lease on the job's row), and the verdict.
+type Verdict = (Option<i64>, i64, String);
 
 struct PendingClaim {
     claim: TickClaim,
@@ -160,6 +165,8 @@ struct PendingClaim {
 }
 
 struct PendingCompletion {
+    job: usize,
+    fence: i64,
     id: i64,
     state: &'static str,
     error: Option<String>,
@@ -204,6 +211,18 @@ impl Inner {
     /// deadlock or a serialization failure. Counts it; notes whether the
     /// store answered.
     async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, String> {
+        let batched = [
+            &self.sql.claim,
+            &self.sql.complete,
+            &self.sql.renew,
+            &self.sql.rescue,
+            &self.sql.triggers,
+            &self.sql.paused,
+            &self.sql.release,
+            &self.sql.upsert_jobs,
+        ]
+        .iter()
+        .any(|s| s.as_str() == sql);
         let sent = Instant::now();
         let mut tries = 0;
         loop {
@@ -215,10 +234,15 @@ impl Inner {
                     .get()
                     .await
                     .map_err(|e| (describe_pool(&e, &self.target), false))?;
-                let statement = client
-                    .prepare_cached(sql)
-                    .await
-                    .map_err(|e| (describe(&e, &self.target), retryable(&e)))?;
+                // Statements whose arrays carry a batch are planned for the
+                // batch at hand: a plan cached for a generic array expects
+                // ten rows and joins thousands by nested loops.
+                let statement = if batched {
+                    client.prepare(sql).await
+                } else {
+                    client.prepare_cached(sql).await
+                }
+                .map_err(|e| (describe(&e, &self.target), retryable(&e)))?;
                 client
                     .query(&statement, params)
                     .await
@@ -502,14 +526,15 @@ impl Inner {
         }
         for (pending, answer) in batch.into_iter().zip(answers) {
             let claim = match answer {
-                Some((Some(id), Some(fence), verdict)) if verdict == "granted" => {
+                Some((Some(fence), id, verdict)) if verdict == "granted" => {
                     count(&self.counters.granted, 1);
                     let token = pending.claim.token.clone();
                     self.state().runs.insert(
-                        id,
+                        fence,
                         Held {
                             job: pending.claim.job,
                             fence,
+                            id,
                             token: token.clone(),
                             completing: false,
                         },
@@ -518,7 +543,7 @@ impl Inner {
                     if pending.reply.send(Claim::Granted(lease)).is_err() {
                         // Nobody waits for it: stop renewing it, and the
                         // lease runs out.
-                        self.state().runs.remove(&id);
+                        self.state().runs.remove(&fence);
                     }
                     continue;
                 }
@@ -560,13 +585,21 @@ impl Inner {
                     Err(_) => break,
                 }
             }
+            let Some(started) = self.started.get() else {
+                return;
+            };
+            let names: Vec<&str> = batch
+                .iter()
+                .map(|p| started.names[p.job].as_str())
+                .collect();
+            let fences: Vec<i64> = batch.iter().map(|p| p.fence).collect();
             let ids: Vec<i64> = batch.iter().map(|p| p.id).collect();
             let states: Vec<&str> = batch.iter().map(|p| p.state).collect();
             let errors: Vec<Option<&str>> = batch.iter().map(|p| p.error.as_deref()).collect();
             let result = self
                 .query(
                     &self.sql.complete,
-                    &[&ids, &states, &errors, &self.instance.id],
+                    &[&names, &fences, &ids, &states, &errors, &self.instance.id],
                 )
                 .await;
             let recorded: Option<HashSet<i64>> = result
@@ -574,10 +607,10 @@ impl Inner {
                 .map(|rows| rows.iter().map(|r| r.get(0)).collect());
             let mut state = self.state();
             for pending in batch {
-                state.runs.remove(&pending.id);
+                state.runs.remove(&pending.fence);
                 let answer = match &recorded {
                     None => Completion::Failed,
-                    Some(ids) if ids.contains(&pending.id) => Completion::Recorded,
+                    Some(fences) if fences.contains(&pending.fence) => Completion::Recorded,
                     Some(_) => {
                         count(&self.counters.stale, 1);
                         Completion::Stale
@@ -681,24 +714,46 @@ impl Inner {
             guard.runs.clear();
             guard.singletons.clear();
         }
-        let (ids, names, fences) = {
+        let Some(started) = self.started.get() else {
+            return Ok(());
+        };
+        let (sent_fences, job_names, job_fences, ids, names, fences) = {
             let state = self.state();
-            let ids: Vec<i64> = state.runs.keys().copied().collect();
-            let started = self.started.get();
+            let sent_fences: Vec<i64> = state.runs.keys().copied().collect();
+            let (job_names, job_fences): (Vec<String>, Vec<i64>) = state
+                .runs
+                .values()
+                .filter(|held| held.id == 0)
+                .map(|held| (started.names[held.job].clone(), held.fence))
+                .unzip();
+            let ids: Vec<i64> = state
+                .runs
+                .values()
+                .filter(|held| held.id != 0)
+                .map(|held| held.id)
+                .collect();
             let (names, fences): (Vec<String>, Vec<i64>) = state
                 .singletons
                 .values()
-                .filter_map(|held| Some((started?.names[held.job].clone(), held.fence)))
+                .map(|held| (started.names[held.job].clone(), held.fence))
                 .unzip();
-            (ids, names, fences)
+            (sent_fences, job_names, job_fences, ids, names, fences)
         };
         let lease = self.lease_secs();
-        let before = self.started.get().and_then(|s| s.host.own_clock());
+        let before = started.host.own_clock();
         let sent = Instant::now();
         let rows = self
             .query(
                 &self.sql.renew,
-                &[&self.instance.id, &lease, &ids, &names, &fences],
+                &[
+                    &self.instance.id,
+                    &lease,
+                    &job_names,
+                    &job_fences,
+                    &ids,
+                    &names,
+                    &fences,
+                ],
             )
             .await?;
         self.refine_offset(&rows, before, sent.elapsed());
@@ -718,12 +773,12 @@ impl Inner {
         let mut lost = Vec::new();
         {
             let mut state = self.state();
-            for id in &ids {
-                if renewed_runs.contains(id) {
+            for fence in &sent_fences {
+                if renewed_runs.contains(fence) {
                     continue;
                 }
-                if state.runs.get(id).is_some_and(|held| !held.completing) {
-                    if let Some(held) = state.runs.remove(id) {
+                if state.runs.get(fence).is_some_and(|held| !held.completing) {
+                    if let Some(held) = state.runs.remove(fence) {
                         lost.push(held);
                     }
                 }
@@ -905,10 +960,11 @@ impl Inner {
     ) {
         let token = started.host.stop_token().child_token();
         self.state().runs.insert(
-            id,
+            fence,
             Held {
                 job,
                 fence,
+                id,
                 token: token.clone(),
                 completing: false,
             },
@@ -918,7 +974,7 @@ impl Inner {
         if !started.host.run_claimed(job, tick, lease) {
             // The host is stopping: the lease runs out, and the rescue
             // treats the run as lost.
-            self.state().runs.remove(&id);
+            self.state().runs.remove(&fence);
         }
     }
 
@@ -944,6 +1000,7 @@ impl Inner {
                             Held {
                                 job,
                                 fence,
+                                id: 0,
                                 token: held.clone(),
                                 completing: false,
                             },
@@ -1001,10 +1058,14 @@ impl Inner {
             _ => {
                 // Claimed but never run (the host began to stop): the
                 // lease ends now, and the rescue decides.
-                self.state().runs.remove(&lease.id);
-                let ids = vec![lease.id];
+                self.state().runs.remove(&lease.fence);
+                let names = vec![started.names[job].as_str()];
+                let (fences, ids) = (vec![lease.fence], vec![lease.id]);
                 return match self
-                    .query(&self.sql.release, &[&ids, &self.instance.id])
+                    .query(
+                        &self.sql.release,
+                        &[&names, &fences, &ids, &self.instance.id],
+                    )
                     .await
                 {
                     Ok(_) => Completion::Recorded,
@@ -1012,11 +1073,13 @@ impl Inner {
                 };
             }
         };
-        if let Some(held) = self.state().runs.get_mut(&lease.id) {
+        if let Some(held) = self.state().runs.get_mut(&lease.fence) {
             held.completing = true;
         }
         let (reply, answer) = oneshot::channel();
         let pending = PendingCompletion {
+            job,
+            fence: lease.fence,
             id: lease.id,
             state,
             error,
@@ -1120,7 +1183,7 @@ impl Inner {
                     instance,
                     state: r.get(6),
                     tick: r.get(7),
-                    fence: 0,
+                    fence: r.get::<_, Option<i64>>(11).unwrap_or(0),
                     started: r.get(8),
                     finished: r.get(9),
                     error: r.get(10),

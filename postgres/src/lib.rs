@@ -544,7 +544,7 @@ pub struct RunRecord {
     /// `running`, `succeeded`, `failed`, `panicked`, `cancelled`,
     /// `aborted`, or `lost` (its lease ran out).
     pub state: String,
-    /// The fencing number of its claim (0 where not listed).
+    /// The fencing number of its claim.
     pub fence: i64,
     /// When it was claimed, in database time.
     pub started: DateTime<Utc>,

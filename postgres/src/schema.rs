@@ -2,6 +2,17 @@
 //! advisory lock (eight instances starting at once take turns), versioned
 //! so that a later release can migrate it. Rows of jobs that no longer
 //! exist are left alone.
+//!
+//! - `jobs`: one row per job, small and hot. The last claimed tick (the
+//!   compare-and-set of every claim), the last fencing number, the pause
+//!   flag, and the lease of the run going on for a job that does not
+//!   overlap (the default): a claim and a completion each update this row
+//!   in place (no indexed column changes, so PostgreSQL updates it without
+//!   touching an index).
+//! - `running`: the leases of runs of jobs that overlap, one row per run
+//!   going on.
+//! - `runs`: the history, append-only: a row per finished or lost run,
+//!   pruned by age.
 
 use deadpool_postgres::Client;
 
@@ -36,26 +47,36 @@ CREATE TABLE {s}.jobs (
     fence bigint NOT NULL DEFAULT 0,
     lease_until timestamptz,
     lease_fence bigint,
+    lease_holder text,
+    lease_tick timestamptz,
+    lease_rerun boolean,
+    lease_started timestamptz,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE {s}.running (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job text NOT NULL,
+    tick timestamptz NOT NULL,
+    fence bigint NOT NULL,
+    instance text NOT NULL,
+    rerun boolean NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    lease_until timestamptz NOT NULL
+);
+CREATE INDEX running_lease ON {s}.running (lease_until);
 CREATE TABLE {s}.runs (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     job text NOT NULL,
     tick timestamptz NOT NULL,
-    attempt integer NOT NULL DEFAULT 1,
     fence bigint NOT NULL,
     instance text NOT NULL,
     state text NOT NULL,
-    rerun boolean NOT NULL DEFAULT false,
-    started_at timestamptz NOT NULL DEFAULT now(),
-    lease_until timestamptz,
-    finished_at timestamptz,
+    started_at timestamptz NOT NULL,
+    finished_at timestamptz NOT NULL DEFAULT now(),
     error text
 );
-CREATE UNIQUE INDEX runs_tick ON {s}.runs (job, tick, attempt);
-CREATE INDEX runs_running ON {s}.runs (lease_until) WHERE state = 'running';
 CREATE INDEX runs_by_job ON {s}.runs (job, id DESC);
-CREATE INDEX runs_finished ON {s}.runs (finished_at) WHERE state <> 'running';
+CREATE INDEX runs_finished ON {s}.runs (finished_at);
 CREATE TABLE {s}.leases (
     name text PRIMARY KEY,
     holder text,

@@ -3,12 +3,13 @@
 //! Rules they all follow, so that instances never deadlock one another and
 //! never trust their own clocks:
 //! - a statement that updates several rows of `jobs` locks them first, in
-//!   name order, in a `FOR UPDATE` CTE;
+//!   name order, in a `FOR UPDATE` CTE; names sort and join by bytes
+//!   (`COLLATE "C"`): the database's locale would make every sort of ten
+//!   thousand names cost a third of a second;
 //! - every lease is `now()` of the database plus a length, and every check
 //!   of one compares it with `now()`;
-//! - a claim is one statement: the check (the job's row, locked; the
-//!   unique index on the run's `(job, tick, attempt)`) and the record of
-//!   the run and its lease commit together;
+//! - a claim is one statement: the compare-and-set on the job's last
+//!   claimed tick and the record of the run and its lease commit together;
 //! - fencing numbers come from one sequence: they grow with every claim.
 
 /// The statements, with the schema's name in place.
@@ -52,156 +53,203 @@ impl Sql {
             upsert_jobs: format!(
                 "WITH given AS (SELECT * FROM unnest($1::text[], $2::text[]) AS g(name, kind)),
                  upserted AS (
-                     INSERT INTO {s}.jobs (name, kind) SELECT name, kind FROM given ORDER BY name
+                     INSERT INTO {s}.jobs (name, kind) SELECT name, kind FROM given ORDER BY name COLLATE \"C\"
                      ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind WHERE jobs.kind <> EXCLUDED.kind
                  )
                  SELECT j.name, j.last_tick, j.paused FROM {s}.jobs j WHERE j.name IN (SELECT name FROM given)"
             ),
             // $1 names, $2 ticks, $3 catch-up, $4 skip overlap, $5 rerun,
-            // $6 lease seconds, $7 instance. The unique index on (job,
-            // tick, attempt) decides: of two instances that claim one tick,
-            // the second waits on the job's row and then finds the run's
-            // record there. Ticks may be claimed out of order (an instance
-            // whose clock runs ahead claims later ones first): each is
-            // claimed once, whatever the order.
+            // $6 lease seconds, $7 instance. Two instances that claim one
+            // tick take turns at the job's row: the second finds the tick
+            // claimed. Each instance fires a tick when the database's clock
+            // reaches it, so all claims of a tick come before any claim of
+            // the next.
             claim: format!(
                 "WITH req AS (
-                     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bool[], $4::bool[], $5::bool[])
+                     SELECT r.name COLLATE \"C\" AS name, r.tick, r.catch_up, r.skip_overlap, r.rerun, r.n
+                     FROM unnest($1::text[], $2::timestamptz[], $3::bool[], $4::bool[], $5::bool[])
                          WITH ORDINALITY AS r(name, tick, catch_up, skip_overlap, rerun, n)
                  ),
                  locked AS (
                      SELECT j.name, j.paused, j.last_tick,
                             (j.lease_until IS NOT NULL AND j.lease_until >= now()) AS held
                      FROM {s}.jobs j WHERE j.name IN (SELECT name FROM req)
-                     ORDER BY j.name FOR UPDATE
+                     ORDER BY j.name COLLATE \"C\" FOR UPDATE
                  ),
-                 eligible AS (
-                     SELECT r.* FROM req r JOIN locked l ON l.name = r.name
+                 won AS (
+                     SELECT r.*, nextval('{s}.fences') AS fence
+                     FROM req r JOIN locked l ON l.name = r.name
                      WHERE NOT l.paused
                        AND (NOT r.skip_overlap OR NOT l.held)
-                       AND (NOT r.catch_up OR (l.last_tick IS NOT NULL AND l.last_tick < r.tick))
-                 ),
-                 inserted AS (
-                     INSERT INTO {s}.runs (job, tick, fence, instance, state, rerun, lease_until)
-                     SELECT name, tick, nextval('{s}.fences'), $7, 'running', rerun, {lease6}
-                     FROM eligible ORDER BY name
-                     ON CONFLICT (job, tick, attempt) DO NOTHING
-                     RETURNING id, job, tick, fence
+                       AND CASE WHEN l.last_tick IS NULL THEN NOT r.catch_up ELSE l.last_tick < r.tick END
                  ),
                  updated AS (
                      UPDATE {s}.jobs j SET
-                         last_tick = greatest(j.last_tick, i.tick),
-                         fence = i.fence,
-                         lease_until = CASE WHEN e.skip_overlap THEN {lease6} ELSE j.lease_until END,
-                         lease_fence = CASE WHEN e.skip_overlap THEN i.fence ELSE j.lease_fence END
-                     FROM inserted i JOIN eligible e ON e.name = i.job
-                     WHERE j.name = i.job
+                         last_tick = w.tick,
+                         fence = w.fence,
+                         lease_until = CASE WHEN w.skip_overlap THEN {lease6} ELSE j.lease_until END,
+                         lease_fence = CASE WHEN w.skip_overlap THEN w.fence ELSE j.lease_fence END,
+                         lease_holder = CASE WHEN w.skip_overlap THEN $7 ELSE j.lease_holder END,
+                         lease_tick = CASE WHEN w.skip_overlap THEN w.tick ELSE j.lease_tick END,
+                         lease_rerun = CASE WHEN w.skip_overlap THEN w.rerun ELSE j.lease_rerun END,
+                         lease_started = CASE WHEN w.skip_overlap THEN now() ELSE j.lease_started END
+                     FROM won w WHERE j.name = w.name
+                 ),
+                 live AS (
+                     INSERT INTO {s}.running (job, tick, fence, instance, rerun, lease_until)
+                     SELECT name, tick, fence, $7, rerun, {lease6} FROM won WHERE NOT skip_overlap
+                     RETURNING id, job
                  )
-                 SELECT r.n, i.id, i.fence,
-                     CASE WHEN i.id IS NOT NULL THEN 'granted'
+                 SELECT r.n, w.fence, coalesce(lv.id, 0),
+                     CASE WHEN w.n IS NOT NULL THEN 'granted'
                           WHEN l.name IS NULL THEN 'unknown'
                           WHEN l.paused THEN 'paused'
-                          WHEN EXISTS (SELECT 1 FROM {s}.runs x WHERE x.job = r.name AND x.tick = r.tick) THEN 'taken'
-                          WHEN r.catch_up THEN 'taken'
+                          WHEN l.last_tick >= r.tick OR (l.last_tick IS NULL AND r.catch_up) THEN 'taken'
                           WHEN r.skip_overlap AND l.held THEN 'running'
                           ELSE 'taken' END
                  FROM req r
                  LEFT JOIN locked l ON l.name = r.name
-                 LEFT JOIN inserted i ON i.job = r.name"
+                 LEFT JOIN won w ON w.n = r.n
+                 LEFT JOIN live lv ON lv.job = w.name"
             ),
-            // $1 run ids, $2 states, $3 errors, $4 instance. A run whose
-            // lease ran out is not completed: its id is not returned.
+            // $1 names, $2 fences, $3 ids (0: the lease on the job's row),
+            // $4 states, $5 errors, $6 instance. A run whose lease ran out
+            // is not completed: its fence is not returned. A completed run
+            // moves to the history.
             complete: format!(
-                "WITH done AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS d(id, state, error)),
-                 r AS (
-                     UPDATE {s}.runs SET state = d.state, error = d.error, finished_at = now(), lease_until = NULL
-                     FROM done d
-                     WHERE runs.id = d.id AND runs.instance = $4 AND runs.state = 'running'
-                       AND runs.lease_until >= now()
-                     RETURNING runs.id, runs.job, runs.fence
+                "WITH done AS (
+                     SELECT d.name COLLATE \"C\" AS name, d.fence, d.id, d.state, d.error
+                     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[])
+                         AS d(name, fence, id, state, error)
                  ),
-                 jl AS (SELECT j.name FROM {s}.jobs j WHERE j.name IN (SELECT job FROM r) ORDER BY j.name FOR UPDATE),
+                 jl AS (
+                     SELECT j.name, j.lease_tick, j.lease_started FROM {s}.jobs j
+                     WHERE j.name IN (SELECT name FROM done WHERE id = 0)
+                     ORDER BY j.name COLLATE \"C\" FOR UPDATE
+                 ),
                  j AS (
-                     UPDATE {s}.jobs SET lease_until = NULL, lease_fence = NULL
-                     FROM r, jl WHERE jobs.name = jl.name AND r.job = jl.name AND jobs.lease_fence = r.fence
-                 )
-                 SELECT id FROM r"
-            ),
-            // $1 run ids, $2 instance: the leases end now, so that the rescue
-            // treats the runs as lost (and reruns those that rerun).
-            release: format!(
-                "WITH r AS (
-                     UPDATE {s}.runs SET lease_until = now()
-                     WHERE id = ANY($1) AND instance = $2 AND state = 'running'
-                     RETURNING job, fence
+                     UPDATE {s}.jobs SET lease_until = NULL, lease_fence = NULL, lease_holder = NULL,
+                         lease_tick = NULL, lease_rerun = NULL, lease_started = NULL
+                     FROM done d, jl
+                     WHERE jobs.name = jl.name AND d.name = jl.name AND d.id = 0
+                       AND jobs.lease_fence = d.fence AND jobs.lease_holder = $6 AND jobs.lease_until >= now()
+                     RETURNING d.fence, d.name, jl.lease_tick AS tick, jl.lease_started AS started_at, d.state, d.error
                  ),
-                 jl AS (SELECT j.name FROM {s}.jobs j WHERE j.name IN (SELECT job FROM r) ORDER BY j.name FOR UPDATE),
+                 r AS (
+                     DELETE FROM {s}.running USING done d
+                     WHERE running.id = d.id AND d.id <> 0 AND running.instance = $6 AND running.lease_until >= now()
+                     RETURNING running.fence, running.job AS name, running.tick, running.started_at, d.state, d.error
+                 ),
+                 finished AS (SELECT * FROM j UNION ALL SELECT * FROM r),
+                 history AS (
+                     INSERT INTO {s}.runs (job, tick, fence, instance, state, started_at, error)
+                     SELECT name, tick, fence, $6, state, started_at, error FROM finished
+                 )
+                 SELECT fence FROM finished"
+            ),
+            // $1 names, $2 fences, $3 ids, $4 instance: the leases end now,
+            // so that the rescue treats the runs as lost (and reruns those
+            // that rerun).
+            release: format!(
+                "WITH given AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS g(name, fence, id)),
+                 jl AS (
+                     SELECT j.name FROM {s}.jobs j WHERE j.name IN (SELECT name FROM given WHERE id = 0)
+                     ORDER BY j.name COLLATE \"C\" FOR UPDATE
+                 ),
                  j AS (
                      UPDATE {s}.jobs SET lease_until = now()
-                     FROM r, jl WHERE jobs.name = jl.name AND r.job = jl.name AND jobs.lease_fence = r.fence
+                     FROM given g, jl WHERE jobs.name = jl.name AND g.name = jl.name AND g.id = 0
+                       AND jobs.lease_fence = g.fence AND jobs.lease_holder = $4
+                     RETURNING jobs.name
+                 ),
+                 r AS (
+                     UPDATE {s}.running SET lease_until = now()
+                     WHERE id IN (SELECT id FROM given WHERE id <> 0) AND instance = $4
+                     RETURNING id
                  )
-                 SELECT count(*) FROM r"
+                 SELECT (SELECT count(*) FROM j) + (SELECT count(*) FROM r)"
             ),
-            // $1 instance, $2 lease seconds, $3 run ids, $4 singleton names,
-            // $5 their fences.
+            // $1 instance, $2 lease seconds, $3 names and $4 fences of the
+            // leases on jobs' rows, $5 ids of running rows, $6 singleton
+            // names, $7 their fences. Returns the fences renewed.
             renew: format!(
                 "WITH hb AS (UPDATE {s}.instances SET heartbeat_at = now() WHERE id = $1 RETURNING id),
-                 r AS (
-                     UPDATE {s}.runs SET lease_until = {lease2}
-                     WHERE id = ANY($3) AND instance = $1 AND state = 'running' AND lease_until >= now()
-                     RETURNING id, job, fence
-                 ),
-                 jl AS (SELECT j.name FROM {s}.jobs j WHERE j.name IN (SELECT job FROM r) ORDER BY j.name FOR UPDATE),
+                 jl AS (SELECT j.name FROM {s}.jobs j WHERE j.name = ANY($3) ORDER BY j.name COLLATE \"C\" FOR UPDATE),
                  j AS (
                      UPDATE {s}.jobs SET lease_until = {lease2}
-                     FROM r, jl WHERE jobs.name = jl.name AND r.job = jl.name AND jobs.lease_fence = r.fence
+                     FROM jl WHERE jobs.name = jl.name AND jobs.lease_holder = $1
+                       AND jobs.lease_fence = ANY($4) AND jobs.lease_until >= now()
+                     RETURNING jobs.lease_fence AS fence
+                 ),
+                 r AS (
+                     UPDATE {s}.running SET lease_until = {lease2}
+                     WHERE id = ANY($5) AND instance = $1 AND lease_until >= now()
+                     RETURNING fence
                  ),
                  l AS (
                      UPDATE {s}.leases SET lease_until = {lease2}
-                     FROM unnest($4::text[], $5::bigint[]) AS x(name, fence)
+                     FROM unnest($6::text[], $7::bigint[]) AS x(name, fence)
                      WHERE leases.name = x.name AND leases.fence = x.fence AND leases.holder = $1
                        AND leases.lease_until >= now()
                      RETURNING leases.name
                  )
-                 SELECT 'run'::text, r.id, NULL::text, NULL::timestamptz FROM r
+                 SELECT 'run'::text, j.fence, NULL::text, NULL::timestamptz FROM j
+                 UNION ALL SELECT 'run', r.fence, NULL, NULL FROM r
                  UNION ALL SELECT 'lease', NULL, l.name, NULL FROM l
                  UNION ALL SELECT 'instance', NULL, NULL, clock_timestamp() FROM hb"
             ),
             // $1 names of this instance's jobs that rerun, $2 instance, $3
-            // lease seconds. Lost runs of other jobs are left for an
-            // instance that has them, unless they do not rerun.
+            // lease seconds. A lease that ran out is a lost run: written to
+            // the history as lost, and claimed again here if its job reruns
+            // (lost runs of jobs this instance lacks are left to one that
+            // has them, unless they do not rerun).
             rescue: format!(
-                "WITH lost AS (
-                     SELECT id FROM {s}.runs
-                     WHERE state = 'running' AND lease_until < now() AND (NOT rerun OR job = ANY($1))
-                     ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED
+                "WITH lost_jobs AS (
+                     SELECT name, paused, lease_tick, lease_fence, lease_holder, lease_rerun, lease_started
+                     FROM {s}.jobs
+                     WHERE lease_holder IS NOT NULL AND lease_until < now()
+                       AND (NOT lease_rerun OR name = ANY($1))
+                     ORDER BY name COLLATE \"C\" LIMIT 1000 FOR UPDATE SKIP LOCKED
                  ),
-                 marked AS (
-                     UPDATE {s}.runs SET state = 'lost', finished_at = now(),
-                         error = coalesce(error, 'its instance stopped renewing the lease')
-                     FROM lost WHERE runs.id = lost.id
-                     RETURNING runs.job, runs.tick, runs.attempt, runs.rerun
+                 again AS (
+                     SELECT name, nextval('{s}.fences') AS fence FROM lost_jobs WHERE lease_rerun AND NOT paused
                  ),
-                 jl AS (
-                     SELECT j.name, j.paused FROM {s}.jobs j
-                     WHERE j.name IN (SELECT job FROM marked WHERE rerun) ORDER BY j.name FOR UPDATE
+                 retaken AS (
+                     UPDATE {s}.jobs j SET
+                         fence = coalesce(a.fence, j.fence),
+                         lease_until = CASE WHEN a.fence IS NOT NULL THEN {lease3} END,
+                         lease_fence = a.fence,
+                         lease_holder = CASE WHEN a.fence IS NOT NULL THEN $2 END,
+                         lease_tick = CASE WHEN a.fence IS NOT NULL THEN lj.lease_tick END,
+                         lease_rerun = CASE WHEN a.fence IS NOT NULL THEN true END,
+                         lease_started = CASE WHEN a.fence IS NOT NULL THEN now() END
+                     FROM lost_jobs lj LEFT JOIN again a ON a.name = lj.name
+                     WHERE j.name = lj.name
+                     RETURNING j.name, a.fence, lj.lease_tick AS tick
                  ),
-                 inserted AS (
-                     INSERT INTO {s}.runs (job, tick, attempt, fence, instance, state, rerun, lease_until)
-                     SELECT m.job, m.tick, m.attempt + 1, nextval('{s}.fences'), $2, 'running', true, {lease3}
-                     FROM marked m JOIN jl ON jl.name = m.job
-                     WHERE m.rerun AND NOT jl.paused
-                     ORDER BY m.job, m.tick
-                     ON CONFLICT (job, tick, attempt) DO NOTHING
+                 lost_live AS (
+                     DELETE FROM {s}.running WHERE id IN (
+                         SELECT id FROM {s}.running WHERE lease_until < now() AND (NOT rerun OR job = ANY($1))
+                         ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED)
+                     RETURNING job, tick, fence, instance, rerun, started_at
+                 ),
+                 again_live AS (
+                     INSERT INTO {s}.running (job, tick, fence, instance, rerun, lease_until)
+                     SELECT job, tick, nextval('{s}.fences'), $2, true, {lease3} FROM lost_live WHERE rerun
                      RETURNING id, job, tick, fence
                  ),
-                 updated AS (
-                     UPDATE {s}.jobs j SET fence = i.fence, lease_until = {lease3}, lease_fence = i.fence
-                     FROM (SELECT DISTINCT ON (job) job, fence FROM inserted ORDER BY job, fence DESC) i
-                     WHERE j.name = i.job
+                 history AS (
+                     INSERT INTO {s}.runs (job, tick, fence, instance, state, started_at, error)
+                     SELECT name, lease_tick, lease_fence, lease_holder, 'lost', lease_started,
+                            'its instance stopped renewing the lease' FROM lost_jobs
+                     UNION ALL
+                     SELECT job, tick, fence, instance, 'lost', started_at,
+                            'its instance stopped renewing the lease' FROM lost_live
                  )
-                 SELECT 'rerun'::text, id, job, tick, fence FROM inserted
-                 UNION ALL SELECT 'lost', NULL, job, tick, NULL FROM marked"
+                 SELECT 'rerun'::text, 0::bigint, name, tick, fence FROM retaken WHERE fence IS NOT NULL
+                 UNION ALL SELECT 'rerun', id, job, tick, fence FROM again_live
+                 UNION ALL SELECT 'lost', NULL, name, lease_tick, NULL FROM lost_jobs
+                 UNION ALL SELECT 'lost', NULL, job, tick, NULL FROM lost_live"
             ),
             // $1 names of this instance's cluster jobs, $2 instance, $3 the
             // names among them that do not overlap, $4 lease seconds.
@@ -212,27 +260,28 @@ impl Sql {
                          ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)
                      RETURNING job
                  ),
-                 one AS (SELECT DISTINCT job FROM t),
                  jl AS (
-                     SELECT j.name, (j.lease_until IS NOT NULL AND j.lease_until >= now()) AS held
-                     FROM {s}.jobs j WHERE j.name IN (SELECT job FROM one) ORDER BY j.name FOR UPDATE
+                     SELECT j.name, (j.lease_until IS NOT NULL AND j.lease_until >= now()) AS held,
+                            j.name = ANY($3) AS skip_overlap
+                     FROM {s}.jobs j WHERE j.name IN (SELECT job FROM t) ORDER BY j.name COLLATE \"C\" FOR UPDATE
                  ),
-                 inserted AS (
-                     INSERT INTO {s}.runs (job, tick, fence, instance, state, rerun, lease_until)
-                     SELECT jl.name, now(), nextval('{s}.fences'), $2, 'running', false, {lease4}
-                     FROM jl WHERE NOT (jl.name = ANY($3) AND jl.held)
-                     ORDER BY jl.name
-                     ON CONFLICT (job, tick, attempt) DO NOTHING
-                     RETURNING id, job, tick, fence
+                 go AS (
+                     SELECT name, skip_overlap, nextval('{s}.fences') AS fence FROM jl
+                     WHERE NOT (skip_overlap AND held)
                  ),
-                 updated AS (
-                     UPDATE {s}.jobs j SET fence = i.fence,
-                         lease_until = CASE WHEN j.name = ANY($3) THEN {lease4} ELSE j.lease_until END,
-                         lease_fence = CASE WHEN j.name = ANY($3) THEN i.fence ELSE j.lease_fence END
-                     FROM inserted i WHERE j.name = i.job
+                 j AS (
+                     UPDATE {s}.jobs SET fence = go.fence, lease_until = {lease4}, lease_fence = go.fence,
+                         lease_holder = $2, lease_tick = now(), lease_rerun = false, lease_started = now()
+                     FROM go WHERE jobs.name = go.name AND go.skip_overlap
+                 ),
+                 live AS (
+                     INSERT INTO {s}.running (job, tick, fence, instance, rerun, lease_until)
+                     SELECT name, now(), fence, $2, false, {lease4} FROM go WHERE NOT skip_overlap
+                     RETURNING id, job
                  )
-                 SELECT 'run'::text, id, job, tick, fence FROM inserted
-                 UNION ALL SELECT 'dropped', NULL, jl.name, NULL, NULL FROM jl WHERE jl.name = ANY($3) AND jl.held"
+                 SELECT 'run'::text, coalesce(live.id, 0), go.name, now(), go.fence
+                 FROM go LEFT JOIN live ON live.job = go.name
+                 UNION ALL SELECT 'dropped', NULL, name, NULL, NULL FROM jl WHERE skip_overlap AND held"
             ),
             paused: format!("SELECT name FROM {s}.jobs WHERE paused AND name = ANY($1)"),
             // $1 name, $2 instance, $3 lease seconds.
@@ -250,27 +299,27 @@ impl Sql {
                  WHERE name = $1 AND holder = $2 AND fence = $3 AND lease_until >= now()
                  RETURNING fence"
             ),
-            // $1 instance.
+            // $1 instance: every lease this instance still holds ends now
+            // (the rescue decides what runs again), and it is marked stopped.
             stop: format!(
-                "WITH r AS (
-                     UPDATE {s}.runs SET lease_until = now()
-                     WHERE instance = $1 AND state = 'running' AND lease_until > now()
-                     RETURNING job, fence
+                "WITH jl AS (
+                     SELECT j.name FROM {s}.jobs j WHERE j.lease_holder = $1 AND j.lease_until > now()
+                     ORDER BY j.name COLLATE \"C\" FOR UPDATE
                  ),
-                 jl AS (SELECT j.name FROM {s}.jobs j WHERE j.name IN (SELECT job FROM r) ORDER BY j.name FOR UPDATE),
-                 j AS (
-                     UPDATE {s}.jobs SET lease_until = now()
-                     FROM r, jl WHERE jobs.name = jl.name AND r.job = jl.name AND jobs.lease_fence = r.fence
+                 j AS (UPDATE {s}.jobs SET lease_until = now() FROM jl WHERE jobs.name = jl.name RETURNING jobs.name),
+                 r AS (
+                     UPDATE {s}.running SET lease_until = now()
+                     WHERE instance = $1 AND lease_until > now() RETURNING id
                  ),
                  l AS (UPDATE {s}.leases SET holder = NULL, lease_until = NULL WHERE holder = $1 RETURNING name),
                  i AS (UPDATE {s}.instances SET stopped_at = now() WHERE id = $1 RETURNING id)
-                 SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM l)"
+                 SELECT (SELECT count(*) FROM j) + (SELECT count(*) FROM r), (SELECT count(*) FROM l)"
             ),
             // $1 retention seconds.
             prune: format!(
                 "DELETE FROM {s}.runs WHERE id IN (
                      SELECT id FROM {s}.runs
-                     WHERE state <> 'running' AND finished_at < now() - $1::float8 * interval '1 second'
+                     WHERE finished_at < now() - $1::float8 * interval '1 second'
                      LIMIT 10000)"
             ),
             set_paused: format!("UPDATE {s}.jobs SET paused = $2 WHERE name = $1 RETURNING name"),
@@ -284,10 +333,16 @@ impl Sql {
             ),
             jobs: format!(
                 "SELECT j.name, j.kind, j.paused, j.last_tick, j.fence,
-                        r.instance, r.state, r.tick, r.started_at, r.finished_at, r.error
+                        coalesce(CASE WHEN j.lease_until >= now() THEN j.lease_holder END, r.instance),
+                        CASE WHEN j.lease_until >= now() THEN 'running' ELSE r.state END,
+                        CASE WHEN j.lease_until >= now() THEN j.lease_tick ELSE r.tick END,
+                        CASE WHEN j.lease_until >= now() THEN j.lease_started ELSE r.started_at END,
+                        CASE WHEN j.lease_until >= now() THEN NULL ELSE r.finished_at END,
+                        CASE WHEN j.lease_until >= now() THEN NULL ELSE r.error END,
+                        CASE WHEN j.lease_until >= now() THEN j.lease_fence ELSE r.fence END
                  FROM {s}.jobs j
                  LEFT JOIN LATERAL (
-                     SELECT instance, state, tick, started_at, finished_at, error FROM {s}.runs
+                     SELECT instance, state, tick, fence, started_at, finished_at, error FROM {s}.runs
                      WHERE runs.job = j.name ORDER BY id DESC LIMIT 1
                  ) r ON true
                  ORDER BY j.name"

@@ -263,7 +263,10 @@ impl ClusterHost {
             .map(|job| ClusterJob {
                 name: job.name.to_string(),
                 kind: job.kind,
-                options: job.cluster,
+                options: job
+                    .cluster
+                    .as_ref()
+                    .map_or(ClusterOptions::default_for(job.kind), |c| c.options),
                 overlap: job.overlap,
             })
             .collect();
@@ -314,8 +317,8 @@ impl ClusterHost {
     /// store was out of reach.
     pub fn count_unclaimed(&self, job: usize, ticks: u64) {
         if let Some(shared) = self.shared.upgrade() {
-            if let Some(def) = shared.jobs.get(job) {
-                def.stats
+            if let Some(cluster) = shared.jobs.get(job).and_then(|def| def.cluster.as_ref()) {
+                cluster
                     .unclaimed
                     .fetch_add(ticks, std::sync::atomic::Ordering::Relaxed);
             }

@@ -104,7 +104,7 @@ impl HostHandle {
     /// triggers.
     pub fn trigger(&self, name: &str) -> Result<u64, HandleError> {
         let job = self.scheduled(name)?;
-        if job.claims {
+        if job.claims() {
             return Err(HandleError::Clustered(name.to_owned()));
         }
         dispatch(
@@ -123,6 +123,10 @@ impl HostHandle {
     /// Pauses a scheduled job: its ticks pass without runs (not counted as
     /// skipped) until [`resume`](Self::resume). A run in progress goes on.
     /// Pausing a paused job changes nothing.
+    ///
+    /// With a cluster this pauses the job on this instance only (the other
+    /// instances claim its ticks); `hosted_postgres::Cluster::pause` pauses
+    /// it on every instance.
     ///
     /// # Errors
     ///
@@ -272,6 +276,11 @@ pub struct JobStatus {
 impl JobStatus {
     fn of(job: &JobDef) -> JobStatus {
         let stats = &job.stats;
+        let cluster = |counter: fn(&crate::job::JobCluster) -> &std::sync::atomic::AtomicU64| {
+            job.cluster
+                .as_ref()
+                .map_or(0, |c| counter(c).load(Ordering::Relaxed))
+        };
         JobStatus {
             name: job.name.to_string(),
             kind: job.kind,
@@ -288,9 +297,9 @@ impl JobStatus {
             cancelled: u64::from(stats.cancelled.load(Ordering::Relaxed)),
             skipped: stats.skipped.load(Ordering::Relaxed),
             running: stats.running.load(Ordering::Relaxed),
-            claimed_elsewhere: stats.elsewhere.load(Ordering::Relaxed),
-            unclaimed: stats.unclaimed.load(Ordering::Relaxed),
-            stale_completions: stats.stale.load(Ordering::Relaxed),
+            claimed_elsewhere: cluster(|c| &c.elsewhere),
+            unclaimed: cluster(|c| &c.unclaimed),
+            stale_completions: cluster(|c| &c.stale),
         }
     }
 }

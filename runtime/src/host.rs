@@ -12,7 +12,7 @@ use crate::cluster::{Coordinator, Scope};
 use crate::config::{self, HostConfig, JobConfig, Overrides};
 use crate::extract::StateMap;
 use crate::extract::{Derivation, FromRef};
-use crate::job::{JobDef, JobStats};
+use crate::job::{JobCluster, JobDef, JobStats};
 use crate::lifecycle::ServiceSlot;
 use crate::outcome::{IntoOutcome, Outcome};
 use crate::queue::TaskQueue;
@@ -541,8 +541,10 @@ impl HostBuilder {
                     overlap: candidate.overlap,
                     invoke: candidate.invoke,
                     scoped: scoped.into_boxed_slice(),
-                    cluster: candidate.cluster,
-                    claims,
+                    cluster: self
+                        .coordinator
+                        .is_some()
+                        .then(|| Box::new(JobCluster::new(candidate.cluster, claims))),
                     stats: JobStats::default(),
                 })),
                 Err(message) => problems.push(Problem::InvalidSchedule {

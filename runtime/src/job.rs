@@ -31,18 +31,63 @@ pub(crate) struct JobDef {
     /// The host's scope factories this job's arguments need, by index, in
     /// the order the arguments ask for them.
     pub(crate) scoped: Box<[usize]>,
-    /// Where it runs once a cluster is configured.
-    pub(crate) cluster: ClusterOptions,
-    /// Whether each tick is claimed from the host's coordinator: a cluster
-    /// is configured and the job is scheduled with [`Scope::Cluster`](crate::cluster::Scope::Cluster).
-    pub(crate) claims: bool,
+    /// With a cluster: where it runs, and its cluster counters. `None`
+    /// without one: a host of 100,000 jobs pays one pointer a job.
+    pub(crate) cluster: Option<Box<JobCluster>>,
     pub(crate) stats: JobStats,
+}
+
+/// A job's part in a cluster.
+pub(crate) struct JobCluster {
+    pub(crate) options: ClusterOptions,
+    /// Whether each tick is claimed from the host's coordinator: the job
+    /// is scheduled with [`Scope::Cluster`](crate::cluster::Scope::Cluster).
+    pub(crate) claims: bool,
+    /// Ticks another instance claimed (and ran).
+    pub(crate) elsewhere: AtomicU64,
+    /// Ticks not claimed because the store was out of reach.
+    pub(crate) unclaimed: AtomicU64,
+    /// Completions the store rejected because the run's lease had run out.
+    pub(crate) stale: AtomicU64,
+}
+
+impl JobCluster {
+    pub(crate) fn new(options: ClusterOptions, claims: bool) -> JobCluster {
+        JobCluster {
+            options,
+            claims,
+            elsewhere: AtomicU64::new(0),
+            unclaimed: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
+        }
+    }
 }
 
 impl JobDef {
     /// Where the job was defined.
     pub(crate) fn origin(&self) -> Origin {
         self.registration.map_or(Origin::Builder, Origin::Job)
+    }
+
+    /// Whether each tick is claimed through the host's cluster.
+    #[inline]
+    pub(crate) fn claims(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| c.claims)
+    }
+
+    /// Where the job runs in a cluster (the kind's default without one).
+    pub(crate) fn scope(&self) -> crate::cluster::Scope {
+        self.cluster.as_ref().map_or_else(
+            || crate::cluster::Scope::default_for(self.kind),
+            |c| c.options.scope,
+        )
+    }
+
+    /// Counts on the job's cluster counters, if it has them.
+    pub(crate) fn count_cluster(&self, counter: impl Fn(&JobCluster) -> &AtomicU64) {
+        if let Some(cluster) = &self.cluster {
+            counter(cluster).fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// What a failed run of a background fn does; scheduled jobs log it.
@@ -63,13 +108,6 @@ pub(crate) struct JobStats {
     /// Runs end cancelled only as the host stops: 32 bits are plenty.
     pub(crate) cancelled: AtomicU32,
     pub(crate) skipped: AtomicU64,
-    /// Cluster: ticks another instance claimed (and ran).
-    pub(crate) elsewhere: AtomicU64,
-    /// Cluster: ticks not claimed because the store was out of reach.
-    pub(crate) unclaimed: AtomicU64,
-    /// Cluster: completions the store rejected because the run's lease had
-    /// run out.
-    pub(crate) stale: AtomicU64,
     /// Ticks skipped since the last run started: logged once, when the next
     /// run starts.
     pub(crate) skipped_in_overrun: AtomicU32,
@@ -117,9 +155,6 @@ impl Default for JobStats {
             failed: AtomicU64::new(0),
             cancelled: AtomicU32::new(0),
             skipped: AtomicU64::new(0),
-            elsewhere: AtomicU64::new(0),
-            unclaimed: AtomicU64::new(0),
-            stale: AtomicU64::new(0),
             skipped_in_overrun: AtomicU32::new(0),
             running: AtomicU32::new(0),
             paused: AtomicBool::new(false),

@@ -49,7 +49,7 @@ pub(crate) fn dispatch(
     if host.is_stopping() {
         return Err(NotStarted::Stopping);
     }
-    if job.claims {
+    if job.claims() {
         // The cluster decides; the run, if any, starts in a task of its
         // own once the claim is granted.
         claim_tick(host, job, scheduled, false);
@@ -135,14 +135,14 @@ pub(crate) fn claim_tick(
                 killable(host.clone(), job.clone(), this, run).await;
             }
             Claim::Declined(Declined::Taken) => {
-                stats.elsewhere.fetch_add(1, Ordering::Relaxed);
+                job.count_cluster(|c| &c.elsewhere);
             }
             Claim::Declined(Declined::Running) => {
                 stats.skipped.fetch_add(1, Ordering::Relaxed);
                 stats.skipped_in_overrun.fetch_add(1, Ordering::Relaxed);
             }
             Claim::Declined(Declined::Unavailable) => {
-                stats.unclaimed.fetch_add(1, Ordering::Relaxed);
+                job.count_cluster(|c| &c.unclaimed);
             }
             Claim::Declined(Declined::Paused) => {}
         }
@@ -244,7 +244,7 @@ pub(crate) async fn supervise(host: Arc<HostShared>, job: Arc<JobDef>) {
     let mut failures_in_row = 0_u32;
     let seed = seed_of(&job.name);
     let singleton = match &host.coordinator {
-        Some(coordinator) if job.cluster.scope == Scope::Singleton => Some(coordinator.clone()),
+        Some(coordinator) if job.scope() == Scope::Singleton => Some(coordinator.clone()),
         _ => None,
     };
     loop {
@@ -380,7 +380,7 @@ async fn run_once(
             {
                 Completion::Recorded => {}
                 Completion::Stale => {
-                    job.stats.stale.fetch_add(1, Ordering::Relaxed);
+                    job.count_cluster(|c| &c.stale);
                     tracing::warn!(job = %job.name, fence, "the run's lease had run out before it finished: its completion was rejected (another instance may own the tick now)");
                 }
                 Completion::Failed => {

@@ -147,7 +147,7 @@ impl Scheduler {
             let mut tick = 0;
             let first = match &job.schedule {
                 Schedule::Every(every) => {
-                    let base = if job.claims { anchor } else { 0 };
+                    let base = if job.claims() { anchor } else { 0 };
                     tick = every.first_tick_from(base);
                     scheduler.state[index] = tick;
                     let offset = every
@@ -413,9 +413,9 @@ fn fire(
     } = *now;
     match &job.schedule {
         Schedule::Every(every) => {
-            let base = if job.claims { anchor } else { 0 };
+            let base = if job.claims() { anchor } else { 0 };
             if !job.stats.paused.load(Ordering::Relaxed) {
-                let due = if job.claims {
+                let due = if job.claims() {
                     // The tick's own instant, the same on every instance:
                     // with the job's name, the tick's identity.
                     DateTime::from_timestamp_nanos(nanos(every.offset(*state)) as i64)

@@ -208,11 +208,13 @@ fn catch_up(shared: &std::sync::Arc<crate::shared::HostShared>) {
     };
     let last_ticks = coordinator.last_ticks();
     let now = shared.wall();
-    for job in shared
-        .jobs
-        .iter()
-        .filter(|j| j.claims && j.enabled && j.cluster.missed == Missed::Once)
-    {
+    for job in shared.jobs.iter().filter(|j| {
+        j.claims()
+            && j.enabled
+            && j.cluster
+                .as_ref()
+                .is_some_and(|c| c.options.missed == Missed::Once)
+    }) {
         let Some(Some(last)) = last_ticks.get(job.index as usize).copied() else {
             continue;
         };
