@@ -36,7 +36,8 @@ async fn observed_table(db: &TestDb) {
     db.client()
         .await
         .batch_execute(
-            "CREATE TABLE observed (job text, tick timestamptz, instance text, fence bigint)",
+            "CREATE TABLE observed (job text, tick timestamptz, instance text, fence bigint,
+                                    at timestamptz DEFAULT clock_timestamp())",
         )
         .await
         .unwrap();
@@ -153,6 +154,17 @@ async fn eight_hosts_with_skewed_clocks_run_every_tick_exactly_once() {
             .get(0);
         assert_eq!(fences, runs, "{job}: two claims shared a fencing number");
     }
+    // Claims go out ahead of the tick; the runs wait for its instant (on
+    // the database's clock, which every host follows whatever its own).
+    let early: f64 = client
+        .query_one(
+            "SELECT coalesce(max(extract(epoch FROM tick - at)), 0)::float8 * 1000 FROM observed",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(early < 5.0, "a run started {early:.1} ms before its tick");
     // Jittered ticks: one run each, the same instant on every instance
     // (else each instance's own instant would run once, and the ticks
     // would be counted several times).

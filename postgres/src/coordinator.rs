@@ -1244,21 +1244,28 @@ impl Coordinator for Cluster {
     }
 
     fn claim(&self, claim: TickClaim) -> BoxFuture<'static, Claim> {
-        let inner = self.inner.clone();
+        // Queued now, not when the future is first polled: every tick the
+        // scheduler fires in one wake-up then goes in one statement.
+        let inner = &self.inner;
+        let queued = match inner.started.get() {
+            Some(started) if inner.trusted() => {
+                let (reply, answer) = oneshot::channel();
+                started
+                    .claims
+                    .send(PendingClaim { claim, reply })
+                    .ok()
+                    .map(|()| answer)
+            }
+            _ => None,
+        };
+        let inner = inner.clone();
         Box::pin(async move {
-            let Some(started) = inner.started.get() else {
-                return Claim::Declined(Declined::Unavailable);
-            };
-            if !inner.trusted() {
-                return inner.decline_unavailable();
+            match queued {
+                Some(answer) => answer
+                    .await
+                    .unwrap_or(Claim::Declined(Declined::Unavailable)),
+                None => inner.decline_unavailable(),
             }
-            let (reply, answer) = oneshot::channel();
-            if started.claims.send(PendingClaim { claim, reply }).is_err() {
-                return inner.decline_unavailable();
-            }
-            answer
-                .await
-                .unwrap_or(Claim::Declined(Declined::Unavailable))
         })
     }
 
@@ -1273,6 +1280,10 @@ impl Coordinator for Cluster {
 
     fn acquire(&self, job: usize, token: CancellationToken) -> BoxFuture<'static, Option<Lease>> {
         Box::pin(self.inner.clone().acquire(job, token))
+    }
+
+    fn claim_ahead(&self) -> Duration {
+        self.inner.options.claim_ahead
     }
 
     fn last_ticks(&self) -> Vec<Option<DateTime<Utc>>> {

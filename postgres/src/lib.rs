@@ -156,6 +156,7 @@ pub struct ClusterOptions {
     pool_size: usize,
     connect_timeout: Duration,
     statement_timeout: Duration,
+    claim_ahead: Duration,
 }
 
 impl Default for ClusterOptions {
@@ -171,6 +172,7 @@ impl Default for ClusterOptions {
             pool_size: 4,
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
+            claim_ahead: Duration::from_millis(50),
         }
     }
 }
@@ -245,6 +247,17 @@ impl ClusterOptions {
         self
     }
 
+    /// How long before a tick's instant its claim is sent (50 ms): a claim
+    /// granted early waits for the instant, so that the round trip to the
+    /// database does not make the run late. A claim declined because the
+    /// previous run still held its lease is sent again at the instant. A
+    /// pause takes effect for ticks whose claim is not yet sent. Zero sends
+    /// each claim at its tick.
+    pub fn claim_ahead(mut self, ahead: Duration) -> Self {
+        self.claim_ahead = ahead;
+        self
+    }
+
     fn check(&self) -> Result<(), Error> {
         let name = &self.schema;
         let valid = !name.is_empty()
@@ -282,6 +295,12 @@ impl ClusterOptions {
             return Err(Error::Options(format!(
                 "leases are renewed every {:?}, not within the trust window ({:?}): one late renewal would cancel every run; renew more often",
                 self.renew_every, self.trust_window
+            )));
+        }
+        if self.claim_ahead >= self.lease {
+            return Err(Error::Options(format!(
+                "claims are sent {:?} ahead, not within the lease ({:?}): a claim's lease would run out before its run starts; send them closer to the tick",
+                self.claim_ahead, self.lease
             )));
         }
         if self.pool_size < 2 {

@@ -229,6 +229,15 @@ pub trait Coordinator: Send + Sync + 'static {
     /// (`None`). The lease's token is cancelled if the lease is lost.
     fn acquire(&self, job: usize, token: CancellationToken) -> BoxFuture<'static, Option<Lease>>;
 
+    /// How long before a tick's instant its claim is sent (zero by
+    /// default). A claim granted early waits for the instant, so that the
+    /// round trip to the store does not make the run late; one declined
+    /// because the previous run still holds its lease is sent again at the
+    /// instant, so that a run ending just before the tick does not cost it.
+    fn claim_ahead(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     /// The most recent tick claimed for each job across the cluster, by
     /// index, as recorded in the store at start: what [`Missed::Once`]
     /// judges from.

@@ -110,27 +110,55 @@ pub(crate) fn claim_tick(
     catch_up: bool,
 ) {
     let stats = &job.stats;
-    // A run still going here holds its lease: skipped without asking.
-    if job.overlap == Overlap::Skip && stats.running.load(Ordering::Acquire) > 0 {
+    // A run still going here at the tick holds its lease: skipped without
+    // asking. (Ahead of the tick, the store answers, and the claim is sent
+    // again at the tick.)
+    if job.overlap == Overlap::Skip
+        && stats.running.load(Ordering::Acquire) > 0
+        && until_wall(host, at).is_none()
+    {
         stats.skipped.fetch_add(1, Ordering::Relaxed);
         stats.skipped_in_overrun.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    let Some(coordinator) = &host.coordinator else {
+    let Some(coordinator) = host.coordinator.clone() else {
         return;
     };
-    let claim = coordinator.claim(TickClaim {
-        job: job.index as usize,
-        at,
-        catch_up,
-        token: host.stop.child_token(),
-    });
+    let index = job.index as usize;
+    let ask = move |host: &Arc<HostShared>| {
+        coordinator.claim(TickClaim {
+            job: index,
+            at,
+            catch_up,
+            token: host.stop.child_token(),
+        })
+    };
+    let claim = ask(host);
     let tracker = host.tracker.clone();
     let (host, job) = (host.clone(), job.clone());
     let task = async move {
         let stats = &job.stats;
-        match claim.await {
+        let mut answer = claim.await;
+        // Sent ahead of the tick and declined because the previous run
+        // still held its lease: ask again at the tick, when that run may be
+        // over.
+        if matches!(answer, Claim::Declined(Declined::Running)) && until_wall(&host, at).is_some() {
+            if !wait_for_wall(&host, at).await {
+                return;
+            }
+            answer = ask(&host).await;
+        }
+        match answer {
             Claim::Granted(lease) => {
+                // Granted ahead of the tick: the run starts at its instant.
+                if !wait_for_wall(&host, at).await {
+                    if let Some(coordinator) = &host.coordinator {
+                        let _ = coordinator
+                            .complete(job.index as usize, lease, &Outcome::NotRun)
+                            .await;
+                    }
+                    return;
+                }
                 let (this, run) = begin_granted(&host, &job, at, lease);
                 killable(host.clone(), job.clone(), this, run).await;
             }
@@ -148,6 +176,24 @@ pub(crate) fn claim_tick(
         }
     };
     tracker.spawn(task);
+}
+
+/// How long until the host's wall clock shows `at`, if it does not yet.
+fn until_wall(host: &HostShared, at: DateTime<Utc>) -> Option<Duration> {
+    (at - host.wall()).to_std().ok().filter(|d| !d.is_zero())
+}
+
+/// Waits until the host's wall clock shows `at`; `false` if the host began
+/// to stop first.
+async fn wait_for_wall(host: &HostShared, at: DateTime<Utc>) -> bool {
+    if let Some(wait) = until_wall(host, at) {
+        tokio::select! {
+            biased;
+            () = host.stop.cancelled() => return false,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+    !host.is_stopping()
 }
 
 /// Runs a tick the coordinator granted, in a task of its own.

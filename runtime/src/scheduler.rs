@@ -70,6 +70,9 @@ pub(crate) struct Scheduler {
     /// instants; their tick indices count from the epoch, and a tick's
     /// deadline is its offset minus this.
     anchor: u64,
+    /// With a cluster: how long before its instant a tick is claimed, in
+    /// nanoseconds (see [`Coordinator::claim_ahead`](crate::cluster::Coordinator::claim_ahead)).
+    ahead: u64,
 }
 
 /// A cron job's state when it never fires again.
@@ -101,6 +104,7 @@ struct LaneEntry {
 /// clocks, and when the last inline run ended (the next one's start).
 struct Now {
     anchor: u64,
+    ahead: u64,
     elapsed: u64,
     wall: DateTime<Utc>,
     wall_ns: i64,
@@ -125,6 +129,10 @@ impl Scheduler {
             Some(_) => u64::try_from(wall.timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0),
             None => 0,
         };
+        let ahead = host
+            .coordinator
+            .as_ref()
+            .map_or(0, |c| nanos(c.claim_ahead()));
         let mut scheduler = Scheduler {
             host: host.clone(),
             state: vec![0; jobs],
@@ -137,6 +145,7 @@ impl Scheduler {
             wall_at_start: wall,
             next_wall_check: started + WALL_CHECK,
             anchor,
+            ahead,
         };
         let mut heap = Vec::new();
         for (index, job) in host.jobs.iter().enumerate() {
@@ -145,6 +154,7 @@ impl Scheduler {
             }
             // The first deadline, and for cron the wall time it stands for.
             let mut tick = 0;
+            let early = Duration::from_nanos(if job.claims() { ahead } else { 0 });
             let first = match &job.schedule {
                 Schedule::Every(every) => {
                     let base = if job.claims() { anchor } else { 0 };
@@ -155,7 +165,7 @@ impl Scheduler {
                         .saturating_sub(Duration::from_nanos(base));
                     job.stats
                         .set_next_run(TimeDelta::from_std(offset).ok().map(|o| wall + o));
-                    Some(offset)
+                    Some(offset.saturating_sub(early))
                 }
                 Schedule::Cron(cron) => {
                     if scheduler.steps.is_none() {
@@ -168,7 +178,12 @@ impl Scheduler {
                     if next.is_none() {
                         tracing::warn!(job = %job.name, "cron line never fires again");
                     }
-                    next.map(|next| (next.at - wall).to_std().unwrap_or(Duration::ZERO))
+                    next.map(|next| {
+                        (next.at - wall)
+                            .to_std()
+                            .unwrap_or(Duration::ZERO)
+                            .saturating_sub(early)
+                    })
                 }
                 Schedule::Service(_) => None,
             };
@@ -260,6 +275,7 @@ impl Scheduler {
         let wall = self.host.wall();
         let mut batch = Now {
             anchor: self.anchor,
+            ahead: self.ahead,
             elapsed: nanos(now - self.started),
             wall,
             wall_ns: wall.timestamp_nanos_opt().unwrap_or(i64::MAX),
@@ -387,8 +403,16 @@ impl Scheduler {
                     Schedule::Cron(cron) => fire_of(cron, state[index as usize]),
                     Schedule::Every(_) | Schedule::Service(_) => None,
                 };
+                let early = if host.jobs[index as usize].claims() {
+                    self.ahead
+                } else {
+                    0
+                };
                 match fire {
-                    Some(fire) => Reverse((elapsed + until(fire.at, wall), index)),
+                    Some(fire) => Reverse((
+                        (elapsed + until(fire.at, wall)).saturating_sub(early),
+                        index,
+                    )),
                     None => Reverse((deadline, index)),
                 }
             })
@@ -406,11 +430,15 @@ fn fire(
 ) -> Option<u64> {
     let Now {
         anchor,
+        ahead,
         elapsed,
         wall,
         wall_ns,
         ..
     } = *now;
+    // A claimed tick comes due `ahead` before its instant: its claim then
+    // reaches the store before the instant.
+    let early = if job.claims() { ahead } else { 0 };
     match &job.schedule {
         Schedule::Every(every) => {
             let base = if job.claims() { anchor } else { 0 };
@@ -440,16 +468,19 @@ fn fire(
             }
             *state = next;
             let next = nanos(every.offset(next)) - base;
-            let ahead = i64::try_from((next - elapsed) / 1_000_000).unwrap_or(i64::MAX);
-            job.stats.set_next_run_millis(wall_ns / 1_000_000 + ahead);
-            Some(next)
+            let next_due = next.saturating_sub(early);
+            let until_next = i64::try_from((next - elapsed) / 1_000_000).unwrap_or(i64::MAX);
+            job.stats
+                .set_next_run_millis(wall_ns / 1_000_000 + until_next);
+            Some(next_due)
         }
         Schedule::Cron(cron) => {
             let fire = fire_of(cron, *state)?;
-            if wall < fire.at {
+            let early_by = TimeDelta::nanoseconds(i64::try_from(early).unwrap_or(0));
+            if wall + early_by < fire.at {
                 // Not yet on the wall clock: it went back, or the timer
                 // ran ahead of it. Never early: wait for the wall time.
-                return Some(elapsed + until(fire.at, wall));
+                return Some((elapsed + until(fire.at, wall)).saturating_sub(early));
             }
             if !job.stats.paused.load(Ordering::Relaxed) {
                 let _ = dispatch(host, job, fire.at, false, &mut now.cursor);
@@ -484,7 +515,7 @@ fn fire(
             }
             *state = fire_state(next);
             job.stats.set_next_run(next.map(|next| next.at));
-            next.map(|next| elapsed + until(next.at, wall))
+            next.map(|next| (elapsed + until(next.at, wall)).saturating_sub(early))
         }
         Schedule::Service(_) => None,
     }
