@@ -101,6 +101,12 @@
 //!   clock, even if the clock is set back; it never fires twice for one fire
 //!   time; if the clock jumps ahead over fire times, the first runs late and
 //!   the others are counted as skipped and logged as a warning.
+//! - **Clusters**: with [`HostBuilder::cluster`] (the crate
+//!   `hosted-postgres`), each tick of a scheduled job is claimed through the
+//!   cluster's store and runs on one instance; `every` grids are anchored at
+//!   the Unix epoch and the wall clock follows the cluster's, so every
+//!   instance computes and fires the same instants. See [`cluster`] for the
+//!   seam and the per-job options (`scope`, `on_crash`, `missed`).
 //! - **Failures**: a run that returns `Err` or panics is logged with the
 //!   job's name and counted, and the schedule goes on. A background service
 //!   that fails stops the host (or, per service, is ignored or restarted
@@ -225,7 +231,8 @@ extern crate self as hosted;
 //   `shared` (HostShared: tokens, events, state, jobs, scopes, queues), `job`
 //   (JobDef, JobStats, LastRun), `extract` (FromRun, State, FromRef),
 //   `registry` (Registration, Job, Handler), `schedule` (every grids; cron
-//   fire times in `schedule/cron.rs`), `scope` (Scoped<T>). They refer to
+//   fire times in `schedule/cron.rs`), `scope` (Scoped<T>), `cluster` (the
+//   Coordinator seam, its options, Fence). They refer to
 //   one another because a run's context holds the host's shared state,
 //   which holds the jobs, whose handlers take the context;
 // - what runs on them: `runner` (one run; the supervision of background
