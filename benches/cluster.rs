@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hosted::{Host, Job, Run, State};
-use hosted_benches::{cpu_time, env_count, Histogram};
+use hosted_benches::{cpu_time, cpu_time_of, env_count, Histogram};
 use hosted_postgres::tokio_postgres::{self, NoTls};
 use hosted_postgres::{Cluster, ClusterOptions};
 
@@ -60,16 +60,7 @@ fn database_cpu() -> Duration {
         if comm.trim() != "postgres" {
             continue;
         }
-        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
-        let rest = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        total += Duration::from_millis((ticks(11) + ticks(12)) * 10);
+        total += cpu_time_of(&path);
     }
     total
 }

@@ -131,7 +131,12 @@ impl Histogram {
 /// User plus system CPU time of this process so far, from `/proc/self/stat`
 /// (10 ms resolution).
 pub fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_time_of(std::path::Path::new("/proc/self"))
+}
+
+/// User plus system CPU time of the process whose `/proc` folder is `proc`.
+pub fn cpu_time_of(proc: &std::path::Path) -> Duration {
+    let stat = std::fs::read_to_string(proc.join("stat")).unwrap_or_default();
     // The command name (field 2) may hold spaces; count from after it.
     let rest = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = rest.split_whitespace().collect();

@@ -9,30 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hosted::cluster::{Fence, Scope};
-use hosted::{CancellationToken, Host, Job, Run, RunningHost, State};
-use hosted_postgres::deadpool_postgres::Pool;
+use hosted::cluster::Scope;
+use hosted::{CancellationToken, Host, Job, RunningHost};
 use hosted_postgres::Cluster;
-use hosted_tests::pg::{fast, TestDb};
+use hosted_tests::pg::{fast, record, Recorder, TestDb};
 use tokio::net::{TcpListener, TcpStream};
-
-#[derive(Clone)]
-struct Recorder {
-    pool: Pool,
-    instance: String,
-}
-
-async fn record(run: Run, Fence(fence): Fence, State(r): State<Recorder>) -> Result<(), String> {
-    let client = r.pool.get().await.map_err(|e| e.to_string())?;
-    client
-        .execute(
-            "INSERT INTO observed (job, tick, instance, fence) VALUES ($1, $2, $3, $4)",
-            &[&run.job(), &run.scheduled(), &r.instance, &fence],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(())
-}
 
 async fn host(url: &str, db: &TestDb, extra: Option<Job>) -> (RunningHost, Cluster) {
     let cluster = Cluster::connect_with(url, fast()).await.unwrap();

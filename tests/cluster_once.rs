@@ -6,32 +6,13 @@
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use hosted::cluster::{Fence, Missed};
+use hosted::cluster::Missed;
 use hosted::testing::TestClock;
-use hosted::{Host, Job, Run, RunningHost, State};
-use hosted_postgres::deadpool_postgres::Pool;
+use hosted::{Host, Job, RunningHost};
 use hosted_postgres::Cluster;
-use hosted_tests::pg::{fast, TestDb};
+use hosted_tests::pg::{fast, record, Recorder, TestDb};
 
 /// Where runs write what they did.
-#[derive(Clone)]
-struct Recorder {
-    pool: Pool,
-    instance: String,
-}
-
-async fn record(run: Run, Fence(fence): Fence, State(r): State<Recorder>) -> Result<(), String> {
-    let client = r.pool.get().await.map_err(|e| e.to_string())?;
-    client
-        .execute(
-            "INSERT INTO observed (job, tick, instance, fence) VALUES ($1, $2, $3, $4)",
-            &[&run.job(), &run.scheduled(), &r.instance, &fence],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(())
-}
-
 async fn observed_table(db: &TestDb) {
     db.client()
         .await

@@ -101,3 +101,29 @@ pub fn fast() -> ClusterOptions {
         .connect_timeout(Duration::from_millis(500))
         .statement_timeout(Duration::from_secs(5))
 }
+
+/// Where a test's runs write what they did: a row per run in `observed`
+/// (a table the test creates, without a unique constraint, so that a tick
+/// that ran twice shows as two rows).
+#[derive(Clone)]
+pub struct Recorder {
+    pub pool: hosted_postgres::deadpool_postgres::Pool,
+    pub instance: String,
+}
+
+/// A job that writes (job, tick, instance, fence) to `observed`.
+pub async fn record(
+    run: hosted::Run,
+    hosted::cluster::Fence(fence): hosted::cluster::Fence,
+    hosted::State(r): hosted::State<Recorder>,
+) -> Result<(), String> {
+    let client = r.pool.get().await.map_err(|e| e.to_string())?;
+    client
+        .execute(
+            "INSERT INTO observed (job, tick, instance, fence) VALUES ($1, $2, $3, $4)",
+            &[&run.job(), &run.scheduled(), &r.instance, &fence],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}

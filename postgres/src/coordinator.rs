@@ -444,23 +444,10 @@ impl Inner {
     async fn claim_loop(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<PendingClaim>) {
         let mut carry: Vec<PendingClaim> = Vec::new();
         loop {
-            let mut batch = std::mem::take(&mut carry);
-            if batch.is_empty() {
-                tokio::select! {
-                    biased;
-                    () = self.stop.cancelled() => return,
-                    got = rx.recv() => match got {
-                        Some(pending) => batch.push(pending),
-                        None => return,
-                    },
-                }
-            }
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(pending) => batch.push(pending),
-                    Err(_) => break,
-                }
-            }
+            let Some(batch) = next_batch(&mut rx, &self.stop, std::mem::take(&mut carry)).await
+            else {
+                return;
+            };
             // One claim per job per statement: a second one waits for the
             // next (`UPDATE ... FROM` would apply only one of them).
             let mut jobs = HashSet::with_capacity(batch.len());
@@ -570,21 +557,9 @@ impl Inner {
 
     async fn completion_loop(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<PendingCompletion>) {
         loop {
-            let mut batch = Vec::new();
-            tokio::select! {
-                biased;
-                () = self.stop.cancelled() => return,
-                got = rx.recv() => match got {
-                    Some(pending) => batch.push(pending),
-                    None => return,
-                },
-            }
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(pending) => batch.push(pending),
-                    Err(_) => break,
-                }
-            }
+            let Some(batch) = next_batch(&mut rx, &self.stop, Vec::new()).await else {
+                return;
+            };
             let Some(started) = self.started.get() else {
                 return;
             };
@@ -1227,6 +1202,30 @@ impl Inner {
             outages: get(&c.outages),
         }
     }
+}
+
+/// The next batch: `batch` (what an earlier one left over), or else the
+/// next item to come, plus whatever else is waiting, up to [`MAX_BATCH`].
+/// `None` once `stop` fires or the senders are gone.
+async fn next_batch<T>(
+    rx: &mut mpsc::UnboundedReceiver<T>,
+    stop: &CancellationToken,
+    mut batch: Vec<T>,
+) -> Option<Vec<T>> {
+    if batch.is_empty() {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return None,
+            got = rx.recv() => batch.push(got?),
+        }
+    }
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
 }
 
 /// A deadlock or a serialization failure: the statement may simply be
