@@ -239,3 +239,68 @@ async fn after_the_whole_cluster_was_down_missed_once_runs_the_last_missed_tick(
         "{skipped:?}"
     );
 }
+
+/// A job that does not overlap, on two instances: a tick that comes while
+/// the previous run holds its lease, on either instance, is skipped and
+/// counted; no two runs ever go on at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_while_a_run_holds_its_lease_on_another_instance_is_skipped_and_counted() {
+    let db = TestDb::create().await;
+    db.client()
+        .await
+        .batch_execute("CREATE TABLE spans (instance text, tick timestamptz, began timestamptz, ended timestamptz)")
+        .await
+        .unwrap();
+    async fn slow(
+        run: hosted::Run,
+        hosted::State(r): hosted::State<Recorder>,
+    ) -> Result<(), String> {
+        let began = Utc::now();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let client = r.pool.get().await.map_err(|e| e.to_string())?;
+        client
+            .execute(
+                "INSERT INTO spans VALUES ($1, $2, $3, $4)",
+                &[&r.instance, &run.scheduled(), &began, &Utc::now()],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+    let mut hosts = Vec::new();
+    for skew in [-300, 300] {
+        let job = Job::every("slow", Duration::from_millis(100), slow);
+        hosts.push(start_host(&db, skew, vec![job]).await);
+    }
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let mut skipped = 0;
+    for (host, _) in hosts {
+        let handle = host.handle();
+        assert!(host.stop().await.is_clean());
+        skipped += handle.job("slow").unwrap().skipped;
+    }
+    let rows = db
+        .client()
+        .await
+        .query(
+            "SELECT instance, began, ended FROM spans ORDER BY began",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(rows.len() >= 4, "{} runs", rows.len());
+    for pair in rows.windows(2) {
+        let ended: chrono::DateTime<Utc> = pair[0].get(2);
+        let began: chrono::DateTime<Utc> = pair[1].get(1);
+        assert!(
+            began >= ended - TimeDelta::milliseconds(2),
+            "a run on {} began at {began}, before the one on {} ended at {ended}",
+            pair[1].get::<_, String>(0),
+            pair[0].get::<_, String>(0)
+        );
+    }
+    assert!(
+        skipped >= 8,
+        "only {skipped} tick(s) skipped while runs held their lease"
+    );
+}
