@@ -84,7 +84,11 @@
 //! while their leases can be renewed; once the instance has not reached the
 //! database for [`ClusterOptions::trust_window`] (12 seconds by default,
 //! shorter than the 15-second lease) it cancels their tokens, since another
-//! instance may take their ticks over once the leases run out.
+//! instance may take their ticks over once the leases run out. Until a
+//! lease of a job that does not overlap runs out, the other instances skip
+//! that job's ticks (and count them): the run may still be going. A job
+//! with `overlap = "allow"` holds a lease per run and goes on elsewhere at
+//! once.
 //!
 //! # How this differs from Quartz clustering and Hangfire
 //!
