@@ -104,6 +104,14 @@ struct Started {
     rerun: Vec<bool>,
     services: Vec<bool>,
     last_ticks: Vec<Option<DateTime<Utc>>>,
+    /// Job indices by name, for the rows the store sends back.
+    index: HashMap<String, usize>,
+    /// The names the periodic statements send, fixed at start: the jobs
+    /// claimed per tick; of those, the ones that do not overlap; and the
+    /// ones that rerun after a crash.
+    claimed_names: Vec<String>,
+    no_overlap_names: Vec<String>,
+    rerun_names: Vec<String>,
     claims: mpsc::UnboundedSender<PendingClaim>,
     completions: mpsc::UnboundedSender<PendingCompletion>,
 }
@@ -323,8 +331,8 @@ impl Inner {
             .iter()
             .map(|j| j.kind == JobKind::Service && j.options.scope == Scope::Singleton)
             .collect();
-        let skip_overlap = jobs.iter().map(|j| j.overlap == Overlap::Skip).collect();
-        let rerun = jobs
+        let skip_overlap: Vec<bool> = jobs.iter().map(|j| j.overlap == Overlap::Skip).collect();
+        let rerun: Vec<bool> = jobs
             .iter()
             .map(|j| j.options.on_crash == OnCrash::Rerun)
             .collect();
@@ -403,6 +411,19 @@ impl Inner {
 
         let (claims, claims_rx) = mpsc::unbounded_channel();
         let (completions, completions_rx) = mpsc::unbounded_channel();
+        let pick = |wanted: &dyn Fn(usize) -> bool| -> Vec<String> {
+            (0..names.len())
+                .filter(|&i| claimable[i] && wanted(i))
+                .map(|i| names[i].clone())
+                .collect()
+        };
+        let claimed_names = pick(&|_| true);
+        let no_overlap_names = pick(&|i| skip_overlap[i]);
+        let rerun_names = pick(&|i| rerun[i]);
+        let index = index
+            .into_iter()
+            .map(|(name, i)| (name.to_owned(), i))
+            .collect();
         let started = Started {
             host,
             names,
@@ -411,6 +432,10 @@ impl Inner {
             rerun,
             services,
             last_ticks,
+            index,
+            claimed_names,
+            no_overlap_names,
+            rerun_names,
             claims,
             completions,
         };
@@ -823,34 +848,21 @@ impl Inner {
         let Some(started) = self.started.get() else {
             return;
         };
-        let claimable: Vec<&str> = started
-            .names
-            .iter()
-            .zip(&started.claimable)
-            .filter(|(_, c)| **c)
-            .map(|(n, _)| n.as_str())
-            .collect();
+        let (claimable, no_overlap) = (&started.claimed_names, &started.no_overlap_names);
         if claimable.is_empty() || !self.trusted() {
             return;
         }
-        let no_overlap: Vec<&str> = started
-            .names
-            .iter()
-            .zip(started.claimable.iter().zip(&started.skip_overlap))
-            .filter(|(_, (c, s))| **c && **s)
-            .map(|(n, _)| n.as_str())
-            .collect();
         let lease = self.lease_secs();
         if let Ok(rows) = self
             .query(
                 &self.sql.triggers,
-                &[&claimable, &self.instance.id, &no_overlap, &lease],
+                &[claimable, &self.instance.id, no_overlap, &lease],
             )
             .await
         {
             for row in rows {
                 let job: String = row.get(2);
-                let Some(index) = started.names.iter().position(|n| *n == job) else {
+                let Some(&index) = started.index.get(&job) else {
                     continue;
                 };
                 if row.get::<_, &str>(0) == "dropped" {
@@ -865,12 +877,12 @@ impl Inner {
                 self.run_here(started, index, id, tick, fence, "triggered");
             }
         }
-        if let Ok(rows) = self.query(&self.sql.paused, &[&claimable]).await {
+        if let Ok(rows) = self.query(&self.sql.paused, &[claimable]).await {
             let now: HashSet<usize> = rows
                 .iter()
                 .filter_map(|row| {
                     let name: &str = row.get(0);
-                    started.names.iter().position(|n| n == name)
+                    started.index.get(name).copied()
                 })
                 .collect();
             let mut state = self.state();
@@ -894,16 +906,10 @@ impl Inner {
         if !self.trusted() {
             return;
         }
-        let rerun: Vec<&str> = started
-            .names
-            .iter()
-            .zip(started.claimable.iter().zip(&started.rerun))
-            .filter(|(_, (c, r))| **c && **r)
-            .map(|(n, _)| n.as_str())
-            .collect();
+        let rerun = &started.rerun_names;
         let lease = self.lease_secs();
         let Ok(rows) = self
-            .query(&self.sql.rescue, &[&rerun, &self.instance.id, &lease])
+            .query(&self.sql.rescue, &[rerun, &self.instance.id, &lease])
             .await
         else {
             return;
@@ -915,7 +921,7 @@ impl Inner {
                 tracing::warn!(job, %tick, "a run's instance stopped renewing its lease; marked lost");
                 continue;
             }
-            let Some(index) = started.names.iter().position(|n| *n == job) else {
+            let Some(&index) = started.index.get(&job) else {
                 continue;
             };
             count(&self.counters.reruns, 1);

@@ -322,29 +322,11 @@ impl ClusterHost {
         }
     }
 
-    /// Counts a tick of `job` this instance could not claim because the
-    /// store was out of reach.
-    pub fn count_unclaimed(&self, job: usize, ticks: u64) {
-        if let Some(shared) = self.shared.upgrade() {
-            if let Some(cluster) = shared.jobs.get(job).and_then(|def| def.cluster.as_ref()) {
-                cluster
-                    .unclaimed
-                    .fetch_add(ticks, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-    }
-
     /// Whether the host still exists: a host dropped without a stop
     /// leaves its leases to run out, and the coordinator stops renewing
     /// them.
     pub fn is_alive(&self) -> bool {
         self.shared.strong_count() > 0
-    }
-
-    /// The host's wall time: its clock's, plus the offset set with
-    /// [`set_clock_offset`](Self::set_clock_offset).
-    pub fn wall(&self) -> Option<DateTime<Utc>> {
-        self.shared.upgrade().map(|shared| shared.wall())
     }
 
     /// The host's clock, uncorrected.

@@ -67,24 +67,12 @@ pub(crate) fn dispatch(
     };
     if !claimed {
         if !by_hand {
-            stats.skipped.fetch_add(1, Ordering::Relaxed);
-            stats.skipped_in_overrun.fetch_add(1, Ordering::Relaxed);
+            skipped_in_overrun(job);
         }
         return Err(NotStarted::Running);
     }
     let number = stats.started.fetch_add(1, Ordering::Relaxed) + 1;
-    // A load first: the swap would write the job's memory on every run.
-    let skipped = match stats.skipped_in_overrun.load(Ordering::Relaxed) {
-        0 => 0,
-        _ => stats.skipped_in_overrun.swap(0, Ordering::Relaxed),
-    };
-    if skipped > 0 {
-        tracing::debug!(
-            job = %job.name,
-            skipped,
-            "skipped {skipped} tick(s) while the previous run was still going"
-        );
-    }
+    log_overrun(job);
     // The run starts where the one before it in this batch ended: one
     // clock read a run rather than two.
     let this = This {
@@ -117,8 +105,7 @@ pub(crate) fn claim_tick(
         && stats.running.load(Ordering::Acquire) > 0
         && until_wall(host, at).is_none()
     {
-        stats.skipped.fetch_add(1, Ordering::Relaxed);
-        stats.skipped_in_overrun.fetch_add(1, Ordering::Relaxed);
+        skipped_in_overrun(job);
         return;
     }
     let Some(coordinator) = host.coordinator.clone() else {
@@ -137,7 +124,6 @@ pub(crate) fn claim_tick(
     let tracker = host.tracker.clone();
     let (host, job) = (host.clone(), job.clone());
     let task = async move {
-        let stats = &job.stats;
         let mut answer = claim.await;
         // Sent ahead of the tick and declined because the previous run
         // still held its lease: ask again at the tick, when that run may be
@@ -165,10 +151,7 @@ pub(crate) fn claim_tick(
             Claim::Declined(Declined::Taken) => {
                 job.count_cluster(|c| &c.elsewhere);
             }
-            Claim::Declined(Declined::Running) => {
-                stats.skipped.fetch_add(1, Ordering::Relaxed);
-                stats.skipped_in_overrun.fetch_add(1, Ordering::Relaxed);
-            }
+            Claim::Declined(Declined::Running) => skipped_in_overrun(&job),
             Claim::Declined(Declined::Unavailable) => {
                 job.count_cluster(|c| &c.unclaimed);
             }
@@ -176,6 +159,28 @@ pub(crate) fn claim_tick(
         }
     };
     tracker.spawn(task);
+}
+
+/// Counts a tick skipped because the job's previous run was still going.
+fn skipped_in_overrun(job: &JobDef) {
+    job.stats.skipped.fetch_add(1, Ordering::Relaxed);
+    job.stats.skipped_in_overrun.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Logs, once, the ticks skipped since the job's last run began, as the
+/// next one begins.
+fn log_overrun(job: &JobDef) {
+    let stats = &job.stats;
+    // A load first: the swap would write the job's memory on every run.
+    if stats.skipped_in_overrun.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let skipped = stats.skipped_in_overrun.swap(0, Ordering::Relaxed);
+    tracing::debug!(
+        job = %job.name,
+        skipped,
+        "skipped {skipped} tick(s) while the previous run was still going"
+    );
 }
 
 /// How long until the host's wall clock shows `at`, if it does not yet.
@@ -221,10 +226,7 @@ fn begin_granted(
     let stats = &job.stats;
     stats.running.fetch_add(1, Ordering::AcqRel);
     let number = stats.started.fetch_add(1, Ordering::Relaxed) + 1;
-    if stats.skipped_in_overrun.load(Ordering::Relaxed) > 0 {
-        let skipped = stats.skipped_in_overrun.swap(0, Ordering::Relaxed);
-        tracing::debug!(job = %job.name, skipped, "skipped {skipped} tick(s) while the previous run was still going");
-    }
+    log_overrun(job);
     let this = This {
         number,
         scheduled: at,
