@@ -51,8 +51,13 @@ async fn observed_table(db: &TestDb) {
         .unwrap();
 }
 
-/// No tick twice, and none missing between the first and the last.
-async fn assert_exactly_once(db: &TestDb) {
+/// No tick twice, and none missing between the first and the last, but
+/// for ticks that `faulted` claimed and never finished: a claim that the
+/// database committed while the fault took its answer away. The tick is
+/// then claimed and not run, which is what `on_crash = "skip"` promises (at
+/// most once); such a claim is on record, still in `running` or rescued into
+/// `runs` as lost, and only claims in flight at the fault can be in it.
+async fn assert_exactly_once(db: &TestDb, faulted: &str) {
     let client = db.client().await;
     let twice: i64 = client
         .query_one(
@@ -63,15 +68,37 @@ async fn assert_exactly_once(db: &TestDb) {
         .unwrap()
         .get(0);
     assert_eq!(twice, 0, "ticks ran twice");
-    let row = client
-        .query_one(
-            "SELECT count(*), round(extract(epoch FROM max(tick) - min(tick)) * 10)::bigint + 1 FROM observed",
+    let missing: Vec<(DateTime<Utc>, Option<String>)> = client
+        .query(
+            "WITH bounds AS (SELECT min(tick) AS first, max(tick) AS last FROM observed),
+             due AS (SELECT generate_series(first, last, interval '100 milliseconds') AS tick FROM bounds),
+             claims AS (
+                 SELECT tick, instance FROM hosted.running WHERE job = 'every-100ms'
+                 UNION ALL
+                 SELECT tick, instance FROM hosted.runs WHERE job = 'every-100ms' AND state = 'lost'
+             )
+             SELECT due.tick, (SELECT min(instance) FROM claims WHERE claims.tick = due.tick)
+             FROM due WHERE NOT EXISTS (SELECT 1 FROM observed o WHERE o.tick = due.tick)
+             ORDER BY due.tick",
             &[],
         )
         .await
-        .unwrap();
-    let (runs, expected): (i64, i64) = (row.get(0), row.get(1));
-    assert_eq!(runs, expected, "ticks are missing");
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let unexplained: Vec<_> = missing
+        .iter()
+        .filter(|(_, claimed_by)| claimed_by.as_deref() != Some(faulted))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "ticks are missing that no claim of {faulted} explains: {unexplained:?}"
+    );
+    assert!(
+        missing.len() <= 2,
+        "more ticks claimed and lost than claims in flight at one fault: {missing:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +127,7 @@ async fn an_instance_whose_connections_the_server_kills_reconnects_and_nothing_r
     // It went on talking to the database on new connections.
     assert!(after.statements > before + 5, "{after:?}");
     assert_eq!(cluster_a.stats().unavailable, 0, "{after:?}");
-    assert_exactly_once(&db).await;
+    assert_exactly_once(&db, cluster_a.instance_id()).await;
 }
 
 /// What a singleton did, and when.
@@ -231,5 +258,5 @@ async fn past_the_trust_window_an_instance_cut_off_claims_nothing_cancels_its_ru
             .any(|(what, at)| *what == "began" && *at > restored_at),
         "the singleton did not start again after the outage: {events:?}"
     );
-    assert_exactly_once(&db).await;
+    assert_exactly_once(&db, cluster_a.instance_id()).await;
 }
