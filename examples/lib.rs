@@ -1,2 +1,3 @@
-//! Runnable examples of `hosted`; each is a file beside this one. Run one
-//! with `cargo run --example NAME`.
+//! The first example of `hosted`: `cargo run --example scheduler`. The
+//! larger ones (a database job, an axum app) are in the `apps/` package
+//! beside it, so that this one builds only what it uses.

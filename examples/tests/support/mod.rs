@@ -1,5 +1,6 @@
 //! Running an example as a real process, through the workspace's
-//! [`Process`] helper.
+//! [`Process`] helper (`tests/process.rs`, std only, included by path so
+//! that the examples' tests cost no extra crate to build).
 //!
 //! `cargo test` builds the package's examples before running its tests; the
 //! binaries are found beside the test's own executable.
@@ -7,7 +8,11 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use hosted_tests::process::Process;
+#[path = "../../../tests/process.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod process;
+
+pub(crate) use process::Process;
 
 fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

@@ -2,12 +2,17 @@
 //! through WebDriver (chromedriver), clicks "Add task", watches the tasks
 //! queue, run and finish, then stops the host and checks the drain.
 //!
-//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them).
-//! Without them this test fails: it never skips.
+//! Needs Chromium and chromedriver: found through `CHROME` and
+//! `CHROMEDRIVER` when set, else on `PATH` (`chromium`, `chromium-browser`
+//! or `google-chrome`; `chromedriver`). `.ci/run` installs Debian's
+//! `chromium` and `chromium-driver`. Without them this test fails: it never
+//! skips.
 
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,30 +20,45 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use support::start_example;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The program named by the environment variable `var`, or the first of
+/// `names` on `PATH`; a failure that says how to provide it otherwise.
+fn program(var: &str, names: &[&str]) -> PathBuf {
+    if let Some(path) = std::env::var_os(var) {
+        let path = PathBuf::from(path);
+        assert!(path.is_file(), "{var}={} names no file", path.display());
+        return path;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "none of {names:?} is on PATH: install Chromium and chromedriver \
+                 (Debian: `apt-get install chromium chromium-driver`; `.ci/run` does) \
+                 or name them with {var}=/path/to/program"
+            )
+        })
+}
 
 /// chromedriver on a free loopback port, killed on drop.
 struct Driver {
     child: Child,
     url: String,
+    chromium: PathBuf,
 }
 
 impl Driver {
     fn start() -> Driver {
-        for path in [CHROMIUM, CHROMEDRIVER] {
-            assert!(
-                std::path::Path::new(path).exists(),
-                "{path} is missing: install Debian's `chromium` and `chromium-driver` (`.ci/run` does)"
-            );
-        }
+        let chromium = program("CHROME", &["chromium", "chromium-browser", "google-chrome"]);
+        let chromedriver = program("CHROMEDRIVER", &["chromedriver"]);
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         // Its own process group, so that dropping it ends the browsers it
         // started too, even when a failed test never closed its session.
-        let child = Command::new(CHROMEDRIVER)
+        let child = Command::new(chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -48,6 +68,7 @@ impl Driver {
         Driver {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            chromium,
         }
     }
 
@@ -57,7 +78,7 @@ impl Driver {
         capabilities.insert(
             "goog:chromeOptions".into(),
             serde_json::json!({
-                "binary": CHROMIUM,
+                "binary": self.chromium,
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",

@@ -2,6 +2,7 @@
 //! are placed, their grace period ends, the events are consumed, and SIGTERM
 //! stops it with exit code 0.
 
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use support::start_example;

@@ -1,0 +1,5 @@
+//! Larger examples of `hosted`, each a file beside this one:
+//! `cargo run --example grace_period` (a job with a transaction per run on
+//! an embedded SQLite database) and `cargo run --example queue_web` (an axum
+//! app whose page feeds the host's work queue). They live apart from
+//! `scheduler` so that its first build stays light.
