@@ -6,7 +6,14 @@
 //! [dependencies]
 //! hosted = "0.1"
 //! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//! tracing = "0.1"
+//! tracing-subscriber = { version = "0.3", features = ["env-filter"] }
+//! anyhow = "1"
 //! ```
+//!
+//! The host reports through [`tracing`](https://docs.rs/tracing): its start
+//! line, every failed run, every stop step. Install a subscriber (below, the
+//! common one from `tracing-subscriber`) or a program prints nothing.
 //!
 //! # Examples
 //!
@@ -34,6 +41,12 @@
 //! # impl Db { async fn vacuum(&self) -> anyhow::Result<()> { Ok(()) } }
 //! #[tokio::main]
 //! async fn main() -> std::process::ExitCode {
+//!     tracing_subscriber::fmt()
+//!         .with_env_filter(
+//!             tracing_subscriber::EnvFilter::try_from_default_env()
+//!                 .unwrap_or_else(|_| "info".into()),
+//!         )
+//!         .init();
 //!     Host::builder()
 //!         .state(Db)
 //!         .shutdown_timeout(Duration::from_secs(10))

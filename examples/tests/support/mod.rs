@@ -31,6 +31,7 @@ fn binary(name: &str) -> PathBuf {
 
 /// Starts the example `name` with `env` set, logging at info level without
 /// colours.
+#[allow(dead_code)]
 pub(crate) fn start_example(name: &str, env: &[(&str, &str)]) -> Process {
     Process::spawn(
         name,
@@ -38,6 +39,18 @@ pub(crate) fn start_example(name: &str, env: &[(&str, &str)]) -> Process {
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
+            .stderr(Stdio::inherit()),
+    )
+}
+
+/// Starts the example `name` as a newcomer runs it: no `RUST_LOG`.
+#[allow(dead_code)]
+pub(crate) fn start_example_as_is(name: &str) -> Process {
+    Process::spawn(
+        name,
+        Command::new(binary(name))
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
             .stderr(Stdio::inherit()),
     )
 }
