@@ -44,6 +44,10 @@ pub(crate) struct Settings {
     pub(crate) startup_timeout: Option<Duration>,
     pub(crate) start_concurrently: bool,
     pub(crate) stop_concurrently: bool,
+    /// The builder took every registered job and service, and the binary
+    /// holds none: almost always jobs declared in a library crate that the
+    /// linker dropped. Said at start.
+    pub(crate) nothing_registered: bool,
 }
 
 impl fmt::Debug for Host {
@@ -123,6 +127,7 @@ impl Default for HostBuilder {
                 startup_timeout: None,
                 start_concurrently: false,
                 stop_concurrently: false,
+                nothing_registered: false,
             },
             clock: Clock::System,
             coordinator: None,
@@ -661,6 +666,8 @@ impl HostBuilder {
         let jobs = registered();
         let mut services: Vec<&'static ServiceRegistration> =
             inventory::iter::<ServiceRegistration>.into_iter().collect();
+        self.settings.nothing_registered =
+            self.selection.is_none() && jobs.is_empty() && services.is_empty();
         services.sort_by_key(|r| (r.order, r.module, r.name, r.file, r.line));
         if let Some(Chosen { names, modules }) = &self.selection {
             for name in names {

@@ -66,6 +66,19 @@
 //! list to maintain. The schedule is parsed at compile time, so a bad
 //! duration, cron line or time zone is a compile error on the literal.
 //!
+//! **Jobs in a library crate.** The linker keeps a library crate only if
+//! the binary uses something of it; a crate that holds nothing but jobs is
+//! left out, and its registrations with it. A binary that depends on such a
+//! crate names it once, and its jobs are back:
+//!
+//! ```ignore
+//! use my_jobs as _; // in main.rs: links the crate, and its jobs with it
+//! ```
+//!
+//! A host that takes the registered jobs and finds none and no service
+//! warns about this at start; one whose jobs are all added by hand says so
+//! with [`HostBuilder::without_registered`].
+//!
 //! [`HostBuilder::build`] gathers the registrations (all of them, or those
 //! chosen with [`HostBuilder::only_jobs`] and [`HostBuilder::only_module`]),
 //! plus [`Job`]s added by hand, and checks what each job's arguments need:

@@ -255,11 +255,17 @@ impl RunningHost {
         let services = self.services.len() + background;
         let queues = shared.queues.len();
         tracing::info!(
-            jobs = scheduled,
-            services,
-            queues,
             "host started: {scheduled} job(s), {services} service(s), {queues} queue(s); press Ctrl+C to stop",
         );
+        if self.settings.nothing_registered {
+            tracing::warn!(
+                "this binary holds no job or service declared with #[every], #[cron] or \
+                 #[hosted_service]. If yours are in a library crate, the linker left it out \
+                 because nothing in the binary uses it: add `use your_jobs_crate as _;` to \
+                 main.rs. A host whose jobs are all added by hand says so with \
+                 `HostBuilder::without_registered()`, which also silences this warning"
+            );
+        }
         true
     }
 }
