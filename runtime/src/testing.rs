@@ -154,6 +154,17 @@ impl TestHost {
     /// Lets `by` pass on tokio's paused clock: every deadline on the way
     /// fires in order, and the runs it starts get to run, including those due
     /// exactly at the end.
+    ///
+    /// It returns once the runtime has nothing left to run at the end
+    /// instant: every run (and every task it spawned) that can make progress
+    /// without time passing has done so, however many times it yields or
+    /// hops between tasks. What waits for later (a sleep, a timeout) stays
+    /// waiting; what waits on the world outside the runtime (a socket, a
+    /// `spawn_blocking` task) is not waited for. The end instant is exact:
+    /// no deadline after it fires.
+    ///
+    /// On the multi-thread runtime (where tokio's time cannot be paused)
+    /// it can only yield a few times; use the current-thread runtime.
     pub async fn advance(&self, by: Duration) {
         tokio::time::sleep(by).await;
         settle().await;
@@ -203,8 +214,34 @@ impl TestHost {
     }
 }
 
-/// Lets every task that is ready run until it waits again.
+/// Lets every task that is ready run until the runtime has nothing left
+/// to run, without moving the clock.
+///
+/// The current-thread runtime counts the times it parks, which it does only
+/// when no task is ready; a blocking task that watches that count says when
+/// it went up. While a blocking task lives, tokio's paused clock does not
+/// jump ahead to the next deadline when the runtime parks (tokio's
+/// `test-util` holds auto-advance back for it), so the runtime parks at the
+/// current instant and the watcher wakes it at once.
 async fn settle() {
+    let handle = tokio::runtime::Handle::current();
+    #[cfg(target_has_atomic = "64")]
+    if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread {
+        let metrics = handle.metrics();
+        let parked = metrics.worker_park_count(0);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        handle.spawn_blocking(move || {
+            while metrics.worker_park_count(0) == parked {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            let _ = tx.send(());
+        });
+        let _ = rx.await;
+        return;
+    }
+    // Neither a count of parks nor a paused clock to keep still: let every
+    // ready task take a few turns.
+    let _ = handle;
     for _ in 0..16 {
         tokio::task::yield_now().await;
     }
