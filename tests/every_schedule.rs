@@ -97,6 +97,38 @@ async fn jitter_stays_within_its_bound() {
     assert!(test.stop().await.is_clean());
 }
 
+/// The jitter of `jittery`'s first 20 ticks on a test clock, with `seed`
+/// if given.
+async fn jitters_with(seed: Option<u64>) -> Vec<TimeDelta> {
+    let clock = TestClock::at(t0());
+    let mut builder = Host::builder().only_jobs(["jittery"]).clock(&clock);
+    if let Some(seed) = seed {
+        builder = builder.seed(seed);
+    }
+    let test = TestHost::start(builder.build().expect("valid host")).await;
+    test.advance(Duration::from_secs(20)).await;
+    let mut offsets = offsets(&test, "jittery");
+    assert!(test.stop().await.is_clean());
+    assert!(offsets.len() >= 20, "{} runs", offsets.len());
+    offsets.truncate(20);
+    offsets
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_a_test_clock_jitter_is_the_same_on_every_run_and_the_seed_changes_it() {
+    let default = jitters_with(None).await;
+    assert_eq!(default, jitters_with(None).await, "not reproducible");
+    assert_eq!(
+        default,
+        jitters_with(Some(0)).await,
+        "the default is seed 0"
+    );
+    let (one, two) = (jitters_with(Some(1)).await, jitters_with(Some(2)).await);
+    assert_eq!(one, jitters_with(Some(1)).await);
+    assert_ne!(one, two);
+    assert_ne!(one, default);
+}
+
 #[every("1s", initial_delay = "2500ms")]
 async fn delayed() {}
 

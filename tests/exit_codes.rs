@@ -107,3 +107,27 @@ fn a_failed_stop_exits_with_code_3() {
     probe.signal(libc::SIGTERM);
     assert_eq!(exit_code(probe), Some(i32::from(Report::EXIT_STOP_FAILED)));
 }
+
+/// The first ticks of the `jitter` scenario's three jobs, in seconds from
+/// now.
+fn first_ticks() -> Vec<i64> {
+    let mut probe = probe("jitter");
+    let line = probe.wait_for_capture("offsets: ");
+    assert_eq!(probe.exit().0.code(), Some(0));
+    line.trim_matches(['[', ']'])
+        .split(", ")
+        .map(|n| n.parse().expect("a number of seconds"))
+        .collect()
+}
+
+#[test]
+fn two_processes_of_one_service_draw_different_jitter() {
+    let (first, second) = (first_ticks(), first_ticks());
+    assert_eq!(first.len(), 3);
+    // Up to 59 minutes of jitter each: the same seed would give the same
+    // offsets to within the second between the two starts.
+    assert!(
+        first.iter().zip(&second).any(|(a, b)| (a - b).abs() > 5),
+        "lockstep: {first:?} and {second:?}"
+    );
+}

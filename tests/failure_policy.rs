@@ -39,31 +39,37 @@ async fn restart_backs_off_exponentially_with_jitter_then_escalates_to_stop() {
     assert_eq!(report.errors()[0].phase, Phase::Run);
 }
 
-#[tokio::test(start_paused = true)]
-async fn restart_delays_follow_the_backoff() {
+/// The delays between the restarts of a service that always fails, on a
+/// test clock, with `seed` if given.
+async fn restart_delays(seed: Option<u64>) -> Vec<i64> {
     let clock = TestClock::at(t0());
-    let host = Host::builder()
-        .without_registered()
-        .clock(&clock)
-        .job(
-            Job::service("flaky", || async { Err::<(), _>("no route to host") }).on_failure(
-                FailurePolicy::Restart(Backoff {
-                    min: Duration::from_secs(1),
-                    max: Duration::from_secs(8),
-                    max_restarts: 5,
-                }),
-            ),
-        )
-        .build()
-        .unwrap();
-    let test = TestHost::start(host).await;
+    let mut builder = Host::builder().without_registered().clock(&clock).job(
+        Job::service("flaky", || async { Err::<(), _>("no route to host") }).on_failure(
+            FailurePolicy::Restart(Backoff {
+                min: Duration::from_secs(1),
+                max: Duration::from_secs(8),
+                max_restarts: 5,
+            }),
+        ),
+    );
+    if let Some(seed) = seed {
+        builder = builder.seed(seed);
+    }
+    let test = TestHost::start(builder.build().unwrap()).await;
     test.advance(Duration::from_secs(60)).await;
     let starts: Vec<DateTime<Utc>> = test.runs().iter().map(|r| r.started).collect();
     assert_eq!(starts.len(), 6, "the first run and 5 restarts");
-    let delays: Vec<i64> = starts
+    let report = test.wait().await;
+    assert_eq!(report.code(), 1);
+    starts
         .windows(2)
         .map(|w| (w[1] - w[0]).num_milliseconds())
-        .collect();
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_delays_follow_the_backoff() {
+    let delays = restart_delays(None).await;
     for (delay, full) in delays.iter().zip([1_000, 2_000, 4_000, 8_000, 8_000]) {
         assert!(
             (full / 2..=full).contains(delay),
@@ -71,8 +77,13 @@ async fn restart_delays_follow_the_backoff() {
             full / 2
         );
     }
-    let report = test.wait().await;
-    assert_eq!(report.code(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_jitter_follows_the_host_seed() {
+    let default = restart_delays(None).await;
+    assert_eq!(default, restart_delays(None).await, "not reproducible");
+    assert_ne!(restart_delays(Some(1)).await, restart_delays(Some(2)).await);
 }
 
 #[hosted_service(on_failure = "restart", backoff = "1s..5s", max_restarts = 1)]

@@ -105,6 +105,7 @@ pub struct HostBuilder {
     overrides: Overrides,
     queues: Vec<TaskQueue>,
     selection: Option<Chosen>,
+    pub(crate) seed: Option<u64>,
     settings: Settings,
     pub(crate) clock: Clock,
     coordinator: Option<Arc<dyn Coordinator>>,
@@ -122,6 +123,7 @@ impl Default for HostBuilder {
             overrides: Overrides::default(),
             queues: Vec::new(),
             selection: None,
+            seed: None,
             settings: Settings {
                 shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
                 startup_timeout: None,
@@ -361,6 +363,21 @@ impl HostBuilder {
         self
     }
 
+    /// Seeds the host's pseudo-random choices: the jitter of `every` jobs
+    /// and the jitter of restart backoff. By default each process draws its
+    /// own seed, so that replicas started together (or restarted together
+    /// after an outage) spread out instead of firing in lockstep; a host on
+    /// a [`TestClock`](crate::testing::TestClock) uses seed 0 unless given
+    /// one, so that a test's schedule is the same on every run.
+    ///
+    /// Ticks claimed through a [cluster](Self::cluster) ignore the seed:
+    /// every instance must agree on a tick's instant, so their jitter is a
+    /// function of the job's name and the tick alone.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
     /// Takes none of the registered jobs and service types: only those
     /// added with [`job`](Self::job) and [`service`](Self::service).
     pub fn without_registered(mut self) -> Self {
@@ -467,6 +484,10 @@ impl HostBuilder {
             }
         }
         let mut duplicates = duplicates.into_iter().peekable();
+        let process_seed = self.seed.unwrap_or_else(|| match self.clock {
+            Clock::Manual(_) => 0,
+            Clock::System => random_seed(),
+        });
         let mut jobs = Vec::with_capacity(candidates.len());
         for (i, candidate) in candidates.into_iter().enumerate() {
             if let Some((_, first)) = duplicates.next_if(|(at, _)| *at == i) {
@@ -532,7 +553,17 @@ impl HostBuilder {
             }
             let claims =
                 self.coordinator.is_some() && kind != JobKind::Service && scope == Scope::Cluster;
-            match Schedule::from_spec(candidate.schedule, candidate.on_failure, &candidate.name) {
+            // The one place that decides whose jitter a job gets: a claimed
+            // tick's instant must be the same on every instance, so it
+            // depends on the job and the tick only; any other job's on this
+            // process's seed too.
+            let seed = if claims { CLUSTER_SEED } else { process_seed };
+            match Schedule::from_spec(
+                candidate.schedule,
+                candidate.on_failure,
+                &candidate.name,
+                seed,
+            ) {
                 Ok(schedule) => jobs.push(Arc::new(JobDef {
                     name: candidate.name,
                     index: u32::try_from(jobs.len()).expect("fewer than 4 billion jobs"),
@@ -616,6 +647,7 @@ impl HostBuilder {
                 self.scopes,
                 self.queues,
                 self.coordinator,
+                process_seed,
             )),
             settings: self.settings,
             services,
@@ -700,6 +732,23 @@ impl HostBuilder {
             .chain(self.jobs.drain(..).map(Candidate::from_job))
             .collect()
     }
+}
+
+/// The seed of claimed ticks' jitter: the same on every instance.
+const CLUSTER_SEED: u64 = 0;
+
+/// A seed of this process's own. std's `RandomState` is seeded from the
+/// operating system's randomness once per process (and varies per
+/// instance), which is all a jitter needs: no random-number crate for one
+/// number at build time. The pid and the time are mixed in as well.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(since.as_nanos());
+    }
+    hasher.finish()
 }
 
 fn in_module(module: &str, prefix: &str) -> bool {

@@ -344,6 +344,10 @@ pub use tokio_util::sync::CancellationToken;
 ///   ```
 /// - `jitter = "..."`: moves each tick later by a pseudo-random amount up to
 ///   this bound, to spread load across instances; shorter than the period.
+///   Each process draws its own amounts (a test on a `TestClock` gets the
+///   same ones every run; [`HostBuilder::seed`] picks them), except for
+///   ticks claimed through a cluster, whose instant every instance agrees
+///   on.
 ///
 ///   ```
 ///   # use hosted::prelude::*;

@@ -290,7 +290,7 @@ where
 /// applies its failure policy.
 pub(crate) async fn supervise(host: Arc<HostShared>, job: Arc<JobDef>) {
     let mut failures_in_row = 0_u32;
-    let seed = seed_of(&job.name);
+    let seed = seed_of(&job.name) ^ host.seed;
     let singleton = match &host.coordinator {
         Some(coordinator) if job.scope() == Scope::Singleton => Some(coordinator.clone()),
         _ => None,

@@ -27,7 +27,8 @@ impl Schedule {
     pub(crate) fn from_spec(
         spec: ScheduleSpec,
         on_failure: FailurePolicy,
-        seed: &str,
+        name: &str,
+        seed: u64,
     ) -> Result<Schedule, String> {
         match spec {
             ScheduleSpec::Every {
@@ -35,7 +36,8 @@ impl Schedule {
                 period,
                 initial_delay,
                 jitter,
-            } => Every::new(source, period, initial_delay, jitter, seed).map(Schedule::Every),
+            } => Every::new(source, period, initial_delay, jitter, seed_of(name) ^ seed)
+                .map(Schedule::Every),
             ScheduleSpec::Cron { line, zone } => CronSchedule::parse(&line, zone.as_deref())
                 .map(|cron| Schedule::Cron(Box::new(cron))),
             ScheduleSpec::Service => Ok(Schedule::Service(Box::new(on_failure))),
@@ -136,7 +138,7 @@ impl Every {
         period: Duration,
         initial_delay: Duration,
         jitter: Duration,
-        seed: &str,
+        seed: u64,
     ) -> Result<Every, String> {
         if period.is_zero() {
             return Err("the period is zero; give it a positive duration".to_owned());
@@ -155,7 +157,7 @@ impl Every {
             period: nanos(period, "period")?,
             initial_delay: nanos(initial_delay, "initial delay")?,
             jitter: nanos(jitter, "jitter")?,
-            seed: fnv1a(seed.as_bytes()),
+            seed,
         })
     }
 
@@ -185,8 +187,10 @@ impl Every {
     }
 
     /// The jitter of tick `k`: uniform in `[0, jitter]`, a pure function of
-    /// the job's name and `k`. A hash rather than a random number generator:
-    /// no state per job, no lock, and a schedule a test can predict.
+    /// the seed (the job's name mixed with the host's seed, see
+    /// `HostBuilder::seed`) and `k`. A hash rather than a random number
+    /// generator: no state per job, no lock, and a schedule a test can
+    /// predict.
     pub(crate) fn jitter_of(&self, k: u64) -> Duration {
         if self.jitter == 0 {
             return Duration::ZERO;
@@ -280,7 +284,7 @@ mod tests {
             Duration::from_millis(period_ms),
             Duration::from_millis(delay_ms),
             Duration::from_millis(jitter_ms),
-            "job",
+            seed_of("job"),
         )
         .expect("valid")
     }
@@ -329,14 +333,20 @@ mod tests {
 
     #[test]
     fn zero_period_and_long_jitter_are_rejected() {
-        let zero = Every::new(None, Duration::ZERO, Duration::ZERO, Duration::ZERO, "j");
+        let zero = Every::new(
+            None,
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+            seed_of("j"),
+        );
         assert!(zero.err().unwrap().contains("zero"));
         let long = Every::new(
             None,
             Duration::from_secs(1),
             Duration::ZERO,
             Duration::from_secs(1),
-            "j",
+            seed_of("j"),
         );
         assert!(long.err().unwrap().contains("jitter"));
     }

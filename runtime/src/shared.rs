@@ -62,6 +62,8 @@ pub(crate) struct HostShared {
     /// clock (the database's) minus this machine's, so that every instance
     /// fires a tick at the same moment whatever its own clock says.
     wall_offset: AtomicI64,
+    /// The seed of this host's pseudo-random choices (`HostBuilder::seed`).
+    pub(crate) seed: u64,
 }
 
 impl HostShared {
@@ -72,6 +74,7 @@ impl HostShared {
         scopes: Vec<ScopeDef>,
         queues: Vec<TaskQueue>,
         coordinator: Option<Arc<dyn Coordinator>>,
+        seed: u64,
     ) -> HostShared {
         HostShared {
             stop: CancellationToken::new(),
@@ -90,6 +93,7 @@ impl HostShared {
             run_hook: OnceLock::new(),
             coordinator,
             wall_offset: AtomicI64::new(0),
+            seed,
         }
     }
 

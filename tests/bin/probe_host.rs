@@ -11,6 +11,10 @@
 //!   50 ms timeout.
 //!
 //! It prints `started` and `stopping` on stdout as the lifetime events fire.
+//!
+//! `jitter` is apart: three jobs every hour with up to 59 minutes of
+//! jitter, on the system clock with no seed given; it prints how far each
+//! one's first tick is from now, in seconds, and stops.
 
 use std::time::Duration;
 
@@ -20,6 +24,9 @@ use hosted_tests::{Act, Journal, Probe};
 #[tokio::main]
 async fn main() -> hosted::Report {
     let scenario = std::env::args().nth(1).unwrap_or_default();
+    if scenario == "jitter" {
+        return jitter().await;
+    }
     let journal = Journal::default();
     let mut probe = Probe::new("probe", &journal);
     let mut timeout = Duration::from_secs(60);
@@ -66,4 +73,29 @@ async fn main() -> hosted::Report {
     // quick stop used to end the process before it printed.
     let _ = tokio::time::timeout(Duration::from_secs(5), printer).await;
     report
+}
+
+async fn jitter() -> hosted::Report {
+    let mut builder = Host::builder().without_registered();
+    for name in ["a", "b", "c"] {
+        builder = builder.job(
+            Job::every(name, Duration::from_secs(3600), || async {})
+                .jitter(Duration::from_secs(59 * 60)),
+        );
+    }
+    let running = builder
+        .build()
+        .expect("valid host")
+        .start()
+        .await
+        .expect("startup");
+    let now = chrono::Utc::now();
+    let offsets: Vec<i64> = running
+        .handle()
+        .jobs()
+        .iter()
+        .map(|job| (job.next_run.expect("a next run") - now).num_seconds())
+        .collect();
+    println!("offsets: {offsets:?}");
+    running.stop().await
 }
