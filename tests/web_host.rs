@@ -145,3 +145,131 @@ async fn a_stop_reached_after_the_deadline_claims_no_request_that_was_not_there(
         assert_eq!(aborted, ["hangs"], "round {round}: {report}");
     }
 }
+
+/// A request over a plain socket: the status line and the body.
+fn request(addr: SocketAddr, method: &str, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.lines().next().unwrap_or_default().to_owned();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_served_by_the_host_get_its_handle_and_can_trigger_a_job() {
+    use axum::extract::Path;
+    use axum::routing::post;
+    use axum::Extension;
+    use hosted::{HostHandle, Job};
+
+    let router = Router::new()
+        .route(
+            "/jobs",
+            get(|Extension(host): Extension<HostHandle>| async move {
+                host.jobs()
+                    .iter()
+                    .map(|job| job.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
+        )
+        .route(
+            "/jobs/{name}/trigger",
+            post(
+                |Extension(host): Extension<HostHandle>, Path(name): Path<String>| async move {
+                    match host.trigger(&name) {
+                        Ok(run) => (axum::http::StatusCode::ACCEPTED, format!("run {run}")),
+                        Err(e) => (axum::http::StatusCode::CONFLICT, e.to_string()),
+                    }
+                },
+            ),
+        );
+    let web = WebServer::bind("127.0.0.1:0", router).await.unwrap();
+    let addr = web.local_addr();
+    let host = Host::builder()
+        .without_registered()
+        .job(Job::cron("yearly-report", "0 0 1 1 *", || async {}))
+        .service(web)
+        .build()
+        .unwrap();
+    // The handle exists before the host runs; it cannot trigger yet.
+    let handle = host.handle();
+    assert_eq!(
+        handle.trigger("yearly-report"),
+        Err(hosted::HandleError::NotStarted)
+    );
+    let running = host.start().await.unwrap();
+
+    let listed = tokio::task::spawn_blocking(move || request(addr, "GET", "/jobs"));
+    assert_eq!(
+        listed.await.unwrap(),
+        ("HTTP/1.1 200 OK".to_owned(), "yearly-report".to_owned())
+    );
+    let triggered =
+        tokio::task::spawn_blocking(move || request(addr, "POST", "/jobs/yearly-report/trigger"));
+    let (status, body) = triggered.await.unwrap();
+    assert_eq!(status, "HTTP/1.1 202 Accepted", "{body}");
+    assert_eq!(body, "run 1");
+    for _ in 0..100 {
+        if handle.job("yearly-report").unwrap().succeeded == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(handle.job("yearly-report").unwrap().succeeded, 1);
+    assert!(running.stop().await.is_clean());
+}
+
+#[derive(Clone)]
+struct Greeting(&'static str);
+
+/// A job in a module that serves routes, with axum's `State` in scope.
+async fn greets(axum::extract::State(greeting): axum::extract::State<Greeting>) {
+    assert_eq!(greeting.0, "hello");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_takes_axums_state_like_hosteds_and_build_checks_it_is_there() {
+    use hosted::Job;
+
+    let missing = Host::builder()
+        .without_registered()
+        .job(Job::every("greets", Duration::from_secs(3600), greets))
+        .build()
+        .unwrap_err();
+    assert!(
+        missing.to_string().contains("Greeting"),
+        "the error names the missing state: {missing}"
+    );
+
+    let running = Host::builder()
+        .without_registered()
+        .state(Greeting("hello"))
+        .job(Job::every("greets", Duration::from_secs(3600), greets))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let handle = running.handle();
+    for _ in 0..100 {
+        if handle.job("greets").unwrap().succeeded == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(handle.job("greets").unwrap().succeeded, 1);
+    assert!(running.stop().await.is_clean());
+}

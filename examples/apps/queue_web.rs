@@ -12,6 +12,13 @@
 //! timeout), and the process exits with code 0. Tasks still
 //! waiting at the deadline are counted and logged, never dropped silently.
 //!
+//! Beside the page, an admin API on the host's own handle (which the
+//! routes get as `Extension<HostHandle>`): `GET /admin/jobs` lists the jobs
+//! with their schedule, next run and counters, and
+//! `POST /admin/jobs/{name}/trigger` (or `/pause`, `/resume`) acts on one:
+//! `curl -X POST localhost:3000/admin/jobs/prune-finished/trigger` prunes
+//! the list of finished tasks now instead of at the next minute.
+//!
 //! `QUEUE_WEB_ADDR` changes the address (default 127.0.0.1:3000; port 0
 //! picks a free one) and `STEP_MS` the length of a step (default 5000).
 
@@ -20,13 +27,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
 use hosted::web::WebServer;
-use hosted::{CancellationToken, Host, QueueOptions, Refused, TaskQueue};
+use hosted::{
+    CancellationToken, HandleError, Host, HostHandle, Job, QueueOptions, Refused, TaskQueue,
+};
 use serde::Serialize;
 
 const STEPS: u32 = 3;
@@ -128,6 +137,78 @@ async fn list_tasks(State(app): State<App>) -> Json<serde_json::Value> {
     }))
 }
 
+/// A job of the host: keeps the last ten finished tasks on the page. It
+/// takes axum's `State`, which hosted accepts with its `axum` feature.
+async fn prune_finished(State(app): State<App>) {
+    let mut tasks = app.tasks.lock().expect("tasks lock");
+    let done: Vec<u64> = tasks
+        .values()
+        .filter(|task| matches!(task.state, "finished" | "interrupted"))
+        .map(|task| task.id)
+        .collect();
+    let pruned = done.len().saturating_sub(10);
+    for id in &done[..pruned] {
+        tasks.remove(id);
+    }
+    tracing::info!("pruned {pruned} finished task(s)");
+}
+
+/// `GET /admin/jobs`: every job of the host, from its handle.
+async fn list_jobs(Extension(host): Extension<HostHandle>) -> Json<serde_json::Value> {
+    let jobs: Vec<serde_json::Value> = host
+        .jobs()
+        .into_iter()
+        .map(|job| {
+            serde_json::json!({
+                "name": job.name,
+                "schedule": job.description,
+                "next_run": job.next_run.map(|at| at.to_rfc3339()),
+                "runs": job.runs,
+                "failed": job.failed,
+                "paused": job.paused,
+            })
+        })
+        .collect();
+    Json(serde_json::json!({ "jobs": jobs }))
+}
+
+/// `POST /admin/jobs/{name}/{action}`: trigger, pause or resume a job.
+async fn act_on_job(
+    Extension(host): Extension<HostHandle>,
+    Path((name, action)): Path<(String, String)>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let done = match action.as_str() {
+        "trigger" => host
+            .trigger(&name)
+            .map(|run| serde_json::json!({ "run": run })),
+        "pause" => host
+            .pause(&name)
+            .map(|()| serde_json::json!({ "paused": true })),
+        "resume" => host
+            .resume(&name)
+            .map(|()| serde_json::json!({ "paused": false })),
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(serde_json::json!({ "error": "no such action" })),
+            )
+        }
+    };
+    match done {
+        Ok(body) => (StatusCode::OK, Json(body)),
+        Err(error) => {
+            let status = match error {
+                HandleError::UnknownJob(_) => StatusCode::NOT_FOUND,
+                _ => StatusCode::CONFLICT,
+            };
+            (
+                status,
+                Json(serde_json::json!({ "error": error.to_string() })),
+            )
+        }
+    }
+}
+
 async fn page() -> Html<&'static str> {
     Html(PAGE)
 }
@@ -157,12 +238,20 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     let router = Router::new()
         .route("/", get(page))
         .route("/tasks", get(list_tasks).post(add_task))
-        .with_state(app);
+        .route("/admin/jobs", get(list_jobs))
+        .route("/admin/jobs/{name}/{action}", post(act_on_job))
+        .with_state(app.clone());
     let web = WebServer::bind(&addr, router).await?;
     println!("serving the task queue on http://{}", web.local_addr());
 
     let report = Host::builder()
         .without_registered()
+        .state(app)
+        .job(Job::every(
+            "prune-finished",
+            Duration::from_secs(60),
+            prune_finished,
+        ))
         .queue(queue)
         .service(web)
         .shutdown_timeout(Duration::from_secs(60))

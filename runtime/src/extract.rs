@@ -56,7 +56,8 @@ use crate::queue::{TaskQueue, DEFAULT_QUEUE};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be an argument of a job",
     label = "the host cannot provide this argument",
-    note = "a job may take `Run`, `CancellationToken`, `State<T>` (for a `T` given to `HostBuilder::state`), `Scoped<T>` (for a `T` made by a factory given to `HostBuilder::scoped`), `TaskQueue`, `Lifetime`, `HostHandle`, or a type that implements `FromRun`"
+    note = "a job may take `Run`, `CancellationToken`, `State<T>` (for a `T` given to `HostBuilder::state`), `Scoped<T>` (for a `T` made by a factory given to `HostBuilder::scoped`), `TaskQueue`, `Lifetime`, `HostHandle`, or a type that implements `FromRun`",
+    note = "axum's `State<T>` is a job argument only with hosted's `axum` feature; without it, write `hosted::State<T>`"
 )]
 pub trait FromRun: Sized {
     /// Builds the argument for one run.
@@ -133,6 +134,20 @@ impl<T: Clone + Send + Sync + 'static> FromRun for State<T> {
 
     fn dependencies(deps: &mut Dependencies) {
         deps.state::<T>();
+    }
+}
+
+/// With the `axum` feature, axum's own `State<T>` is a job argument too,
+/// the same as [`State<T>`]: a module that serves routes and declares jobs
+/// can keep `use axum::extract::State;`.
+#[cfg(feature = "axum")]
+impl<T: Clone + Send + Sync + 'static> FromRun for axum::extract::State<T> {
+    fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
+        State::<T>::from_run(cx).map(|State(value)| axum::extract::State(value))
+    }
+
+    fn dependencies(deps: &mut Dependencies) {
+        State::<T>::dependencies(deps);
     }
 }
 

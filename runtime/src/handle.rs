@@ -99,11 +99,15 @@ impl HostHandle {
     /// # Errors
     ///
     /// No such job, a service (which is not scheduled), a job already running
-    /// that does not overlap, a host that is stopping, or (with a cluster)
+    /// that does not overlap, a host that has not started yet or is
+    /// stopping, or (with a cluster)
     /// a job that runs once per tick across the cluster, which the cluster
     /// triggers.
     pub fn trigger(&self, name: &str) -> Result<u64, HandleError> {
         let job = self.scheduled(name)?;
+        if !self.shared.started.is_cancelled() && !self.shared.stop.is_cancelled() {
+            return Err(HandleError::NotStarted);
+        }
         if job.claims() {
             return Err(HandleError::Clustered(name.to_owned()));
         }
@@ -192,6 +196,9 @@ pub enum HandleError {
     AlreadyRunning(String),
     /// The host is stopping and starts no more runs.
     Stopping,
+    /// The host has not finished starting: its jobs run once every
+    /// lifecycle service has started.
+    NotStarted,
     /// The job is disabled by configuration.
     Disabled(String),
     /// The job runs once per tick across a cluster: trigger it through the
@@ -213,6 +220,9 @@ impl fmt::Display for HandleError {
                 "`{name}` is still running and does not overlap (`overlap = \"allow\"` would let it)"
             ),
             HandleError::Stopping => f.write_str("the host is stopping"),
+            HandleError::NotStarted => f.write_str(
+                "the host has not started yet: its jobs run once its services have started",
+            ),
             HandleError::Disabled(name) => {
                 write!(f, "`{name}` is disabled by configuration (`enabled = false`)")
             }

@@ -12,6 +12,7 @@ use crate::cluster::{Coordinator, Scope};
 use crate::config::{self, HostConfig, JobConfig, Overrides};
 use crate::extract::StateMap;
 use crate::extract::{Derivation, FromRef};
+use crate::handle::HostHandle;
 use crate::job::{JobCluster, JobDef, JobStats};
 use crate::lifecycle::ServiceSlot;
 use crate::outcome::{IntoOutcome, Outcome};
@@ -76,6 +77,18 @@ impl Host {
     /// The names of the host's lifecycle services, in start order.
     pub fn service_names(&self) -> impl Iterator<Item = &str> {
         self.services.iter().map(|slot| &*slot.name)
+    }
+
+    /// A handle on this host, before it runs: list its jobs, pause and
+    /// resume them, request a stop; triggering a job waits for the host to
+    /// have started ([`HandleError::NotStarted`] before). The same handle
+    /// keeps working once the host runs.
+    ///
+    /// An axum app served by [`WebServer`](crate::web::WebServer) as a
+    /// service of the host gets it without asking: the handle is in the
+    /// router's extensions, so a route takes `Extension<HostHandle>`.
+    pub fn handle(&self) -> HostHandle {
+        HostHandle::new(self.shared.clone())
     }
 }
 
@@ -639,16 +652,21 @@ impl HostBuilder {
         for queue in &self.queues {
             queue.attach();
         }
+        let shared = Arc::new(HostShared::new(
+            self.state,
+            self.clock,
+            jobs,
+            self.scopes,
+            self.queues,
+            self.coordinator,
+            process_seed,
+        ));
+        let handle = HostHandle::new(shared.clone());
+        for slot in &mut services {
+            slot.service.attach(&handle);
+        }
         Ok(Host {
-            shared: Arc::new(HostShared::new(
-                self.state,
-                self.clock,
-                jobs,
-                self.scopes,
-                self.queues,
-                self.coordinator,
-                process_seed,
-            )),
+            shared,
             settings: self.settings,
             services,
         })

@@ -210,11 +210,26 @@ pub(crate) type PhaseFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>
 pub(crate) trait DynService: Send {
     fn name(&self) -> Cow<'static, str>;
     fn call(&mut self, phase: Phase, token: CancellationToken) -> PhaseFuture<'_>;
+    /// Meets the host it belongs to, once built.
+    fn attach(&mut self, handle: &crate::HostHandle);
 }
 
 impl<S: HostedService> DynService for S {
     fn name(&self) -> Cow<'static, str> {
         HostedService::name(self)
+    }
+
+    fn attach(&mut self, handle: &crate::HostHandle) {
+        // A `WebServer` gives its routes the host's handle; no other
+        // service needs one, so this is a check of the concrete type rather
+        // than a method every service would carry.
+        #[cfg(feature = "axum")]
+        if let Some(web) = (self as &mut dyn std::any::Any).downcast_mut::<crate::web::WebServer>()
+        {
+            web.attach(handle.clone());
+        }
+        #[cfg(not(feature = "axum"))]
+        let _ = handle;
     }
 
     fn call(&mut self, phase: Phase, token: CancellationToken) -> PhaseFuture<'_> {

@@ -108,6 +108,14 @@ impl WebServer {
         self.local_addr
     }
 
+    /// Adds the host's handle to the router's extensions.
+    pub(crate) fn attach(&mut self, handle: crate::HostHandle) {
+        self.router = self
+            .router
+            .take()
+            .map(|router| router.layer(axum::Extension(handle)));
+    }
+
     /// Names the service (default `"web"`), for a host that serves more than
     /// one app.
     pub fn named(mut self, name: impl Into<Cow<'static, str>>) -> WebServer {
