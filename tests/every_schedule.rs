@@ -251,8 +251,8 @@ async fn after_a_stall_one_late_run_and_the_missed_ticks_are_counted() {
 }
 
 /// A due run is polled first on the scheduler's own task; a job whose first
-/// step holds it past a millisecond gets a task of its own from its next
-/// run on, so it cannot hold up the other jobs again. Real time: the limit
+/// step holds it past a millisecond three runs in a row gets a task of its
+/// own from its next run on, so it cannot hold up the other jobs again. Real time: the limit
 /// is about real blocking, which paused time cannot show.
 #[tokio::test]
 async fn a_job_that_blocks_before_awaiting_gets_a_task_of_its_own() {
@@ -284,7 +284,7 @@ async fn a_job_that_blocks_before_awaiting_gets_a_task_of_its_own() {
         .build()
         .expect("valid host");
     let running = host.start().await.expect("start");
-    tokio::time::sleep(Duration::from_millis(90)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(running.stop().await.is_clean());
 
     let seen = seen.lock().unwrap().clone();
@@ -295,11 +295,11 @@ async fn a_job_that_blocks_before_awaiting_gets_a_task_of_its_own() {
             .collect::<Vec<_>>()
     };
     let (quick, blocking) = (ids("quick"), ids("blocking"));
-    assert!(quick.len() >= 3 && blocking.len() >= 3, "{seen:?}");
+    assert!(quick.len() >= 5 && blocking.len() >= 5, "{seen:?}");
     // First runs are inline, on the scheduler's task. (Later quick runs
     // are too, unless the machine stalls one past the limit: not asserted.)
     let scheduler = quick[0];
-    // The blocking one ran there once, then in tasks of its own.
-    assert_eq!(blocking[0], scheduler, "{seen:?}");
-    assert!(blocking[1..].iter().all(|id| *id != scheduler), "{seen:?}");
+    // The blocking one ran there three times, then in tasks of its own.
+    assert!(blocking[..3].iter().all(|id| *id == scheduler), "{seen:?}");
+    assert!(blocking[3..].iter().all(|id| *id != scheduler), "{seen:?}");
 }

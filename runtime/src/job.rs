@@ -1,7 +1,7 @@
 //! The job as the running host keeps it: its definition, and its counters
 //! and last run.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -113,9 +113,11 @@ pub(crate) struct JobStats {
     pub(crate) skipped_in_overrun: AtomicU32,
     pub(crate) running: AtomicU32,
     pub(crate) paused: AtomicBool,
-    /// Set once a run's first step held the scheduler too long: later runs
+    /// Set once runs' first steps held the scheduler too long: later runs
     /// are spawned at once (see `poll_inline`).
     pub(crate) own_task: AtomicBool,
+    /// Runs in a row whose first step held the scheduler too long.
+    pub(crate) slow_first_steps: AtomicU8,
     /// Set when a run was dropped at the shutdown deadline: the report
     /// names the job from this, not from a count the aborted tasks race to
     /// update on other threads.
@@ -159,6 +161,7 @@ impl Default for JobStats {
             running: AtomicU32::new(0),
             paused: AtomicBool::new(false),
             own_task: AtomicBool::new(false),
+            slow_first_steps: AtomicU8::new(0),
             aborted: AtomicBool::new(false),
             next_run: AtomicI64::new(i64::MIN),
             last_run: Mutex::new(Last::default()),

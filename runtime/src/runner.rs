@@ -235,9 +235,15 @@ fn begin_granted(
     (this, run_once(host.clone(), job.clone(), this, Some(lease)))
 }
 
-/// How long a run's first poll may hold the scheduler before the job's
-/// later runs go straight to a task of their own.
+/// How long a run's first poll may hold the scheduler.
 const INLINE_LIMIT: Duration = Duration::from_millis(1);
+
+/// Runs in a row of one job past [`INLINE_LIMIT`] before its later runs go
+/// straight to a task of their own. The limit is on real time, so one run
+/// past it proves little: the thread may have been preempted (a loaded
+/// machine), or the run took a first-time code path (a connection's first
+/// statement). A job whose first step really blocks is past it every time.
+const SLOW_IN_A_ROW: u8 = 3;
 
 /// Polls a due run once on the scheduler's own task, and spawns it only if
 /// it has to wait. Most scheduled runs finish without waiting (a counter,
@@ -245,8 +251,10 @@ const INLINE_LIMIT: Duration = Duration::from_millis(1);
 /// wake-up of another worker, and no allocation beyond their future. The
 /// price is that a run's first step, up to its first `.await` that waits,
 /// holds up the scheduler; a job whose first step takes longer than
-/// [`INLINE_LIMIT`] is therefore spawned from its next run on, with a
-/// warning.
+/// [`INLINE_LIMIT`] in [`SLOW_IN_A_ROW`] runs in a row is therefore
+/// spawned from its next run on, with a warning. The time held is this
+/// run's own, from the end of the previous inline run in the batch (or the
+/// batch's start), which the scheduler moves past its own logging.
 ///
 /// The first poll uses a waker that does nothing: a future that returns
 /// `Pending` has registered that waker, and the spawned task polls it again
@@ -269,11 +277,17 @@ where
         Ok(Poll::Ready((_, took))) => *took,
         _ => this.began.elapsed(),
     };
-    if held > INLINE_LIMIT && !job.stats.own_task.swap(true, Ordering::Relaxed) {
+    let slow = &job.stats.slow_first_steps;
+    if held <= INLINE_LIMIT {
+        if slow.load(Ordering::Relaxed) != 0 {
+            slow.store(0, Ordering::Relaxed);
+        }
+    } else if slow.fetch_add(1, Ordering::Relaxed) + 1 >= SLOW_IN_A_ROW
+        && !job.stats.own_task.swap(true, Ordering::Relaxed)
+    {
         tracing::warn!(
             job = %job.name,
-            ?held,
-            "a run held the scheduler for {held:?} before its first await; this job's runs get a task of their own from now on (move blocking work into `tokio::task::spawn_blocking`)"
+            "{SLOW_IN_A_ROW} runs in a row held the scheduler for more than {INLINE_LIMIT:?} before their first await (the last one {held:?}); this job's runs get a task of their own from now on (move blocking work into `tokio::task::spawn_blocking`)"
         );
     }
     match polled {

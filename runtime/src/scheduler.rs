@@ -73,6 +73,10 @@ pub(crate) struct Scheduler {
     /// With a cluster: how long before its instant a tick is claimed, in
     /// nanoseconds (see [`Coordinator::claim_ahead`](crate::cluster::Coordinator::claim_ahead)).
     ahead: u64,
+    /// What fell behind since the last line about it, and when that was.
+    behind: Behind,
+    jumped: Behind,
+    behind_said: Option<Instant>,
 }
 
 /// A cron job's state when it never fires again.
@@ -109,7 +113,69 @@ struct Now {
     wall: DateTime<Utc>,
     wall_ns: i64,
     cursor: Instant,
+    /// `every` jobs that fell behind in this batch.
+    behind: Behind,
+    /// Cron jobs whose fires fell in a jump of the wall clock.
+    jumped: Behind,
 }
+
+/// Ticks skipped because the scheduler fell behind (or the wall clock
+/// jumped), summed: under overload every job falls behind at once, and a
+/// warning a job would be thousands of lines a second, whose writing
+/// makes the overload worse. One line a second at most says it all.
+#[derive(Default)]
+struct Behind {
+    jobs: u64,
+    skipped: u64,
+    worst: Duration,
+    /// The first few jobs' names, for the line.
+    names: Vec<Box<str>>,
+}
+
+impl Behind {
+    const NAMES: usize = 3;
+
+    fn note(&mut self, job: &JobDef, skipped: u64, late: Duration) {
+        self.jobs += 1;
+        self.skipped += skipped;
+        self.worst = self.worst.max(late);
+        if self.names.len() < Self::NAMES {
+            self.names.push(job.name.clone());
+        }
+    }
+
+    fn merge(&mut self, other: &mut Behind) {
+        self.jobs += other.jobs;
+        self.skipped += other.skipped;
+        self.worst = self.worst.max(other.worst);
+        for name in other.names.drain(..) {
+            if self.names.len() < Self::NAMES {
+                self.names.push(name);
+            }
+        }
+        other.jobs = 0;
+        other.skipped = 0;
+        other.worst = Duration::ZERO;
+    }
+
+    /// `a`, `b`, `c` and N other(s).
+    fn jobs(&self) -> String {
+        let mut text = self
+            .names
+            .iter()
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let others = self.jobs.saturating_sub(self.names.len() as u64);
+        if others > 0 {
+            text.push_str(&format!(" and {others} other(s)"));
+        }
+        text
+    }
+}
+
+/// The shortest time between two lines about jobs falling behind.
+const BEHIND_EVERY: Duration = Duration::from_secs(1);
 
 /// The period of the lane the job belongs to: `every` jobs without jitter
 /// have one.
@@ -146,6 +212,9 @@ impl Scheduler {
             next_wall_check: started + WALL_CHECK,
             anchor,
             ahead,
+            behind: Behind::default(),
+            jumped: Behind::default(),
+            behind_said: None,
         };
         let mut heap = Vec::new();
         for (index, job) in host.jobs.iter().enumerate() {
@@ -280,7 +349,60 @@ impl Scheduler {
             wall,
             wall_ns: wall.timestamp_nanos_opt().unwrap_or(i64::MAX),
             cursor: now,
+            behind: Behind::default(),
+            jumped: Behind::default(),
         };
+        self.fire_batch(&mut batch);
+        self.behind.merge(&mut batch.behind);
+        self.jumped.merge(&mut batch.jumped);
+        if self.behind.jobs + self.jumped.jobs > 0 {
+            self.say_behind();
+        }
+    }
+
+    /// Says what fell behind since the last time, unless that was less
+    /// than [`BEHIND_EVERY`] ago (the next batch after that says it).
+    fn say_behind(&mut self) {
+        let now = Instant::now();
+        if self
+            .behind_said
+            .is_some_and(|said| now.duration_since(said) < BEHIND_EVERY)
+        {
+            return;
+        }
+        let over = match self.behind_said {
+            Some(said) => format!(" in the last {:.1?}", now.duration_since(said)),
+            None => String::new(),
+        };
+        self.behind_said = Some(now);
+        let behind = &self.behind;
+        if behind.jobs > 0 {
+            tracing::warn!(
+                jobs = behind.jobs,
+                skipped = behind.skipped,
+                "the scheduler fell behind by up to {:?}{over}: {} ran their oldest due tick late and skipped {} tick(s) in all",
+                behind.worst,
+                behind.jobs(),
+                behind.skipped,
+            );
+        }
+        let jumped = &self.jumped;
+        if jumped.jobs > 0 {
+            tracing::warn!(
+                jobs = jumped.jobs,
+                skipped = jumped.skipped,
+                "the wall clock jumped ahead (or the host stalled){over}: {} ran a fire up to {:?} late and skipped {} later fire(s) that fell in the gap",
+                jumped.jobs(),
+                jumped.worst,
+                jumped.skipped,
+            );
+        }
+        self.behind = Behind::default();
+        self.jumped = Behind::default();
+    }
+
+    /// Fires every job due by `batch.elapsed`.
+    fn fire_batch(&mut self, batch: &mut Now) {
         let host = self.host.clone();
         loop {
             let Some(mut top) = self.heap.peek_mut() else {
@@ -293,7 +415,7 @@ impl Scheduler {
             if key & LANE == 0 {
                 let index = key as usize;
                 let job = &host.jobs[index];
-                let next = fire(&host, job, &mut self.state[index], deadline, &mut batch);
+                let next = fire(&host, job, &mut self.state[index], deadline, batch);
                 match next {
                     // Stays in the heap: one sift-down rather than a pop and
                     // a push.
@@ -316,7 +438,7 @@ impl Scheduler {
             };
             // The lane's entry carries the job and its tick: no lookup in
             // the host's list, no other memory touched.
-            let next = fire(&host, &entry.job, &mut entry.tick, deadline, &mut batch);
+            let next = fire(&host, &entry.job, &mut entry.tick, deadline, batch);
             let mut overflow = None;
             if let Some(next) = next {
                 entry.deadline = next;
@@ -459,12 +581,8 @@ fn fire(
             let missed = next - *state - 1;
             if missed > 0 {
                 job.stats.skipped.fetch_add(missed, Ordering::Relaxed);
-                tracing::warn!(
-                    job = %job.name,
-                    missed,
-                    "the scheduler fell behind by {:?}: ran the oldest due tick late and skipped {missed} tick(s)",
-                    Duration::from_nanos(elapsed - deadline),
-                );
+                now.behind
+                    .note(job, missed, Duration::from_nanos(elapsed - deadline));
             }
             *state = next;
             let next = nanos(every.offset(next)) - base;
@@ -498,20 +616,11 @@ fn fire(
                 next = cron.after(n);
             }
             if missed > 0 {
+                // (At `MAX_MISSED` the count is a lower bound: the walk
+                // stopped there and jumped to the first fire after now.)
                 job.stats.skipped.fetch_add(missed, Ordering::Relaxed);
-                let bound = if missed == MAX_MISSED {
-                    "at least "
-                } else {
-                    ""
-                };
-                tracing::warn!(
-                    job = %job.name,
-                    missed,
-                    ran = %fire.at,
-                    now = %wall,
-                    "the wall clock jumped ahead (or the host stalled): ran the fire due at {} late, and skipped {bound}{missed} later fire(s) that fell in the gap",
-                    fire.at
-                );
+                now.jumped
+                    .note(job, missed, (wall - fire.at).to_std().unwrap_or_default());
             }
             *state = fire_state(next);
             job.stats.set_next_run(next.map(|next| next.at));

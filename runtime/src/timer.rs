@@ -36,6 +36,16 @@ enum Inner {
     Precise(precise::TimerFd),
 }
 
+/// Whether the current runtime has an I/O driver, found by registering a
+/// descriptor with it (tokio offers no question that does not panic). The
+/// panic, if any, is caught; tokio's hook prints its own message first.
+pub(crate) fn runtime_has_io() -> bool {
+    #[cfg(target_os = "linux")]
+    return std::panic::catch_unwind(|| drop(precise::TimerFd::new())).is_ok();
+    #[cfg(not(target_os = "linux"))]
+    true
+}
+
 impl Timer {
     /// A precise timer if `want_precise` and this runtime and platform
     /// allow one, else tokio's.

@@ -3,6 +3,7 @@
 //! `started` event and the background jobs.
 
 use std::future::Future;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -42,6 +43,9 @@ impl Host {
     /// }
     /// ```
     pub async fn run(self) -> Report {
+        if let Some(report) = self.check_runtime() {
+            return report;
+        }
         let mut signals = Signals::new();
         let startup = self.start_until(async {
             let name = signals.recv().await;
@@ -81,7 +85,46 @@ impl Host {
     /// If startup fails, the services that started are stopped again and
     /// the [`Report`] says why (exit code [`Report::EXIT_START_FAILED`]).
     pub async fn start(self) -> Result<RunningHost, Report> {
+        if let Some(report) = self.check_runtime() {
+            return Err(report);
+        }
         self.start_until(std::future::pending()).await
+    }
+
+    /// Fails startup, before anything starts, on a tokio runtime that lacks
+    /// a driver the host needs: timers for every schedule and timeout, I/O
+    /// for the signals and the scheduler's timer. Without the check, the
+    /// first use would panic deep inside the host. The report of the
+    /// failed startup, if it failed.
+    fn check_runtime(&self) -> Option<Report> {
+        let lacks = if tokio::runtime::Handle::try_current().is_err() {
+            Some("is not a tokio runtime: run the host on one (`#[tokio::main]` makes one)")
+        } else if std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_err() {
+            Some("has no timers: build it with `enable_all()` (as `#[tokio::main]` does), or at least `enable_time()` and `enable_io()`")
+        } else if !crate::timer::runtime_has_io() {
+            Some("has no I/O driver, which the signals and the scheduler's timer need: build it with `enable_all()` (as `#[tokio::main]` does), or at least `enable_io()` and `enable_time()`")
+        } else {
+            None
+        };
+        let lacks = lacks?;
+        let error = HostError {
+            name: "runtime".to_owned(),
+            phase: Phase::Start,
+            outcome: Outcome::Failed(format!("the runtime the host runs on {lacks}")),
+        };
+        tracing::error!(error = %error.outcome, "startup failed");
+        self.shared
+            .request_stop(StopReason::StartFailed(error.name.clone()));
+        self.shared.stopped.cancel();
+        Some(Report {
+            reason: self.shared.reason(),
+            errors: vec![error],
+            aborted: Vec::new(),
+            late: Vec::new(),
+            forced: false,
+            queues: self.shared.queues.iter().map(TaskQueue::stats).collect(),
+            took: Duration::ZERO,
+        })
     }
 
     /// The host's lifetime events, to await from anywhere, before or after
