@@ -88,7 +88,7 @@ async fn a_stop_that_blocks_past_the_deadline_is_reported_late() {
     assert!(
         report
             .to_string()
-            .contains("finished past the deadline: `BlocksItsThread` (stop)"),
+            .contains("finished past the deadline: `BlocksItsThread`'s stop"),
         "{report}"
     );
 }
@@ -125,4 +125,45 @@ async fn ten_thousand_services_stuck_past_the_deadline_are_all_named() {
         .filter(|s| s.ends_with(":stopped"))
         .count();
     assert_eq!(stopped, 10_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_report_names_each_kind_of_aborted_work_in_words() {
+    let queue = TaskQueue::new(hosted::QueueOptions::default().workers(1));
+    let host = Host::builder()
+        .without_registered()
+        .job(Job::service("feed", || async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }))
+        .job(Job::every(
+            "report",
+            Duration::from_secs(3600),
+            |stop: CancellationToken| async move {
+                // Ignores its token.
+                let _keep = stop;
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            },
+        ))
+        .queue(queue.clone())
+        .shutdown_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let running = host.start().await.unwrap();
+    queue
+        .try_enqueue_detached("slow item", |_token| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        })
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let text = running.stop().await.to_string();
+    for part in [
+        "aborted at the deadline: ",
+        "a run of `report`",
+        "service `feed`",
+        "items of queue `default`",
+    ] {
+        assert!(text.contains(part), "{part:?} missing from: {text}");
+    }
+    assert!(!text.contains("``"), "{text}");
+    assert!(!text.contains("(run)"), "{text}");
 }

@@ -302,7 +302,7 @@ pub use crate::lifecycle::{Lifetime, RunningHost};
 pub use crate::outcome::{Cancelled, IntoOutcome, Outcome};
 pub use crate::queue::{QueueOptions, QueueStats, Queued, Refused, TaskQueue, DEFAULT_QUEUE};
 pub use crate::registry::{Backoff, FailurePolicy, Handler, Job, JobKind, Overlap};
-pub use crate::report::{Aborted, HostError, Report, StopReason};
+pub use crate::report::{Aborted, HostError, Report, StopReason, Work};
 pub use crate::scope::{ScopeFactory, Scoped};
 pub use crate::service::{HostedService, Phase};
 /// Derives [`FromRef`] for each field of an app state struct; see there.

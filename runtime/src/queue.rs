@@ -669,12 +669,15 @@ impl TaskQueue {
         let inner = &*self.inner;
         bump(&counts.in_flight, 1);
         let (label, started, done) = item.start(token);
+        // The item's own lines name its queue and label.
+        let span = tracing::info_span!("item", queue = %inner.options.name, item = %label);
         let outcome = match started {
             Ok(mut work) => {
                 let mut waited = false;
                 // The item first: one that finishes at once never polls the
                 // deadline.
                 let outcome = std::future::poll_fn(|cx| {
+                    let _entered = (!span.is_disabled()).then(|| span.enter());
                     match std::panic::catch_unwind(AssertUnwindSafe(|| {
                         work.as_mut().poll_outcome(cx)
                     })) {

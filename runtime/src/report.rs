@@ -57,11 +57,50 @@ impl fmt::Display for HostError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Aborted {
-    /// The job's or service's name.
+    /// The job's, service's or queue's name.
     pub name: String,
-    /// What it was doing: [`Phase::Run`] for a job's run or a background
-    /// service, else the lifecycle step.
+    /// What it was doing: [`Phase::Run`] for a job's run, a background
+    /// service or a queue's items, else the lifecycle step.
     pub phase: Phase,
+    /// What kind of work it was.
+    pub work: Work,
+}
+
+/// The kinds of work a [`Report`] names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Work {
+    /// A run of a scheduled job.
+    Job,
+    /// A background service (`#[hosted_service]` on an `async fn`).
+    Service,
+    /// The items of a work queue.
+    Queue,
+    /// A lifecycle service's step (`start`, `stop`, a hook).
+    Step,
+}
+
+impl Work {
+    /// A step of the stop sequence: a lifecycle service's, or the run of a
+    /// background service.
+    pub(crate) fn of_step(phase: Phase) -> Work {
+        if phase == Phase::Run {
+            Work::Service
+        } else {
+            Work::Step
+        }
+    }
+}
+
+impl fmt::Display for Aborted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.work {
+            Work::Job => write!(f, "a run of `{}`", self.name),
+            Work::Service => write!(f, "service `{}`", self.name),
+            Work::Queue => write!(f, "items of queue `{}`", self.name),
+            Work::Step => write!(f, "`{}`'s {}", self.name, self.phase),
+        }
+    }
 }
 
 /// How a host's run ended; turn it into the process's exit code with
@@ -180,10 +219,7 @@ impl fmt::Display for Report {
             ("finished past the deadline", &self.late),
         ] {
             if !steps.is_empty() {
-                let names: Vec<String> = steps
-                    .iter()
-                    .map(|a| format!("`{}` ({})", a.name, a.phase))
-                    .collect();
+                let names: Vec<String> = steps.iter().map(ToString::to_string).collect();
                 write!(f, "; {what}: {}", names.join(", "))?;
             }
         }

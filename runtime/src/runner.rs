@@ -401,13 +401,24 @@ async fn run_once(
         began: started,
     } = this;
     host.record_run(&job.name, number, scheduled);
-    let span = tracing::info_span!(
-        "run",
-        job = %job.name,
-        kind = %job.kind,
-        run = number,
-        scheduled = %scheduled.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    );
+    // A service runs once per start: its lines carry its name, and the
+    // restart they belong to once it has been restarted.
+    let span = match job.kind {
+        JobKind::Service if number > 1 => {
+            tracing::info_span!("service", name = %job.name, restart = number - 1)
+        }
+        JobKind::Service => tracing::info_span!("service", name = %job.name),
+        _ => tracing::info_span!(
+            "run",
+            job = %job.name,
+            kind = %job.kind,
+            run = number,
+            scheduled = %scheduled.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ),
+    };
+    // The lines of the run name the job through its span; a line outside
+    // one (the span filtered out) names it itself.
+    let unnamed = span.is_disabled();
     let run = Run {
         job: job.clone(),
         number,
@@ -433,7 +444,7 @@ async fn run_once(
                 Outcome::Failed("returned `Cancelled`, but the host is not stopping".to_owned());
         }
         let took = started.elapsed();
-        finish(&job, number, scheduled, &outcome, took);
+        finish(&job, number, scheduled, &outcome, took, unnamed);
         if let (Some(lease), Some(coordinator)) = (lease, &host.coordinator) {
             let fence = lease.fence;
             match coordinator
@@ -475,7 +486,7 @@ async fn killable(
         () = host.kill.cancelled() => {
             job.stats.aborted.store(true, Ordering::Release);
             let took = this.began.elapsed();
-            finish(&job, this.number, this.scheduled, &Outcome::Aborted, took);
+            finish(&job, this.number, this.scheduled, &Outcome::Aborted, took, true);
             (Outcome::Aborted, took)
         }
     }
@@ -542,21 +553,32 @@ async fn body(job: &JobDef, cx: &RunContext<'_>) -> Outcome {
     }
 }
 
-fn finish(job: &JobDef, number: u64, scheduled: DateTime<Utc>, outcome: &Outcome, took: Duration) {
+/// Counts and logs a run's end; `unnamed`: the line is not inside the
+/// run's span, so it names the job itself.
+fn finish(
+    job: &JobDef,
+    number: u64,
+    scheduled: DateTime<Utc>,
+    outcome: &Outcome,
+    took: Duration,
+    unnamed: bool,
+) {
     let stats = &job.stats;
     let service = job.kind == JobKind::Service;
+    // `None` records no field at all.
+    let name = unnamed.then_some(&*job.name);
     match outcome {
         Outcome::Succeeded => {
             stats.succeeded.fetch_add(1, Ordering::Relaxed);
             if service {
-                tracing::info!(job = %job.name, ?took, "service finished");
+                tracing::info!(job = name, ?took, "service finished");
             } else {
-                tracing::debug!(job = %job.name, ?took, "run succeeded");
+                tracing::debug!(job = name, ?took, "run succeeded");
             }
         }
         Outcome::Cancelled => {
             stats.cancelled.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(job = %job.name, ?took, "cancelled by the host's stop");
+            tracing::debug!(job = name, ?took, "cancelled by the host's stop");
         }
         Outcome::Failed(error) | Outcome::Panicked(error) => {
             stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -566,12 +588,12 @@ fn finish(job: &JobDef, number: u64, scheduled: DateTime<Utc>, outcome: &Outcome
                 } else {
                     "failed"
                 };
-                tracing::error!(job = %job.name, error = %error, ?took, "run {what}");
+                tracing::error!(job = name, error = %error, ?took, "run {what}");
             }
         }
         Outcome::Aborted => {
             stats.failed.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(job = %job.name, ?took, "aborted at the shutdown deadline");
+            tracing::warn!(job = name, ?took, "aborted at the shutdown deadline");
         }
         // Only queue items end without running; a job's run always ran.
         Outcome::NotRun => {}

@@ -49,7 +49,7 @@ impl Host {
         let mut signals = Signals::new();
         let startup = self.start_until(async {
             let name = signals.recv().await;
-            tracing::info!(signal = name, "received {name} during startup");
+            tracing::info!("received {name} during startup");
             StopReason::Signal(name)
         });
         let running = match startup.await {
@@ -59,17 +59,14 @@ impl Host {
         tokio::select! {
             () = running.shared.stop.cancelled() => {}
             name = signals.recv() => {
-                tracing::info!(signal = name, "received {name}");
+                tracing::info!("received {name}");
                 running.shared.request_stop(StopReason::Signal(name));
             }
         }
         running
             .shutdown(async move {
                 let name = signals.recv().await;
-                tracing::warn!(
-                    signal = name,
-                    "received {name} again; aborting what is left"
-                );
+                tracing::warn!("received {name} again; aborting what is left");
             })
             .await
     }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures_util::FutureExt as _;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::ServiceSlot;
 use crate::outcome::{panic_message, Outcome};
@@ -142,8 +143,10 @@ async fn run_step(
     in_flight: &InFlight,
 ) -> Option<HostError> {
     in_flight.enter(slot, phase);
+    let span = tracing::info_span!("service", name = %slot.name, %phase);
     let result = AssertUnwindSafe(slot.service.call(phase, token))
         .catch_unwind()
+        .instrument(span)
         .await;
     in_flight.leave(slot, phase);
     let outcome = match result {

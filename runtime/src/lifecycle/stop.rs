@@ -17,7 +17,8 @@ use super::steps::{run_phase, InFlight, Key};
 use super::RunningHost;
 use crate::outcome::{panic_message, Outcome};
 use crate::queue::TaskQueue;
-use crate::report::{Aborted, HostError, Report, StopReason};
+use crate::registry::JobKind;
+use crate::report::{Aborted, HostError, Report, StopReason, Work};
 use crate::service::Phase;
 
 /// How long aborted tasks get to be dropped after the deadline. A task that
@@ -96,6 +97,7 @@ impl RunningHost {
                 steps.push(Aborted {
                     name: name.to_string(),
                     phase,
+                    work: Work::of_step(phase),
                 });
             }
             // Steps never begun get one poll each.
@@ -123,6 +125,7 @@ impl RunningHost {
                         None => steps.push(Aborted {
                             name: slot.name.to_string(),
                             phase,
+                            work: Work::of_step(phase),
                         }),
                     }
                 }
@@ -146,6 +149,10 @@ impl RunningHost {
                     aborted.push(Aborted {
                         name: job.name.to_string(),
                         phase: Phase::Run,
+                        work: match job.kind {
+                            JobKind::Service => Work::Service,
+                            _ => Work::Job,
+                        },
                     });
                 }
             }
@@ -155,8 +162,9 @@ impl RunningHost {
                     "queue items did not finish in time; aborted them"
                 );
                 aborted.push(Aborted {
-                    name: format!("queue `{}`", queue.name()),
+                    name: queue.name().to_owned(),
                     phase: Phase::Run,
+                    work: Work::Queue,
                 });
             }
             aborted.extend(steps);
@@ -169,6 +177,7 @@ impl RunningHost {
                 Aborted {
                     name: name.to_string(),
                     phase,
+                    work: Work::of_step(phase),
                 }
             })
             .collect();
