@@ -206,7 +206,9 @@ async fn invalid_values_are_build_errors_naming_the_job_and_the_key() {
     );
     let text = error.to_string();
     assert!(
-        text.contains("configuration of job `grace-period`, key `every`: missing unit"),
+        text.contains(
+            "configuration of job `grace-period`, key `every`: `5 parsecs`: spaces are not part"
+        ),
         "{text}"
     );
     assert!(
@@ -238,4 +240,48 @@ async fn a_registered_job_this_host_does_not_take_is_ignored() {
         .configure("hourly_report", |job| job.cron = Some("@daily".into()))
         .build();
     assert!(host.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn typed_setters_configure_a_job_in_code() {
+    let clock = TestClock::at(t0());
+    let host = Host::builder()
+        .only_jobs(["grace-period", "hourly_report"])
+        .clock(&clock)
+        .configure("grace-period", |job| {
+            job.every(Duration::from_secs(10))
+                .initial_delay(Duration::from_millis(2_500))
+                .overlap(hosted::Overlap::Allow);
+        })
+        .configure("hourly_report", |job| {
+            job.cron("*/20 * * * *").tz("Europe/Berlin").enabled(false);
+        })
+        .build()
+        .unwrap();
+    let test = TestHost::start(host).await;
+    test.advance(Duration::from_secs(30)).await;
+    let offsets: Vec<i64> = test
+        .runs_of("grace-period")
+        .iter()
+        .map(|r| (r.scheduled - t0()).num_milliseconds())
+        .collect();
+    assert_eq!(offsets, [2_500, 12_500, 22_500]);
+    let report = test.status("hourly_report");
+    assert!(!report.enabled);
+    assert!(report.schedule.contains("*/20"), "{}", report.schedule);
+    assert!(test.stop().await.is_clean());
+}
+
+#[test]
+fn a_typed_duration_with_a_fraction_of_a_millisecond_is_a_build_error() {
+    let error = Host::builder()
+        .only_jobs(["grace-period"])
+        .configure("grace-period", |job| {
+            job.every(Duration::from_micros(1_500));
+        })
+        .build()
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("grace-period"), "{text}");
+    assert!(text.contains("fractions are not part"), "{text}");
 }

@@ -68,7 +68,80 @@ pub struct JobConfig {
     pub overlap: Option<String>,
 }
 
+/// Typed setters, for settings made in code (the fields take the text a
+/// configuration file holds): `job.every(Duration::from_secs(5))` rather
+/// than `job.every = Some("5s".into())`. Each returns the config, so they
+/// chain.
+///
+/// ```
+/// use std::time::Duration;
+/// use hosted::{Host, Overlap};
+///
+/// #[hosted::every("30s")]
+/// async fn grace_period() {}
+///
+/// let host = Host::builder()
+///     .only_jobs(["grace_period"])
+///     .configure("grace_period", |job| {
+///         job.every(Duration::from_secs(300))
+///             .jitter(Duration::from_secs(10))
+///             .overlap(Overlap::Allow);
+///     })
+///     .build()
+///     .unwrap();
+/// # drop(host);
+/// ```
 impl JobConfig {
+    /// Sets [`enabled`](Self::enabled).
+    pub fn enabled(&mut self, enabled: bool) -> &mut Self {
+        self.enabled = Some(enabled);
+        self
+    }
+
+    /// Makes the job an `every` job with this period. The schedule grammar
+    /// counts in milliseconds: a period with a fraction of one is an error
+    /// from `build()`.
+    pub fn every(&mut self, period: Duration) -> &mut Self {
+        self.every = Some(grammar(period));
+        self
+    }
+
+    /// Makes the job a cron job with this line.
+    pub fn cron(&mut self, line: impl Into<String>) -> &mut Self {
+        self.cron = Some(line.into());
+        self
+    }
+
+    /// Sets the cron job's time zone (an IANA name).
+    pub fn tz(&mut self, zone: impl Into<String>) -> &mut Self {
+        self.tz = Some(zone.into());
+        self
+    }
+
+    /// Sets the `every` job's initial delay (whole milliseconds).
+    pub fn initial_delay(&mut self, delay: Duration) -> &mut Self {
+        self.initial_delay = Some(grammar(delay));
+        self
+    }
+
+    /// Sets the `every` job's jitter (whole milliseconds).
+    pub fn jitter(&mut self, jitter: Duration) -> &mut Self {
+        self.jitter = Some(grammar(jitter));
+        self
+    }
+
+    /// Sets the overlap policy.
+    pub fn overlap(&mut self, overlap: crate::Overlap) -> &mut Self {
+        self.overlap = Some(
+            match overlap {
+                crate::Overlap::Skip => "skip",
+                crate::Overlap::Allow => "allow",
+            }
+            .to_owned(),
+        );
+        self
+    }
+
     /// Takes every field `other` sets.
     fn merge(&mut self, other: JobConfig) {
         let JobConfig {
@@ -258,4 +331,14 @@ pub(crate) fn apply(job: &mut Candidate, config: JobConfig) -> Vec<Invalid> {
         )),
     }
     invalid
+}
+
+/// `duration` in the schedule grammar: whole milliseconds, else its
+/// `Debug` text (`1.5ms`), which the grammar rejects with its reason.
+fn grammar(duration: Duration) -> String {
+    if duration.subsec_nanos() % 1_000_000 == 0 {
+        format!("{}ms", duration.as_millis())
+    } else {
+        format!("{duration:?}")
+    }
 }

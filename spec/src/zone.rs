@@ -40,10 +40,41 @@ pub fn parse_zone(name: &str) -> Result<Zone, String> {
     chrono_tz::Tz::from_str(name).map(Zone::Named).map_err(|_| {
         let hint = match chrono_tz::Tz::from_str_insensitive(name) {
             Ok(tz) => format!("did you mean `{}`?", tz.name()),
-            Err(_) => "use an IANA name such as `\"Europe/Berlin\"`, `\"UTC\"`, or `\"local\"` for the machine's zone".into(),
+            Err(_) => match nearest(name).as_slice() {
+                [] => "use an IANA name such as `\"Europe/Berlin\"`, `\"UTC\"`, or `\"local\"` for the machine's zone".into(),
+                [one] => format!("did you mean `{one}`?"),
+                several => format!(
+                    "did you mean one of {}?",
+                    several.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                ),
+            },
         };
         format!("unknown time zone `{name}`; {hint}")
     })
+}
+
+/// The IANA names closest to `name` (a typo, or a city without its
+/// region): at most three, within an edit distance that grows with the
+/// name's length, nearest first.
+fn nearest(name: &str) -> Vec<&'static str> {
+    let wanted = name.to_ascii_lowercase();
+    let bound = (wanted.len() / 4).clamp(1, 3);
+    let mut found: Vec<(usize, &'static str)> = chrono_tz::TZ_VARIANTS
+        .iter()
+        .filter_map(|tz| {
+            let full = tz.name();
+            let lower = full.to_ascii_lowercase();
+            let mut distance = strsim::damerau_levenshtein(&wanted, &lower);
+            if !wanted.contains('/') {
+                if let Some((_, city)) = lower.rsplit_once('/') {
+                    distance = distance.min(strsim::damerau_levenshtein(&wanted, city));
+                }
+            }
+            (distance <= bound).then_some((distance, full))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().take(3).map(|(_, name)| name).collect()
 }
 
 #[cfg(test)]
@@ -64,5 +95,19 @@ mod tests {
         assert!(parse_zone("Mars/Olympus_Mons")
             .unwrap_err()
             .contains("IANA name"));
+    }
+
+    #[test]
+    fn a_typo_gets_the_nearest_iana_names() {
+        let error = parse_zone("America/New_Yrok").unwrap_err();
+        assert!(
+            error.contains("did you mean `America/New_York`?"),
+            "{error}"
+        );
+        let error = parse_zone("Europe/Berlni").unwrap_err();
+        assert!(error.contains("`Europe/Berlin`"), "{error}");
+        // A city without its region.
+        let error = parse_zone("Berlin").unwrap_err();
+        assert!(error.contains("`Europe/Berlin`"), "{error}");
     }
 }
