@@ -204,3 +204,29 @@ async fn build_reports_every_missing_factory_and_state_at_once() {
         .to_string()
         .contains("register one with `Host::builder().scoped("));
 }
+
+/// A value per run that cannot fail to be made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct RequestId(u64);
+
+#[every("1s")]
+async fn tagged(Scoped(id): Scoped<RequestId>, run: Run, State(seen): State<Arc<Mutex<Vec<u64>>>>) {
+    assert_eq!(id, RequestId(run.number() * 10));
+    seen.lock().unwrap().push(id.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_infallible_factory_needs_no_result() {
+    let seen: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let host = Host::builder()
+        .only_jobs(["tagged"])
+        .state(seen.clone())
+        .scoped_infallible(|run: Run| async move { RequestId(run.number() * 10) })
+        .build()
+        .unwrap();
+    let test = TestHost::start(host).await;
+    test.advance(Duration::from_secs(2)).await;
+    assert_eq!(*seen.lock().unwrap(), [10, 20, 30]);
+    assert_eq!(test.status("tagged").failed, 0);
+    assert!(test.stop().await.is_clean());
+}

@@ -220,6 +220,29 @@ impl HostBuilder {
         self
     }
 
+    /// Like [`scoped`](Self::scoped), for a factory that returns the value
+    /// itself and cannot fail: no `Ok::<_, Infallible>` to write.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[derive(Clone)] struct Clock;
+    /// # #[derive(Clone)] struct RequestId(u64);
+    /// use hosted::{Host, Run};
+    ///
+    /// let builder = Host::builder().scoped_infallible(|run: Run| async move { RequestId(run.number()) });
+    /// # drop(builder);
+    /// ```
+    pub fn scoped_infallible<T, Args, F>(mut self, factory: F) -> Self
+    where
+        T: Clone + Send + Sync + 'static,
+        crate::scope::Infallible<F>: ScopeFactory<Args, T>,
+    {
+        self.scopes
+            .push(ScopeDef::new(crate::scope::Infallible(factory)));
+        self
+    }
+
     /// Like [`scoped`](Self::scoped), with a teardown that gets the value
     /// back after each run, with the run's [`Outcome`]: commit a transaction
     /// on success, roll it back on an error or a panic. A teardown that

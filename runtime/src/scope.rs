@@ -82,7 +82,8 @@ type AnyValue = Box<dyn Any + Send + Sync>;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot make scoped values of type `{T}`",
     label = "expected an async fn or closure returning `Result<{T}, E>`",
-    note = "a factory's arguments are `State<_>`, `Run`, `CancellationToken` or other `FromRun` types, and it returns `Result<T, E>` with `E: Display`"
+    note = "a factory's arguments are `State<_>`, `Run`, `CancellationToken` or other `FromRun` types, and it returns `Result<T, E>` with `E: Display`",
+    note = "a factory that returns the value itself, and cannot fail, goes to `HostBuilder::scoped_infallible`"
 )]
 pub trait ScopeFactory<Args, T>: Send + Sync + 'static {
     /// Builds the arguments and starts making the value.
@@ -119,6 +120,46 @@ macro_rules! impl_factory {
         }
     };
 }
+
+/// A factory that returns its value itself and cannot fail: what
+/// [`HostBuilder::scoped_infallible`](crate::HostBuilder::scoped_infallible)
+/// wraps its argument in.
+#[doc(hidden)]
+pub struct Infallible<F>(pub(crate) F);
+
+macro_rules! impl_infallible {
+    ($($arg:ident),*) => {
+        #[diagnostic::do_not_recommend]
+        impl<F, Fut, T, $($arg,)*> ScopeFactory<($($arg,)*), T> for Infallible<F>
+        where
+            F: Fn($($arg),*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = T> + Send + 'static,
+            $($arg: FromRun,)*
+        {
+            #[allow(non_snake_case, unused_variables)]
+            fn make(&self, cx: &RunContext<'_>) -> Result<BoxFuture<Result<T, String>>, ExtractError> {
+                $(let $arg = $arg::from_run(cx)?;)*
+                let making = (self.0)($($arg),*);
+                Ok(Box::pin(async move { Ok(making.await) }))
+            }
+
+            #[allow(unused_variables)]
+            fn dependencies(deps: &mut Dependencies) {
+                $($arg::dependencies(deps);)*
+            }
+        }
+    };
+}
+
+impl_infallible!();
+impl_infallible!(A1);
+impl_infallible!(A1, A2);
+impl_infallible!(A1, A2, A3);
+impl_infallible!(A1, A2, A3, A4);
+impl_infallible!(A1, A2, A3, A4, A5);
+impl_infallible!(A1, A2, A3, A4, A5, A6);
+impl_infallible!(A1, A2, A3, A4, A5, A6, A7);
+impl_infallible!(A1, A2, A3, A4, A5, A6, A7, A8);
 
 impl_factory!();
 impl_factory!(A1);
