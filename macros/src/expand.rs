@@ -179,11 +179,16 @@ pub(crate) fn service_type(service: ServiceType) -> TokenStream {
     let private = quote!(#krate::__private);
     // Spanned on the type, so a missing `HostedService` or `Default` impl is
     // reported there; a bad constructor is reported on its literal.
-    let value = match constructor {
-        Some((path, span)) => quote_spanned!(span=> #path()),
-        None => quote_spanned!(ident.span()=> <#ident as ::core::default::Default>::default()),
+    let (make, dependencies) = match constructor {
+        Some((path, span)) => (
+            quote_spanned!(span=> |state| #private::construct::<#ident, _, _>(#path, state)),
+            quote_spanned!(span=> |deps| #private::constructor_dependencies::<#ident, _, _>(#path, deps)),
+        ),
+        None => (
+            quote_spanned!(ident.span()=> |_| ::core::result::Result::Ok(#private::erase::<#ident>(<#ident as ::core::default::Default>::default()))),
+            quote!(|_| {}),
+        ),
     };
-    let make = quote_spanned!(ident.span()=> #private::erase::<#ident>(#value));
     let line = quote_spanned!(ident.span()=> ::core::line!());
     quote! {
         #item
@@ -196,7 +201,8 @@ pub(crate) fn service_type(service: ServiceType) -> TokenStream {
                     module: ::core::module_path!(),
                     file: ::core::file!(),
                     line: #line,
-                    make: || #make,
+                    make: #make,
+                    dependencies: #dependencies,
                 }
             }
         };

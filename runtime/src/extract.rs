@@ -319,9 +319,11 @@ impl fmt::Display for ExtractError {
 
 impl std::error::Error for ExtractError {}
 
-/// Shared values by type.
+/// Shared values by type. Not public API (a declared service's
+/// constructor reads it).
+#[doc(hidden)]
 #[derive(Default)]
-pub(crate) struct StateMap {
+pub struct StateMap {
     values: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::cluster::{Coordinator, Scope};
 use crate::config::{self, HostConfig, JobConfig, Overrides};
-use crate::extract::StateMap;
+use crate::extract::{Dependencies, StateMap};
 use crate::extract::{Derivation, FromRef};
 use crate::handle::HostHandle;
 use crate::job::{JobCluster, JobDef, JobStats};
@@ -81,7 +81,7 @@ impl Host {
 
     /// A handle on this host, before it runs: list its jobs, pause and
     /// resume them, request a stop; triggering a job waits for the host to
-    /// have started ([`HandleError::NotStarted`] before). The same handle
+    /// have started ([`HandleError::NotStarted`](crate::HandleError::NotStarted) before). The same handle
     /// keeps working once the host runs.
     ///
     /// An axum app served by [`WebServer`](crate::web::WebServer) as a
@@ -449,10 +449,20 @@ impl HostBuilder {
         // host lacks, from the states it has.
         let mut derivations = std::mem::take(&mut self.derivations);
         derivations.extend(Derivation::registered());
+        // The states declared services' constructors take.
+        let service_needs: Vec<Dependencies> = registered_services
+            .iter()
+            .map(|r| {
+                let mut deps = Dependencies::default();
+                (r.dependencies)(&mut deps);
+                deps
+            })
+            .collect();
         let needed = candidates
             .iter()
             .flat_map(|c| &c.dependencies.states)
-            .chain(self.scopes.iter().flat_map(|s| &s.dependencies.states));
+            .chain(self.scopes.iter().flat_map(|s| &s.dependencies.states))
+            .chain(service_needs.iter().flat_map(|d| &d.states));
         let mut ambiguous = Vec::new();
         for (type_id, type_name) in needed {
             if self.state.contains(*type_id) || ambiguous.contains(type_id) {
@@ -473,10 +483,36 @@ impl HostBuilder {
             let name: Arc<str> = Arc::from(service.name().as_ref());
             (0, name, service, Origin::Builder)
         });
-        let declared = registered_services.into_iter().map(|r| {
-            let origin = Origin::Service(r);
-            (r.order, Arc::from(r.name), (r.make)().0, origin)
-        });
+        let mut declared = Vec::with_capacity(registered_services.len());
+        for (r, needs) in registered_services.into_iter().zip(&service_needs) {
+            let missing: Vec<&'static str> = needs
+                .states
+                .iter()
+                .filter(|(type_id, _)| {
+                    !self.state.contains(*type_id) && !ambiguous.contains(type_id)
+                })
+                .map(|(_, type_name)| *type_name)
+                .collect();
+            if !missing.is_empty() {
+                for type_name in missing {
+                    problems.push(Problem::ServiceMissingState {
+                        service: r.name.to_owned(),
+                        type_name,
+                    });
+                }
+                continue;
+            }
+            match (r.make)(&self.state) {
+                Ok(service) => {
+                    declared.push((r.order, Arc::from(r.name), service.0, Origin::Service(r)));
+                }
+                Err(message) => problems.push(Problem::ServiceConstructor {
+                    service: r.name.to_owned(),
+                    message,
+                }),
+            }
+        }
+        let declared = declared.into_iter();
         let mut all: Vec<_> = explicit.chain(declared).collect();
         all.sort_by_key(|(order, ..)| *order);
         for (_, name, service, origin) in all {
@@ -849,6 +885,20 @@ pub enum Problem {
         /// The state's type.
         type_name: &'static str,
     },
+    /// A declared service's constructor failed.
+    ServiceConstructor {
+        /// The service.
+        service: String,
+        /// Why.
+        message: String,
+    },
+    /// A declared service's constructor takes a state nobody registered.
+    ServiceMissingState {
+        /// The service.
+        service: String,
+        /// The state's type.
+        type_name: &'static str,
+    },
     /// A job's schedule or time zone is invalid.
     InvalidSchedule {
         /// The job.
@@ -955,6 +1005,13 @@ impl fmt::Display for Problem {
             Problem::MissingState { job, type_name } => write!(
                 f,
                 "job `{job}` takes `State<{type_name}>`, but the host has no `{type_name}`; register one with `Host::builder().state(value)`"
+            ),
+            Problem::ServiceConstructor { service, message } => {
+                write!(f, "service `{service}` could not be constructed: {message}")
+            }
+            Problem::ServiceMissingState { service, type_name } => write!(
+                f,
+                "service `{service}`'s constructor takes `State<{type_name}>`, but the host has no `{type_name}`; register one with `Host::builder().state(value)`"
             ),
             Problem::InvalidSchedule { job, message } => write!(f, "job `{job}`: {message}"),
             Problem::InvalidCluster { job, message } => write!(f, "job `{job}`: {message}"),

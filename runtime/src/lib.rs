@@ -535,18 +535,24 @@ pub use hosted_macros::cron;
 /// # On a type
 ///
 /// The type implements [`HostedService`]; the host builds it with
-/// `Default`, or with `constructor = "path::to::fn"`. Options: `name`
-/// (default: the type's name), `order = N` (lower starts first; default 0)
-/// and `crate`.
+/// `Default`, or with `constructor = "path::to::fn"`: a fn that returns
+/// the service and takes the host's states as `State<T>` arguments (each
+/// checked by `build()`, like a job's). Options: `name` (default: the
+/// type's name), `order = N` (lower starts first; default 0) and `crate`.
 ///
 /// ```
 /// use hosted::prelude::*;
+///
+/// #[derive(Clone)]
+/// struct Settings { database_url: String }
 ///
 /// #[hosted_service(order = -1, constructor = "Pool::connect")]
 /// struct Pool { url: String }
 ///
 /// impl Pool {
-///     fn connect() -> Pool { Pool { url: "postgres://localhost/app".into() } }
+///     fn connect(State(settings): State<Settings>) -> Pool {
+///         Pool { url: settings.database_url }
+///     }
 /// }
 ///
 /// impl HostedService for Pool {
@@ -584,6 +590,9 @@ pub mod __private {
     pub use crate::registry::{
         Backoff, CronSpec, EverySpec, FailurePolicy, Overlap, Registration, Trigger, ZoneSpec,
     };
-    pub use crate::service::{erase, ErasedService, HostedService, ServiceRegistration};
+    pub use crate::service::{
+        construct, constructor_dependencies, erase, ErasedService, HostedService,
+        ServiceRegistration,
+    };
     pub use inventory;
 }

@@ -13,6 +13,8 @@ use std::pin::Pin;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::extract::{Dependencies, State, StateMap};
+
 /// A service the host starts before any background job and stops after
 /// them, in a deterministic order (see [the crate docs](crate#lifecycle)).
 ///
@@ -261,7 +263,10 @@ pub struct ServiceRegistration {
     pub module: &'static str,
     pub file: &'static str,
     pub line: u32,
-    pub make: fn() -> ErasedService,
+    /// Builds the service from the host's states.
+    pub make: fn(&StateMap) -> Result<ErasedService, String>,
+    /// The states its constructor takes.
+    pub dependencies: fn(&mut Dependencies),
 }
 
 inventory::collect!(ServiceRegistration);
@@ -274,4 +279,75 @@ pub struct ErasedService(pub(crate) Box<dyn DynService>);
 #[doc(hidden)]
 pub fn erase<S: HostedService>(service: S) -> ErasedService {
     ErasedService(Box::new(service))
+}
+
+/// The constructor of a declared service type
+/// (`#[hosted_service(constructor = "path")]`): a fn whose arguments are
+/// [`State<T>`]s of the host, returning the service. Implemented for fns of
+/// up to 8 arguments.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot construct the service `{S}`",
+    label = "expected a fn that takes `State<T>` arguments and returns the service",
+    note = "a declared service's constructor takes the host's states, `State<T>` for each `T` given to `HostBuilder::state`, and returns the service itself"
+)]
+pub trait Constructor<Args, S>: Copy {
+    /// Builds the service.
+    ///
+    /// # Errors
+    ///
+    /// A state the host lacks (which `build()` reports first).
+    fn construct(self, state: &StateMap) -> Result<S, String>;
+
+    /// Declares the states it takes.
+    fn dependencies(deps: &mut Dependencies);
+}
+
+macro_rules! impl_constructor {
+    ($($arg:ident),*) => {
+        impl<F, S, $($arg,)*> Constructor<($(State<$arg>,)*), S> for F
+        where
+            F: Fn($(State<$arg>),*) -> S + Copy,
+            $($arg: Clone + Send + Sync + 'static,)*
+        {
+            #[allow(non_snake_case, unused_variables)]
+            fn construct(self, state: &StateMap) -> Result<S, String> {
+                $(
+                    let $arg = state.get::<$arg>().map(State).ok_or_else(|| {
+                        format!("the host has no `{}`", std::any::type_name::<$arg>())
+                    })?;
+                )*
+                Ok(self($($arg),*))
+            }
+
+            #[allow(unused_variables)]
+            fn dependencies(deps: &mut Dependencies) {
+                $(deps.state::<$arg>();)*
+            }
+        }
+    };
+}
+
+impl_constructor!();
+impl_constructor!(A1);
+impl_constructor!(A1, A2);
+impl_constructor!(A1, A2, A3);
+impl_constructor!(A1, A2, A3, A4);
+impl_constructor!(A1, A2, A3, A4, A5);
+impl_constructor!(A1, A2, A3, A4, A5, A6);
+impl_constructor!(A1, A2, A3, A4, A5, A6, A7);
+impl_constructor!(A1, A2, A3, A4, A5, A6, A7, A8);
+
+/// Builds and boxes a declared service with its constructor. Not public API.
+#[doc(hidden)]
+pub fn construct<S: HostedService, Args, F: Constructor<Args, S>>(
+    constructor: F,
+    state: &StateMap,
+) -> Result<ErasedService, String> {
+    constructor.construct(state).map(erase)
+}
+
+/// The states a declared service's constructor takes. Not public API.
+#[doc(hidden)]
+pub fn constructor_dependencies<S, Args, F: Constructor<Args, S>>(_: F, deps: &mut Dependencies) {
+    F::dependencies(deps);
 }
