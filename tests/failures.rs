@@ -9,7 +9,7 @@ use hosted::{ExtractError, FromRun, Outcome, RunContext, StopReason};
 
 #[every("1s")]
 async fn panics_on_even(run: Run) {
-    if run.number() % 2 == 0 {
+    if run.number().is_multiple_of(2) {
         panic!("run {} panics on purpose", run.number());
     }
 }
