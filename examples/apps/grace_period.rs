@@ -1,4 +1,4 @@
-//! Run with: cargo run --example grace_period
+//! Run with: cargo run -p hosted-example-apps --example grace_period
 //!
 //! The grace-period manager of eShopOnContainers' ordering service, from
 //! the reference on hosted services, in Rust: a background job that finds

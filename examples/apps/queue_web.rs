@@ -1,4 +1,4 @@
-//! Run with: cargo run --example queue_web
+//! Run with: cargo run -p hosted-example-apps --example queue_web
 //!
 //! The queued background tasks of the reference, as a web page: each click
 //! on "Add task" enqueues a work item; one worker runs the items in order,
