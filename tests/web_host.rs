@@ -2,8 +2,7 @@
 //! stops accepting, and a request in flight finishes within the timeout.
 //! Real sockets on loopback, so real (short) time.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::routing::get;
@@ -13,15 +12,7 @@ use hosted::Host;
 
 /// A GET over a plain socket: the status line, or the connection error.
 fn get_status(addr: SocketAddr, path: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response.lines().next().unwrap_or_default().to_owned())
+    hosted_tests::http::request(&addr.to_string(), "GET", path).map(|(status, _)| status)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,23 +139,7 @@ async fn a_stop_reached_after_the_deadline_claims_no_request_that_was_not_there(
 
 /// A request over a plain socket: the status line and the body.
 fn request(addr: SocketAddr, method: &str, path: &str) -> (String, String) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.lines().next().unwrap_or_default().to_owned();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    hosted_tests::http::request(&addr.to_string(), method, path).expect("a response")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,32 +5,15 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use support::start_example;
+
+#[path = "../../../tests/http.rs"]
+#[allow(unreachable_pub)]
+mod http;
 
 /// A request to `address` (`http://host:port`): the status line and body.
 fn request(address: &str, method: &str, path: &str) -> (String, String) {
-    let authority = address.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(authority).expect("connect to the example");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.lines().next().unwrap_or_default().to_owned();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    http::request(address, method, path).expect("a response")
 }
 
 #[test]
