@@ -113,9 +113,9 @@ struct Now {
     wall: DateTime<Utc>,
     wall_ns: i64,
     cursor: Instant,
-    /// `every` jobs that fell behind in this batch.
+    /// `every` jobs that fell behind, since the last line about it.
     behind: Behind,
-    /// Cron jobs whose fires fell in a jump of the wall clock.
+    /// Cron jobs whose fires fell in a jump of the wall clock, likewise.
     jumped: Behind,
 }
 
@@ -142,20 +142,6 @@ impl Behind {
         if self.names.len() < Self::NAMES {
             self.names.push(job.name.clone());
         }
-    }
-
-    fn merge(&mut self, other: &mut Behind) {
-        self.jobs += other.jobs;
-        self.skipped += other.skipped;
-        self.worst = self.worst.max(other.worst);
-        for name in other.names.drain(..) {
-            if self.names.len() < Self::NAMES {
-                self.names.push(name);
-            }
-        }
-        other.jobs = 0;
-        other.skipped = 0;
-        other.worst = Duration::ZERO;
     }
 
     /// `a`, `b`, `c` and N other(s).
@@ -349,12 +335,13 @@ impl Scheduler {
             wall,
             wall_ns: wall.timestamp_nanos_opt().unwrap_or(i64::MAX),
             cursor: now,
-            behind: Behind::default(),
-            jumped: Behind::default(),
+            // What fell behind so far goes on adding up in the batch.
+            behind: std::mem::take(&mut self.behind),
+            jumped: std::mem::take(&mut self.jumped),
         };
         self.fire_batch(&mut batch);
-        self.behind.merge(&mut batch.behind);
-        self.jumped.merge(&mut batch.jumped);
+        self.behind = batch.behind;
+        self.jumped = batch.jumped;
         if self.behind.jobs + self.jumped.jobs > 0 {
             self.say_behind();
         }
@@ -378,8 +365,6 @@ impl Scheduler {
         let behind = &self.behind;
         if behind.jobs > 0 {
             tracing::warn!(
-                jobs = behind.jobs,
-                skipped = behind.skipped,
                 "the scheduler fell behind by up to {:?}{over}: {} ran their oldest due tick late and skipped {} tick(s) in all",
                 behind.worst,
                 behind.jobs(),
@@ -389,8 +374,6 @@ impl Scheduler {
         let jumped = &self.jumped;
         if jumped.jobs > 0 {
             tracing::warn!(
-                jobs = jumped.jobs,
-                skipped = jumped.skipped,
                 "the wall clock jumped ahead (or the host stalled){over}: {} ran a fire up to {:?} late and skipped {} later fire(s) that fell in the gap",
                 jumped.jobs(),
                 jumped.worst,
