@@ -253,8 +253,9 @@ const SLOW_IN_A_ROW: u8 = 3;
 /// holds up the scheduler; a job whose first step takes longer than
 /// [`INLINE_LIMIT`] in [`SLOW_IN_A_ROW`] runs in a row is therefore
 /// spawned from its next run on, with a warning. The time held is this
-/// run's own, from the end of the previous inline run in the batch (or the
-/// batch's start), which the scheduler moves past its own logging.
+/// run's own: it counts from the end of the previous inline run in the
+/// batch (or the batch's start), and the scheduler writes its own lines
+/// (about falling behind) after the batch, not between two runs.
 ///
 /// The first poll uses a waker that does nothing: a future that returns
 /// `Pending` has registered that waker, and the spawned task polls it again
