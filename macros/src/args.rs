@@ -24,6 +24,10 @@ mod kw {
     syn::custom_keyword!(scope);
     syn::custom_keyword!(on_crash);
     syn::custom_keyword!(missed);
+    syn::custom_keyword!(queue);
+    syn::custom_keyword!(max_attempts);
+    syn::custom_keyword!(timeout);
+    syn::custom_keyword!(priority);
 }
 
 /// An option key, kept with the span of the key itself.
@@ -42,6 +46,10 @@ pub(crate) enum Key {
     Scope,
     OnCrash,
     Missed,
+    Queue,
+    MaxAttempts,
+    Timeout,
+    Priority,
     Crate,
 }
 
@@ -61,13 +69,20 @@ impl Key {
             Key::Scope => "scope",
             Key::OnCrash => "on_crash",
             Key::Missed => "missed",
+            Key::Queue => "queue",
+            Key::MaxAttempts => "max_attempts",
+            Key::Timeout => "timeout",
+            Key::Priority => "priority",
             Key::Crate => "crate",
         }
     }
 
     /// Whether the key takes an integer rather than a string.
     fn takes_integer(self) -> bool {
-        matches!(self, Key::MaxRestarts | Key::Order)
+        matches!(
+            self,
+            Key::MaxRestarts | Key::Order | Key::MaxAttempts | Key::Priority
+        )
     }
 
     /// The keys each macro accepts, in the order its docs list them.
@@ -101,6 +116,15 @@ impl Key {
                 Key::Crate,
             ],
             Kind::ServiceType => &[Key::Name, Key::Order, Key::Constructor, Key::Crate],
+            Kind::Queued => &[
+                Key::Name,
+                Key::Queue,
+                Key::MaxAttempts,
+                Key::Timeout,
+                Key::Backoff,
+                Key::Priority,
+                Key::Crate,
+            ],
         }
     }
 }
@@ -166,11 +190,18 @@ impl Args {
             if first && !input.peek2(Token![=]) {
                 let lit: syn::Lit = input.parse()?;
                 match lit {
-                    syn::Lit::Str(s) if kind != Kind::Service => args.schedule = Some(s),
+                    syn::Lit::Str(s) if !matches!(kind, Kind::Service | Kind::Queued) => {
+                        args.schedule = Some(s)
+                    }
                     other if kind == Kind::Service => errors.push(syn::Error::new_spanned(
                         other,
                         "`#[hosted_service]` takes no schedule; \
                          use `#[every(\"...\")]` or `#[cron(\"...\")]` for scheduled jobs",
+                    )),
+                    other if kind == Kind::Queued => errors.push(syn::Error::new_spanned(
+                        other,
+                        "`#[queued]` takes no schedule: it runs each item enqueued for it; \
+                         name its queue with `queue = \"...\"`, delay an item with `.delay(...)` when enqueueing it",
                     )),
                     other => errors.push(syn::Error::new_spanned(
                         other,
@@ -262,6 +293,14 @@ fn parse_key(
         (Key::OnCrash, input.parse::<kw::on_crash>()?.span)
     } else if lookahead.peek(kw::missed) {
         (Key::Missed, input.parse::<kw::missed>()?.span)
+    } else if lookahead.peek(kw::queue) {
+        (Key::Queue, input.parse::<kw::queue>()?.span)
+    } else if lookahead.peek(kw::max_attempts) {
+        (Key::MaxAttempts, input.parse::<kw::max_attempts>()?.span)
+    } else if lookahead.peek(kw::timeout) {
+        (Key::Timeout, input.parse::<kw::timeout>()?.span)
+    } else if lookahead.peek(kw::priority) {
+        (Key::Priority, input.parse::<kw::priority>()?.span)
     } else if lookahead.peek(Token![crate]) {
         (Key::Crate, input.parse::<Token![crate]>()?.span)
     } else if input.peek(syn::Ident) {
@@ -276,6 +315,12 @@ fn parse_key(
     };
     if !Key::allowed(kind).contains(&key) {
         let hint = match key {
+            _ if kind == Kind::Queued => {
+                " (a queued handler runs once per item, when its queue hands it over)"
+            }
+            Key::Queue | Key::MaxAttempts | Key::Timeout | Key::Priority => {
+                " (it applies to `#[queued]` handlers of durable work)"
+            }
             Key::Tz => " (time zones apply to `#[cron]` only)",
             Key::InitialDelay | Key::Jitter => " (it applies to `#[every]` only)",
             Key::Overlap => " (a service runs once, so it cannot overlap)",

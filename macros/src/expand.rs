@@ -6,7 +6,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ReturnType};
 
-use crate::model::{Cluster, Job, OnFailure, Overlap, Scope, ServiceType, Trigger, Zone};
+use crate::model::{Cluster, Job, OnFailure, Overlap, Queued, Scope, ServiceType, Trigger, Zone};
 
 pub(crate) fn job(job: Job) -> TokenStream {
     let Job {
@@ -16,9 +16,32 @@ pub(crate) fn job(job: Job) -> TokenStream {
         cluster,
         krate,
         func,
+        default_name,
     } = job;
-    let private = quote!(#krate::__private);
     let ident = &func.sig.ident;
+    // A queued handler's expansion names `hosted-postgres`, which carries
+    // the runtime's private paths for it.
+    let (private, durable) = match &trigger {
+        Trigger::Queued(queued) => (
+            quote!(#krate::__private::hosted::__private),
+            Some(durable_items(
+                &krate,
+                ident,
+                &func.vis,
+                queued,
+                &name,
+                default_name,
+            )),
+        ),
+        _ => (quote!(#krate::__private), None),
+    };
+    let name = match (&trigger, default_name) {
+        (Trigger::Queued(_), true) => {
+            let fn_name = ident.to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
+        }
+        _ => quote!(#name),
+    };
 
     let trigger = match trigger {
         Trigger::Every {
@@ -61,6 +84,27 @@ pub(crate) fn job(job: Job) -> TokenStream {
                 },
             };
             quote!(#private::Trigger::Service(#policy))
+        }
+        Trigger::Queued(queued) => {
+            let Queued {
+                queue,
+                max_attempts,
+                timeout_ms,
+                backoff_min_ms,
+                backoff_max_ms,
+                priority,
+                ..
+            } = *queued;
+            quote! {
+                #private::Trigger::Queued(#private::QueuedSpec {
+                    queue: #queue,
+                    max_attempts: #max_attempts,
+                    timeout: ::core::time::Duration::from_millis(#timeout_ms),
+                    backoff_min: ::core::time::Duration::from_millis(#backoff_min_ms),
+                    backoff_max: ::core::time::Duration::from_millis(#backoff_max_ms),
+                    priority: #priority,
+                })
+            }
         }
     };
     let overlap = match overlap {
@@ -135,6 +179,8 @@ pub(crate) fn job(job: Job) -> TokenStream {
     quote! {
         #func
 
+        #durable
+
         const _: () = {
             #private::inventory::submit! {
                 #private::Registration {
@@ -162,6 +208,65 @@ pub(crate) fn job(job: Job) -> TokenStream {
                 }
             }
         };
+    }
+}
+
+/// The type a queued handler's items are enqueued through: a struct named
+/// like the fn (types and values live in separate namespaces, so the fn
+/// stays callable), which implements `Durable` with the payload's type, and
+/// whose `enqueue` takes only that type.
+fn durable_items(
+    krate: &syn::Path,
+    ident: &syn::Ident,
+    vis: &syn::Visibility,
+    queued: &Queued,
+    name: &str,
+    default_name: bool,
+) -> TokenStream {
+    let Queued {
+        queue,
+        max_attempts,
+        priority,
+        payload,
+        ..
+    } = queued;
+    let fn_name = ident.to_string();
+    let name = if default_name {
+        quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
+    } else {
+        quote!(#name)
+    };
+    let doc = format!(
+        "The durable work items of [`{fn_name}()`]: enqueue one with [`{fn_name}::enqueue`](Self::enqueue)."
+    );
+    let payload_span = payload.span();
+    let enqueue = quote_spanned! {payload_span=>
+        #vis fn enqueue(
+            queue: &#krate::DurableQueue,
+            payload: #payload,
+        ) -> #krate::Enqueue<'_, #ident> {
+            #krate::Enqueue::new(queue, payload)
+        }
+    };
+    quote! {
+        #[doc = #doc]
+        #[allow(non_camel_case_types)]
+        #vis struct #ident {}
+
+        impl #krate::Durable for #ident {
+            type Payload = #payload;
+            const NAME: &'static str = #name;
+            const QUEUE: &'static str = #queue;
+            const PRIORITY: i16 = #priority;
+            const MAX_ATTEMPTS: u32 = #max_attempts;
+        }
+
+        impl #ident {
+            /// Enqueues one item with `payload`; await the returned builder
+            /// (after setting a key, a delay, a priority or a transaction)
+            /// to write it.
+            #enqueue
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Attribute macros of [`hosted`](https://docs.rs/hosted): `#[every]`,
-//! `#[cron]` and `#[hosted_service]`.
+//! `#[cron]` and `#[hosted_service]`, and `#[queued]` of
+//! [`hosted-postgres`](https://docs.rs/hosted-postgres).
 //!
 //! Use them through `hosted`, which re-exports them and documents each
 //! option with examples; this crate holds only the compile-time half.
@@ -38,6 +39,13 @@ pub fn hosted_service(attr: TokenStream, item: TokenStream) -> TokenStream {
     entry(Kind::Service, attr, item)
 }
 
+/// Handles durable work items: one run per item a durable queue hands it.
+/// See `hosted_postgres::queued`.
+#[proc_macro_attribute]
+pub fn queued(attr: TokenStream, item: TokenStream) -> TokenStream {
+    entry(Kind::Queued, attr, item)
+}
+
 /// Makes each field of an app state struct a sub-state that jobs can take
 /// as `State<Field>`. See `hosted::FromRef`.
 #[proc_macro_derive(FromRef, attributes(from_ref))]
@@ -71,6 +79,7 @@ fn entry(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
                 Kind::Service | Kind::ServiceType => "`#[hosted_service]` applies to an `async fn` or to a struct or enum that implements `HostedService`",
                 Kind::Every => "`#[every]` applies to an `async fn`",
                 Kind::Cron => "`#[cron]` applies to an `async fn`",
+                Kind::Queued => "`#[queued]` applies to an `async fn`",
             },
         )),
     };

@@ -11,6 +11,9 @@ pub(crate) enum Kind {
     Service,
     /// `#[hosted_service]` on a type that implements `HostedService`.
     ServiceType,
+    /// `#[queued]` (re-exported by `hosted-postgres`): a handler of durable
+    /// work items.
+    Queued,
 }
 
 impl Kind {
@@ -19,6 +22,7 @@ impl Kind {
             Kind::Every => "every",
             Kind::Cron => "cron",
             Kind::Service | Kind::ServiceType => "hosted_service",
+            Kind::Queued => "queued",
         }
     }
 
@@ -29,6 +33,7 @@ impl Kind {
             Kind::Cron => "`#[cron]`",
             Kind::Service => "`#[hosted_service]` on an `async fn`",
             Kind::ServiceType => "`#[hosted_service]` on a type",
+            Kind::Queued => "`#[queued]`",
         }
     }
 
@@ -37,6 +42,7 @@ impl Kind {
             Kind::Every => "`#[every(\"5s\")]`",
             Kind::Cron => "`#[cron(\"*/5 * * * *\")]`",
             Kind::Service | Kind::ServiceType => "`#[hosted_service]`",
+            Kind::Queued => "`#[queued(queue = \"mail\")]`",
         }
     }
 }
@@ -47,9 +53,13 @@ pub(crate) struct Job {
     pub(crate) trigger: Trigger,
     pub(crate) overlap: Overlap,
     pub(crate) cluster: Cluster,
-    /// The path of the runtime crate, `::hosted` unless `crate = "..."`.
+    /// The path of the runtime crate, `::hosted` unless `crate = "..."`;
+    /// for `#[queued]`, of `hosted-postgres`.
     pub(crate) krate: syn::Path,
     pub(crate) func: syn::ItemFn,
+    /// `true`: no `name = "..."` was given. A queued handler's name is then
+    /// the fn's path (`module_path!()` and the fn's name).
+    pub(crate) default_name: bool,
 }
 
 pub(crate) enum Trigger {
@@ -65,6 +75,20 @@ pub(crate) enum Trigger {
         zone: Zone,
     },
     Service(OnFailure),
+    Queued(Box<Queued>),
+}
+
+/// A queued handler's options, and its payload's type.
+pub(crate) struct Queued {
+    pub(crate) queue: String,
+    pub(crate) max_attempts: u32,
+    /// Zero: no limit.
+    pub(crate) timeout_ms: u64,
+    pub(crate) backoff_min_ms: u64,
+    pub(crate) backoff_max_ms: u64,
+    pub(crate) priority: i16,
+    /// The `T` of its `Payload<T>` argument; `()` without one.
+    pub(crate) payload: syn::Type,
 }
 
 /// What a failing background service does.

@@ -7,7 +7,9 @@ use syn::spanned::Spanned;
 use syn::{FnArg, LitStr};
 
 use crate::args::{Args, Errors, Key};
-use crate::model::{Cluster, Job, Kind, OnFailure, Overlap, Scope, ServiceType, Trigger, Zone};
+use crate::model::{
+    Cluster, Job, Kind, OnFailure, Overlap, Queued, Scope, ServiceType, Trigger, Zone,
+};
 use hosted_spec::{parse_backoff, parse_cron, parse_millis, parse_zone};
 
 /// Builds the model of one annotated fn, or every error found in it.
@@ -17,8 +19,18 @@ pub(crate) fn job(kind: Kind, args: Args, func: syn::ItemFn) -> syn::Result<Job>
     check_signature(kind, &func.sig, &mut errors);
 
     let name = name(&args, "job", &func.sig.ident, &mut errors);
+    let default_name = args.get(Key::Name).is_none();
 
-    let krate = crate_path(&args, &mut errors);
+    let krate = if kind == Kind::Queued {
+        crate_path_of(
+            &args,
+            "hosted-postgres",
+            syn::parse_quote!(::hosted_postgres),
+            &mut errors,
+        )
+    } else {
+        crate_path(&args, &mut errors)
+    };
 
     let overlap = match args.get(Key::Overlap) {
         None => Overlap::Skip,
@@ -41,6 +53,7 @@ pub(crate) fn job(kind: Kind, args: Args, func: syn::ItemFn) -> syn::Result<Job>
         Kind::Every => every(&args, &mut errors),
         Kind::Cron => cron(&args, &mut errors),
         Kind::Service | Kind::ServiceType => Trigger::Service(on_failure(&args, &mut errors)),
+        Kind::Queued => Trigger::Queued(Box::new(queued(&args, &func.sig, &mut errors))),
     };
 
     errors.finish()?;
@@ -51,14 +64,128 @@ pub(crate) fn job(kind: Kind, args: Args, func: syn::ItemFn) -> syn::Result<Job>
         cluster,
         krate,
         func,
+        default_name,
     })
+}
+
+/// `#[queued]`: the queue, the attempts and their timing, the priority, and
+/// the payload's type, read from the fn's `Payload<T>` argument.
+fn queued(args: &Args, sig: &syn::Signature, errors: &mut Errors) -> Queued {
+    let queue = match args.get(Key::Queue) {
+        None => "default".to_owned(),
+        Some(lit) => {
+            let queue = lit.value();
+            if queue.trim().is_empty() || queue.trim() != queue {
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    "the queue's name must be non-empty, without leading or trailing whitespace",
+                ));
+            }
+            queue
+        }
+    };
+    let max_attempts = match args.int(Key::MaxAttempts) {
+        None => 10,
+        Some((n, span)) => match u32::try_from(n) {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                errors.push(syn::Error::new(
+                    span,
+                    "`max_attempts` must be at least 1 (the first attempt counts), e.g. `max_attempts = 10`",
+                ));
+                1
+            }
+        },
+    };
+    let timeout_ms = match args.get(Key::Timeout) {
+        None => 30 * 60 * 1000,
+        Some(lit) => match duration(lit, errors) {
+            Some(0) => {
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    "the timeout must be greater than zero, e.g. `timeout = \"30s\"`",
+                ));
+                0
+            }
+            Some(ms) => ms,
+            None => 0,
+        },
+    };
+    let (backoff_min_ms, backoff_max_ms) = match args.get(Key::Backoff) {
+        Some(lit) => backoff(lit, errors).unwrap_or((1_000, 600_000)),
+        None => (1_000, 600_000),
+    };
+    let priority = match args.int(Key::Priority) {
+        None => 0,
+        Some((n, span)) => i16::try_from(n).unwrap_or_else(|_| {
+            errors.push(syn::Error::new(
+                span,
+                "`priority` must be between -32768 and 32767 (higher runs first)",
+            ));
+            0
+        }),
+    };
+    Queued {
+        queue,
+        max_attempts,
+        timeout_ms,
+        backoff_min_ms,
+        backoff_max_ms,
+        priority,
+        payload: payload_type(sig, errors),
+    }
+}
+
+/// The `T` of the fn's one `Payload<T>` argument, found by the last
+/// segment of the argument's type; `()` when it takes none.
+fn payload_type(sig: &syn::Signature, errors: &mut Errors) -> syn::Type {
+    let mut found: Option<syn::Type> = None;
+    for input in &sig.inputs {
+        let FnArg::Typed(arg) = input else { continue };
+        let syn::Type::Path(path) = &*arg.ty else {
+            continue;
+        };
+        let Some(last) = path.path.segments.last() else {
+            continue;
+        };
+        if last.ident != "Payload" {
+            continue;
+        }
+        let syn::PathArguments::AngleBracketed(generic) = &last.arguments else {
+            errors.push(syn::Error::new_spanned(
+                last,
+                "`Payload` needs the payload's type, e.g. `Payload<Welcome>`",
+            ));
+            continue;
+        };
+        let types: Vec<&syn::Type> = generic
+            .args
+            .iter()
+            .filter_map(|arg| match arg {
+                syn::GenericArgument::Type(ty) => Some(ty),
+                _ => None,
+            })
+            .collect();
+        match (types.as_slice(), &found) {
+            ([ty], None) => found = Some((*ty).clone()),
+            ([_], Some(_)) => errors.push(syn::Error::new_spanned(
+                &arg.ty,
+                "a queued handler takes one `Payload<T>`; put every field the item needs in one type",
+            )),
+            _ => errors.push(syn::Error::new_spanned(
+                generic,
+                "`Payload` takes one type, e.g. `Payload<Welcome>`",
+            )),
+        }
+    }
+    found.unwrap_or_else(|| syn::parse_quote!(()))
 }
 
 /// `scope`, `on_crash` and `missed`: what a cluster does with the job.
 fn cluster(kind: Kind, args: &Args, errors: &mut Errors) -> Cluster {
     let service = kind == Kind::Service;
     let scope = match args.get(Key::Scope) {
-        None if service => Scope::Instance,
+        None if service || kind == Kind::Queued => Scope::Instance,
         None => Scope::Cluster,
         Some(lit) => match (lit.value().as_str(), service) {
             ("instance", _) => Scope::Instance,
@@ -266,15 +393,21 @@ fn name(args: &Args, what: &str, ident: &syn::Ident, errors: &mut Errors) -> Str
 }
 
 fn crate_path(args: &Args, errors: &mut Errors) -> syn::Path {
+    crate_path_of(args, "hosted", syn::parse_quote!(::hosted), errors)
+}
+
+/// The `crate` option: the path to `krate`, else `default`.
+fn crate_path_of(args: &Args, krate: &str, default: syn::Path, errors: &mut Errors) -> syn::Path {
     match args.get(Key::Crate) {
         Some(lit) => lit.parse::<syn::Path>().unwrap_or_else(|_| {
+            let snake = krate.replace('-', "_");
             errors.push(syn::Error::new(
                 lit.span(),
-                "expected a path to the `hosted` crate, e.g. `crate = \"::my_reexport::hosted\"`",
+                format!("expected a path to the `{krate}` crate, e.g. `crate = \"::my_reexport::{snake}\"`"),
             ));
-            syn::parse_quote!(::hosted)
+            default
         }),
-        None => syn::parse_quote!(::hosted),
+        None => default,
     }
 }
 

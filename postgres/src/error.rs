@@ -29,8 +29,11 @@ pub enum Error {
     #[error("this `Cluster` already serves a running host; connect one `Cluster` per host")]
     AlreadyStarted,
     /// A statement failed.
-    #[error("the cluster's store failed: {0}")]
+    #[error("the database failed: {0}")]
     Database(String),
+    /// A payload did not serialize.
+    #[error("{0}")]
+    Payload(String),
 }
 
 /// A connection or statement error, described for a person: what failed

@@ -117,6 +117,7 @@
 //! [`Cluster::from_pool`] with a pool built with your TLS connector.
 
 mod coordinator;
+mod durable;
 mod error;
 mod schema;
 mod sql;
@@ -129,9 +130,70 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+pub use crate::durable::{
+    Cancelled, Durable, DurableOptions, DurableQueue, DurableStats, Enqueue, EnqueueMany, Enqueued,
+    ItemFilter, ItemRecord, Payload, QueueCounts, QueueLimits, Tx, TxClient,
+};
 pub use crate::error::Error;
 pub use deadpool_postgres;
 pub use tokio_postgres;
+
+/// Handles durable work items: the fn runs once per item of its queue,
+/// with the item's [`Payload`] and any argument a job may take (`State<T>`,
+/// `Scoped<T>`, the token, [`WorkItem`](hosted::work::WorkItem) with its
+/// attempt, [`Tx`] for exactly-once writes). Registered through
+/// `inventory` like the other jobs; give the host a [`DurableQueue`] with
+/// [`HostBuilder::durable`](hosted::HostBuilder::durable) to run them.
+///
+/// Beside the fn, the macro declares a type of the same name (types and
+/// fns live apart, so the fn stays callable) whose `enqueue` takes the
+/// payload's type and nothing else: enqueueing a payload of another type
+/// is a compile error.
+///
+/// ```no_run
+/// use hosted_postgres::{DurableQueue, Payload};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Welcome { user_id: i64 }
+///
+/// #[hosted_postgres::queued(queue = "mail", max_attempts = 10, timeout = "30s")]
+/// async fn send_welcome(Payload(w): Payload<Welcome>) -> anyhow::Result<()> {
+///     println!("welcome, user {}", w.user_id);
+///     Ok(())
+/// }
+///
+/// # async fn example(queue: DurableQueue) -> anyhow::Result<()> {
+/// send_welcome::enqueue(&queue, Welcome { user_id: 7 }).key("welcome:7").await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Options
+///
+/// | option | default | meaning |
+/// |---|---|---|
+/// | `name = "..."` | the fn's path (`module_path!()::fn`) | the stable name its items carry |
+/// | `queue = "..."` | `"default"` | the queue its items go to; limits are set per queue |
+/// | `max_attempts = N` | 10 | attempts before an item is dead-lettered |
+/// | `timeout = "30s"` | 30 min | how long one attempt may run: past it the attempt fails |
+/// | `backoff = "1s..10m"` | `"1s..10m"` | the first retry's delay, doubling up to the longest, with random jitter |
+/// | `priority = N` | 0 | its items' priority unless an enqueue says otherwise; higher runs first |
+/// | `crate = "..."` | `::hosted_postgres` | the path to this crate, when it is re-exported |
+///
+/// A wrong option is a compile error on the literal:
+///
+/// ```compile_fail
+/// #[hosted_postgres::queued(max_attempts = 0)]
+/// async fn never() {}
+/// ```
+pub use hosted_macros::queued;
+
+/// Not public API: what `#[queued]`'s expansion names.
+#[doc(hidden)]
+pub mod __private {
+    pub use hosted;
+}
 
 use crate::coordinator::Inner;
 use crate::error::{describe, describe_pool};
@@ -263,18 +325,7 @@ impl ClusterOptions {
     }
 
     fn check(&self) -> Result<(), Error> {
-        let name = &self.schema;
-        let valid = !name.is_empty()
-            && name.len() <= 63
-            && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !valid {
-            return Err(Error::Options(format!(
-                "the schema `{name}` is not a lowercase SQL identifier (letters, digits and `_`, starting with a letter or `_`, at most 63 bytes)"
-            )));
-        }
+        check_schema_name(&self.schema)?;
         let positive = [
             ("lease", self.lease),
             ("renew_every", self.renew_every),
@@ -355,46 +406,23 @@ impl Cluster {
     /// As [`connect`](Cluster::connect), and options out of range.
     pub async fn connect_with(url: &str, options: ClusterOptions) -> Result<Cluster, Error> {
         options.check()?;
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| Error::Url(e.to_string()))?;
         let instance = coordinator::Instance::fresh();
-        config.application_name(instance.application_name());
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(options.connect_timeout);
-        }
-        config.keepalives(true);
-        config.keepalives_idle(Duration::from_secs(10));
-        let timeout = format!(
-            "-c statement_timeout={}",
-            options.statement_timeout.as_millis()
-        );
-        let given = config.get_options().unwrap_or_default().to_owned();
-        config.options(if given.is_empty() {
-            timeout
-        } else {
-            format!("{given} {timeout}")
-        });
-        let target = target_of(&config);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size)
-            .runtime(Runtime::Tokio1)
-            .create_timeout(Some(options.connect_timeout))
-            .wait_timeout(Some(options.statement_timeout))
-            .recycle_timeout(Some(options.connect_timeout))
-            .build()
-            .map_err(|e| Error::Options(format!("could not build the connection pool: {e}")))?;
+        let connection = Connection::open(
+            url,
+            &instance,
+            options.pool_size,
+            options.connect_timeout,
+            options.statement_timeout,
+        )?;
         let cluster = Cluster {
-            inner: Arc::new(Inner::new(pool, options, instance, target)),
+            inner: Arc::new(Inner::new(
+                connection.pool,
+                options,
+                instance,
+                connection.target,
+            )),
         };
-        cluster.check_connection().await?;
+        check_connection(&cluster.inner.pool, &cluster.inner.target).await?;
         Ok(cluster)
     }
 
@@ -415,21 +443,6 @@ impl Cluster {
                 "the pool's server".to_owned(),
             )),
         })
-    }
-
-    async fn check_connection(&self) -> Result<(), Error> {
-        let target = &self.inner.target;
-        let client = self
-            .inner
-            .pool
-            .get()
-            .await
-            .map_err(|e| Error::Connect(describe_pool(&e, target)))?;
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map_err(|e| Error::Connect(describe(&e, target)))?;
-        Ok(())
     }
 
     /// This instance's id: fresh at every start of the process.
@@ -504,6 +517,96 @@ impl Cluster {
     pub fn stats(&self) -> ClusterStats {
         self.inner.stats()
     }
+}
+
+/// Checks that `name` is a lowercase SQL identifier, safe to quote into
+/// every statement.
+pub(crate) fn check_schema_name(name: &str) -> Result<(), Error> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Options(format!(
+            "the schema `{name}` is not a lowercase SQL identifier (letters, digits and `_`, starting with a letter or `_`, at most 63 bytes)"
+        )))
+    }
+}
+
+/// A pool on a URL, as [`Cluster::connect_with`] and
+/// [`DurableQueue::connect_with`] open it: each connection named after the
+/// instance (`application_name`), with keepalives and a statement timeout.
+pub(crate) struct Connection {
+    pub(crate) pool: Pool,
+    /// For a connection of its own (the durable queue's listener).
+    pub(crate) config: tokio_postgres::Config,
+    /// `host:port (user, database)`, for error messages.
+    pub(crate) target: String,
+}
+
+impl Connection {
+    pub(crate) fn open(
+        url: &str,
+        instance: &coordinator::Instance,
+        pool_size: usize,
+        connect_timeout: Duration,
+        statement_timeout: Duration,
+    ) -> Result<Connection, Error> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| Error::Url(e.to_string()))?;
+        config.application_name(instance.application_name());
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(connect_timeout);
+        }
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(10));
+        let timeout = format!("-c statement_timeout={}", statement_timeout.as_millis());
+        let given = config.get_options().unwrap_or_default().to_owned();
+        config.options(if given.is_empty() {
+            timeout
+        } else {
+            format!("{given} {timeout}")
+        });
+        let target = target_of(&config);
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(connect_timeout))
+            .wait_timeout(Some(statement_timeout))
+            .recycle_timeout(Some(connect_timeout))
+            .build()
+            .map_err(|e| Error::Options(format!("could not build the connection pool: {e}")))?;
+        Ok(Connection {
+            pool,
+            config,
+            target,
+        })
+    }
+}
+
+/// Checks the server and the credentials with one statement.
+pub(crate) async fn check_connection(pool: &Pool, target: &str) -> Result<(), Error> {
+    let client = pool
+        .get()
+        .await
+        .map_err(|e| Error::Connect(describe_pool(&e, target)))?;
+    client
+        .simple_query("SELECT 1")
+        .await
+        .map_err(|e| Error::Connect(describe(&e, target)))?;
+    Ok(())
 }
 
 /// `host:port` of the first host in `config`, for error messages.

@@ -13,13 +13,15 @@
 //!   going on.
 //! - `runs`: the history, append-only: a row per finished or lost run,
 //!   pruned by age.
+//! - `items`, `finished`, `item_keys` and `queues` (version 2): the
+//!   durable queue, described in `sql/migrations/002_durable_queue.sql`.
 
 use deadpool_postgres::Client;
 
 use crate::error::{describe, Error};
 
 /// The newest schema version this release knows.
-pub(crate) const VERSION: i32 = 1;
+pub(crate) const VERSION: i32 = 2;
 
 /// The key of the advisory lock that serializes migrations, with the
 /// schema's name hashed beside it: two schemas in one database migrate
@@ -27,9 +29,13 @@ pub(crate) const VERSION: i32 = 1;
 const LOCK_KEY: i32 = 0x686f_7374; // "host"
 
 /// Each version's statements; `{s}` is the quoted schema name.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r"
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, V1),
+    (2, include_str!("sql/migrations/002_durable_queue.sql")),
+];
+
+/// Version 1: the cluster's scheduling.
+const V1: &str = r"
 CREATE TABLE {s}.instances (
     id text PRIMARY KEY,
     host_name text NOT NULL,
@@ -90,8 +96,7 @@ CREATE TABLE {s}.triggers (
     requested_by text,
     requested_at timestamptz NOT NULL DEFAULT now()
 );
-",
-)];
+";
 
 /// Creates or migrates the schema `name` (already checked as an
 /// identifier) to [`VERSION`]; returns the version found before.

@@ -64,7 +64,7 @@ impl Scope {
     pub fn default_for(kind: JobKind) -> Scope {
         match kind {
             JobKind::Every | JobKind::Cron => Scope::Cluster,
-            JobKind::Service => Scope::Instance,
+            JobKind::Service | JobKind::Queued => Scope::Instance,
         }
     }
 }
@@ -110,7 +110,7 @@ impl ClusterOptions {
         ClusterOptions {
             scope: match kind {
                 JobKind::Every | JobKind::Cron => Scope::Cluster,
-                JobKind::Service => Scope::Instance,
+                JobKind::Service | JobKind::Queued => Scope::Instance,
             },
             on_crash: OnCrash::Skip,
             missed: Missed::Skip,
@@ -385,10 +385,13 @@ pub struct Fence(pub i64);
 
 impl FromRun for Fence {
     fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
+        if let Some(item) = cx.item() {
+            return Ok(Fence(item.fence()));
+        }
         match cx.lease {
             Some(lease) => Ok(Fence(lease.fence)),
             None => Err(ExtractError::new(
-                "`Fence` is given only to runs claimed through a cluster; this run has no lease",
+                "`Fence` is given only to runs claimed through a cluster and to queued handlers; this run has neither",
             )),
         }
     }

@@ -12,6 +12,7 @@ use crate::job::JobDef;
 use crate::registry::JobKind;
 use crate::scope::ScopeMap;
 use crate::shared::HostShared;
+use crate::work::WorkItem;
 
 /// Everything a job's arguments can be built from, for one run.
 ///
@@ -24,6 +25,8 @@ pub struct RunContext<'a> {
     pub(crate) scope: Option<&'a ScopeMap>,
     /// The run's lease, when a cluster granted it.
     pub(crate) lease: Option<&'a Lease>,
+    /// The work item a queued handler runs.
+    pub(crate) item: Option<&'a WorkItem>,
 }
 
 impl RunContext<'_> {
@@ -36,11 +39,21 @@ impl RunContext<'_> {
     ///
     /// A run under a cluster's lease gets the lease's token instead, which
     /// is also cancelled when the lease is lost.
+    ///
+    /// A queued handler's run gets its item's token: cancelled as the host
+    /// stops, when the item's lease is lost, or when the item is cancelled.
     pub fn stop_token(&self) -> &CancellationToken {
-        match self.lease {
-            Some(lease) => &lease.token,
-            None => &self.host.stop,
+        match (self.item, self.lease) {
+            (Some(item), _) => item.token(),
+            (None, Some(lease)) => &lease.token,
+            (None, None) => &self.host.stop,
         }
+    }
+
+    /// The work item this run handles; `None` unless the job is a queued
+    /// handler.
+    pub fn item(&self) -> Option<&WorkItem> {
+        self.item
     }
 
     /// A clone of the shared value of type `T` registered with

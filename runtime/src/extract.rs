@@ -88,11 +88,8 @@ impl FromRun for Run {
 impl FromRun for CancellationToken {
     fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
         // A run under a cluster's lease gets the lease's token, cancelled
-        // also when the lease is lost.
-        match cx.lease {
-            Some(lease) => Ok(lease.token.child_token()),
-            None => Ok(cx.host.stop.child_token()),
-        }
+        // also when the lease is lost; a work item's run, the item's.
+        Ok(cx.stop_token().child_token())
     }
 }
 
@@ -260,6 +257,8 @@ pub struct Dependencies {
     pub(crate) queues: Vec<&'static str>,
     /// Takes the run's [`Fence`](crate::cluster::Fence): needs a cluster.
     pub(crate) fence: bool,
+    /// Takes the run's work item: only queued handlers have one.
+    pub(crate) item: bool,
 }
 
 impl Dependencies {
@@ -275,6 +274,13 @@ impl Dependencies {
         if !self.queues.contains(&name) {
             self.queues.push(name);
         }
+    }
+
+    /// Declares that the argument is built from the run's work item
+    /// ([`WorkItem`](crate::work::WorkItem)): only a queued handler may
+    /// take it, and `build()` rejects any other job that does.
+    pub fn work_item(&mut self) {
+        self.item = true;
     }
 
     /// Declares that the job needs a scoped value of type `T`, made by a

@@ -168,7 +168,7 @@ impl HostHandle {
 
     fn scheduled(&self, name: &str) -> Result<&Arc<JobDef>, HandleError> {
         let job = self.find(name)?;
-        if job.kind == JobKind::Service {
+        if matches!(job.kind, JobKind::Service | JobKind::Queued) {
             return Err(HandleError::NotScheduled(name.to_owned()));
         }
         if !job.enabled {
@@ -190,7 +190,8 @@ impl FromRun for HostHandle {
 pub enum HandleError {
     /// The host has no job of that name.
     UnknownJob(String),
-    /// The job is a service; only scheduled jobs can be triggered or paused.
+    /// The job is a service or a queued handler; only scheduled jobs can be
+    /// triggered or paused.
     NotScheduled(String),
     /// The job does not overlap and its previous run is still going.
     AlreadyRunning(String),
@@ -213,7 +214,7 @@ impl fmt::Display for HandleError {
             HandleError::UnknownJob(name) => write!(f, "the host has no job named `{name}`"),
             HandleError::NotScheduled(name) => write!(
                 f,
-                "`{name}` is a service, not a scheduled job: it cannot be triggered or paused"
+                "`{name}` is a service or a queued handler, not a scheduled job: it cannot be triggered or paused (enqueue an item to run a queued handler)"
             ),
             HandleError::AlreadyRunning(name) => write!(
                 f,

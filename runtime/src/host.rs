@@ -21,7 +21,8 @@ use crate::registry::{registered, Candidate, Job, JobKind, Origin, Registration}
 use crate::schedule::Schedule;
 use crate::scope::{ScopeDef, ScopeFactory};
 use crate::service::{DynService, HostedService, ServiceRegistration};
-use crate::shared::HostShared;
+use crate::shared::{HostShared, Stores};
+use crate::work::WorkSource;
 use std::future::Future;
 
 /// The default of [`HostBuilder::shutdown_timeout`]: 30 seconds, as in
@@ -122,6 +123,7 @@ pub struct HostBuilder {
     settings: Settings,
     pub(crate) clock: Clock,
     coordinator: Option<Arc<dyn Coordinator>>,
+    sources: Vec<Arc<dyn WorkSource>>,
 }
 
 impl Default for HostBuilder {
@@ -146,6 +148,7 @@ impl Default for HostBuilder {
             },
             clock: Clock::System,
             coordinator: None,
+            sources: Vec::new(),
         }
     }
 }
@@ -180,6 +183,18 @@ impl HostBuilder {
     /// it fails the host's startup.
     pub fn cluster(mut self, coordinator: impl Coordinator) -> Self {
         self.coordinator = Some(Arc::new(coordinator));
+        self
+    }
+
+    /// Feeds this host's queued handlers (`#[queued]`) from `source`
+    /// (`hosted_postgres::DurableQueue`): it starts with the host, claims
+    /// items once every service has started, runs each with its handler's
+    /// typed arguments, and at stop stops claiming, gives running items the
+    /// shutdown timeout and hands back what did not finish.
+    ///
+    /// A host without one runs no queued handler; it may still enqueue.
+    pub fn durable(mut self, source: impl WorkSource) -> Self {
+        self.sources.push(Arc::new(source));
         self
     }
 
@@ -600,6 +615,7 @@ impl HostBuilder {
                 crate::registry::ScheduleSpec::Every { .. } => JobKind::Every,
                 crate::registry::ScheduleSpec::Cron { .. } => JobKind::Cron,
                 crate::registry::ScheduleSpec::Service => JobKind::Service,
+                crate::registry::ScheduleSpec::Queued(_) => JobKind::Queued,
             };
             let scope = candidate.cluster.scope;
             let cluster_problem = match (kind, scope) {
@@ -609,6 +625,15 @@ impl HostBuilder {
                 (JobKind::Every | JobKind::Cron, Scope::Singleton) => Some(
                     "a scheduled job cannot have `scope = \"singleton\"`; use `\"cluster\"` (each tick once across the cluster) or `\"instance\"` (every instance)",
                 ),
+                (JobKind::Queued, Scope::Cluster | Scope::Singleton) => Some(
+                    "a queued handler runs each item once through its durable queue, whatever the scope; remove `scope`",
+                ),
+                (JobKind::Every | JobKind::Cron | JobKind::Service, _)
+                    if candidate.dependencies.item =>
+                {
+                    Some("it takes the work item (`WorkItem` or `Payload<T>`), which only queued handlers (`#[queued]`) are given; make it a queued handler, or remove the argument")
+                }
+                (JobKind::Queued, _) => None,
                 _ if candidate.dependencies.fence && self.coordinator.is_none() => Some(
                     "it takes `Fence`, which only runs claimed through a cluster have; configure one with `HostBuilder::cluster`",
                 ),
@@ -623,8 +648,9 @@ impl HostBuilder {
                     message,
                 });
             }
-            let claims =
-                self.coordinator.is_some() && kind != JobKind::Service && scope == Scope::Cluster;
+            let claims = self.coordinator.is_some()
+                && matches!(kind, JobKind::Every | JobKind::Cron)
+                && scope == Scope::Cluster;
             // The one place that decides whose jitter a job gets: a claimed
             // tick's instant must be the same on every instance, so it
             // depends on the job and the tick only; any other job's on this
@@ -717,7 +743,10 @@ impl HostBuilder {
             jobs,
             self.scopes,
             self.queues,
-            self.coordinator,
+            Stores {
+                coordinator: self.coordinator,
+                sources: self.sources,
+            },
             process_seed,
         ));
         let handle = HostHandle::new(shared.clone());

@@ -94,7 +94,7 @@ impl JobDef {
     pub(crate) fn on_failure(&self) -> FailurePolicy {
         match &self.schedule {
             Schedule::Service(policy) => **policy,
-            Schedule::Every(_) | Schedule::Cron(_) => FailurePolicy::Stop,
+            Schedule::Every(_) | Schedule::Cron(_) | Schedule::Queued(_) => FailurePolicy::Stop,
         }
     }
 }

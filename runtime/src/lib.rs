@@ -291,6 +291,7 @@ mod timer;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod web;
+pub mod work;
 
 pub use crate::config::{parse_duration, HostConfig, JobConfig, ParseDurationError};
 pub use crate::context::{Run, RunContext};
@@ -588,7 +589,8 @@ pub mod __private {
     };
     pub use crate::outcome::IntoOutcome;
     pub use crate::registry::{
-        Backoff, CronSpec, EverySpec, FailurePolicy, Overlap, Registration, Trigger, ZoneSpec,
+        Backoff, CronSpec, EverySpec, FailurePolicy, Overlap, QueuedSpec, Registration, Trigger,
+        ZoneSpec,
     };
     pub use crate::service::{
         construct, constructor_dependencies, erase, ErasedService, HostedService,

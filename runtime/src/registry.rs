@@ -20,15 +20,19 @@ pub enum JobKind {
     Cron,
     /// A long-running service (`#[hosted_service]`).
     Service,
+    /// A handler of durable work items (`#[queued]` of `hosted-postgres`):
+    /// runs once per item a durable queue hands it, never on a schedule.
+    Queued,
 }
 
 impl JobKind {
-    /// `"every"`, `"cron"` or `"service"`.
+    /// `"every"`, `"cron"`, `"service"` or `"queued"`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Every => "every",
             JobKind::Cron => "cron",
             JobKind::Service => "service",
+            JobKind::Queued => "queued",
         }
     }
 }
@@ -121,6 +125,19 @@ pub enum Trigger {
     Every(EverySpec),
     Cron(CronSpec),
     Service(FailurePolicy),
+    Queued(QueuedSpec),
+}
+
+/// A queued handler's options, as the macro wrote them.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct QueuedSpec {
+    pub queue: &'static str,
+    pub max_attempts: u32,
+    pub timeout: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    pub priority: i16,
 }
 
 #[doc(hidden)]
@@ -259,6 +276,7 @@ impl Job {
             ScheduleSpec::Every { .. } => JobKind::Every,
             ScheduleSpec::Cron { .. } => JobKind::Cron,
             ScheduleSpec::Service => JobKind::Service,
+            ScheduleSpec::Queued(_) => JobKind::Queued,
         };
         Job {
             name: name.into(),
@@ -469,6 +487,7 @@ pub(crate) enum ScheduleSpec {
         zone: Option<String>,
     },
     Service,
+    Queued(crate::work::HandlerOptions),
 }
 
 impl Candidate {
@@ -491,10 +510,13 @@ impl Candidate {
                 },
             },
             Trigger::Service(_) => ScheduleSpec::Service,
+            &Trigger::Queued(spec) => {
+                ScheduleSpec::Queued(crate::work::HandlerOptions::from_spec(spec))
+            }
         };
         let on_failure = match r.trigger {
             Trigger::Service(policy) => policy,
-            Trigger::Every(_) | Trigger::Cron(_) => FailurePolicy::Stop,
+            Trigger::Every(_) | Trigger::Cron(_) | Trigger::Queued(_) => FailurePolicy::Stop,
         };
         Candidate {
             name: Box::from(r.name),

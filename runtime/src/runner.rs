@@ -25,6 +25,7 @@ use crate::schedule::seed_of;
 use crate::scope::{self, ScopeDef};
 use crate::service::Phase;
 use crate::shared::HostShared;
+use crate::work::WorkItem;
 
 /// Why a due tick or a trigger started no run.
 #[derive(Debug, PartialEq, Eq)]
@@ -432,12 +433,13 @@ async fn run_once(
                 host: &host,
                 scope: None,
                 lease: lease.as_ref(),
+                item: None,
             };
             body(&job, &cx).await
         } else {
             // Boxed: it holds much more state than a plain run, and
             // plain runs should not carry its size.
-            Box::pin(scoped_body(&host, &job, run, lease.as_ref())).await
+            Box::pin(scoped_body(&host, &job, run, lease.as_ref(), None)).await
         };
         let lease_lost = lease.as_ref().is_some_and(|l| l.token.is_cancelled());
         if outcome == Outcome::Cancelled && !host.is_stopping() && !lease_lost {
@@ -470,6 +472,74 @@ async fn run_once(
     } else {
         work.instrument(span).await
     }
+}
+
+/// Runs one work item with its queued handler: counted, logged and traced
+/// like a run (in a span `item` with the queue, the handler, the item's id
+/// and its attempt), cut off after `timeout`, and dropped as
+/// [`Outcome::Aborted`] at the shutdown deadline, so that its durable queue
+/// can release the item.
+pub(crate) async fn run_item(
+    host: Arc<HostShared>,
+    job: Arc<JobDef>,
+    item: WorkItem,
+    timeout: Option<Duration>,
+) -> Outcome {
+    let stats = &job.stats;
+    stats.running.fetch_add(1, Ordering::AcqRel);
+    let number = stats.started.fetch_add(1, Ordering::Relaxed) + 1;
+    let scheduled = item.scheduled();
+    let began = Instant::now();
+    host.record_run(&job.name, number, scheduled);
+    let span = tracing::info_span!(
+        "item",
+        queue = %item.queue(),
+        handler = %job.name,
+        item = item.id(),
+        attempt = item.attempt(),
+    );
+    let unnamed = span.is_disabled();
+    let run = Run {
+        job: job.clone(),
+        number,
+        scheduled,
+    };
+    let work = async {
+        if job.scoped.is_empty() {
+            let cx = RunContext {
+                run,
+                host: &host,
+                scope: None,
+                lease: None,
+                item: Some(&item),
+            };
+            body(&job, &cx).await
+        } else {
+            Box::pin(scoped_body(&host, &job, run, None, Some(&item))).await
+        }
+    };
+    let limited = async {
+        match timeout {
+            Some(limit) => tokio::time::timeout(limit, work)
+                .await
+                .unwrap_or_else(|_| Outcome::Failed(format!("timed out after {limit:?}"))),
+            None => work.await,
+        }
+    };
+    let mut outcome = tokio::select! {
+        biased;
+        outcome = limited.instrument(span) => outcome,
+        () = host.kill.cancelled() => {
+            stats.aborted.store(true, Ordering::Release);
+            Outcome::Aborted
+        }
+    };
+    if outcome == Outcome::Cancelled && !item.token().is_cancelled() {
+        outcome =
+            Outcome::Failed("returned `Cancelled`, but the item was not cancelled".to_owned());
+    }
+    finish(&job, number, scheduled, &outcome, began.elapsed(), unnamed);
+    outcome
 }
 
 /// A run in a task of its own: dropped, and recorded as aborted, when the
@@ -517,6 +587,7 @@ async fn scoped_body(
     job: &JobDef,
     run: Run,
     lease: Option<&Lease>,
+    item: Option<&WorkItem>,
 ) -> Outcome {
     let defs: Vec<&ScopeDef> = job.scoped.iter().map(|&i| &host.scopes[i]).collect();
     let making = RunContext {
@@ -524,6 +595,7 @@ async fn scoped_body(
         host,
         scope: None,
         lease,
+        item,
     };
     let scope_map = match scope::open(&defs, &making).await {
         Ok(scope_map) => scope_map,
@@ -534,6 +606,7 @@ async fn scoped_body(
         host,
         scope: Some(&scope_map),
         lease,
+        item,
     };
     let outcome = body(job, &cx).await;
     drop(cx);

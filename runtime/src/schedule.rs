@@ -20,6 +20,8 @@ pub(crate) enum Schedule {
     /// services are few, and `every` jobs, which may be many, then pay for
     /// no more than their own fields).
     Service(Box<FailurePolicy>),
+    /// A handler of durable work: runs per item, never on a schedule.
+    Queued(Box<crate::work::HandlerOptions>),
 }
 
 impl Schedule {
@@ -41,6 +43,9 @@ impl Schedule {
             ScheduleSpec::Cron { line, zone } => CronSchedule::parse(&line, zone.as_deref())
                 .map(|cron| Schedule::Cron(Box::new(cron))),
             ScheduleSpec::Service => Ok(Schedule::Service(Box::new(on_failure))),
+            ScheduleSpec::Queued(options) => options
+                .check()
+                .map(|()| Schedule::Queued(Box::new(options))),
         }
     }
 
@@ -78,7 +83,7 @@ impl Schedule {
                 }
                 latest
             }
-            Schedule::Service(_) => None,
+            Schedule::Service(_) | Schedule::Queued(_) => None,
         }
     }
 
@@ -101,6 +106,7 @@ impl Schedule {
                 format!("{} ({})", text.trim_end_matches('.'), cron.zone)
             }
             Schedule::Service(_) => "runs for the host's life".to_owned(),
+            Schedule::Queued(options) => format!("runs the items of queue `{}`", options.queue),
         }
     }
 
@@ -113,6 +119,7 @@ impl Schedule {
             },
             Schedule::Cron(cron) => format!("cron {} ({})", cron.line, cron.zone),
             Schedule::Service(_) => "service".to_owned(),
+            Schedule::Queued(options) => format!("queued on `{}`", options.queue),
         }
     }
 }

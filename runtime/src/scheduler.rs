@@ -168,7 +168,7 @@ const BEHIND_EVERY: Duration = Duration::from_secs(1);
 fn lane_period(job: &JobDef) -> Option<u64> {
     match &job.schedule {
         Schedule::Every(every) => every.lane_period(),
-        Schedule::Cron(_) | Schedule::Service(_) => None,
+        Schedule::Cron(_) | Schedule::Service(_) | Schedule::Queued(_) => None,
     }
 }
 
@@ -240,7 +240,7 @@ impl Scheduler {
                             .saturating_sub(early)
                     })
                 }
-                Schedule::Service(_) => None,
+                Schedule::Service(_) | Schedule::Queued(_) => None,
             };
             let Some(offset) = first else { continue };
             match lane_period(job) {
@@ -506,7 +506,7 @@ impl Scheduler {
                 }
                 let fire = match &host.jobs[index as usize].schedule {
                     Schedule::Cron(cron) => fire_of(cron, state[index as usize]),
-                    Schedule::Every(_) | Schedule::Service(_) => None,
+                    Schedule::Every(_) | Schedule::Service(_) | Schedule::Queued(_) => None,
                 };
                 let early = if host.jobs[index as usize].claims() {
                     self.ahead
@@ -609,7 +609,7 @@ fn fire(
             job.stats.set_next_run(next.map(|next| next.at));
             next.map(|next| (elapsed + until(next.at, wall)).saturating_sub(early))
         }
-        Schedule::Service(_) => None,
+        Schedule::Service(_) | Schedule::Queued(_) => None,
     }
 }
 

@@ -17,6 +17,7 @@ use crate::queue::TaskQueue;
 use crate::report::{HostError, StopReason};
 use crate::scope::ScopeDef;
 use crate::service::Phase;
+use crate::work::WorkSource;
 
 /// A run that starts, as the run hook sees it.
 pub(crate) struct RunStart<'a> {
@@ -29,6 +30,12 @@ pub(crate) struct RunStart<'a> {
 
 /// Called as each run starts.
 pub(crate) type RunHook = Box<dyn Fn(RunStart<'_>) + Send + Sync>;
+
+/// What a host coordinates through and is fed from, outside the process.
+pub(crate) struct Stores {
+    pub(crate) coordinator: Option<Arc<dyn Coordinator>>,
+    pub(crate) sources: Vec<Arc<dyn WorkSource>>,
+}
 
 /// What every part of a running host shares.
 pub(crate) struct HostShared {
@@ -58,6 +65,8 @@ pub(crate) struct HostShared {
     pub(crate) run_hook: OnceLock<RunHook>,
     /// The cluster this host coordinates through, if any.
     pub(crate) coordinator: Option<Arc<dyn Coordinator>>,
+    /// The durable queues that feed this host's queued handlers.
+    pub(crate) sources: Vec<Arc<dyn WorkSource>>,
     /// Nanoseconds added to the wall clock: with a cluster, the cluster's
     /// clock (the database's) minus this machine's, so that every instance
     /// fires a tick at the same moment whatever its own clock says.
@@ -73,9 +82,13 @@ impl HostShared {
         jobs: Vec<Arc<JobDef>>,
         scopes: Vec<ScopeDef>,
         queues: Vec<TaskQueue>,
-        coordinator: Option<Arc<dyn Coordinator>>,
+        stores: Stores,
         seed: u64,
     ) -> HostShared {
+        let Stores {
+            coordinator,
+            sources,
+        } = stores;
         HostShared {
             stop: CancellationToken::new(),
             stopping: AtomicBool::new(false),
@@ -92,6 +105,7 @@ impl HostShared {
             errors: Mutex::new(Vec::new()),
             run_hook: OnceLock::new(),
             coordinator,
+            sources,
             wall_offset: AtomicI64::new(0),
             seed,
         }

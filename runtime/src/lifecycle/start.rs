@@ -18,6 +18,7 @@ use crate::report::{HostError, Report, StopReason};
 use crate::runner::supervise;
 use crate::scheduler::Scheduler;
 use crate::service::Phase;
+use crate::work::WorkHost;
 
 use super::signals::Signals;
 
@@ -160,6 +161,16 @@ impl Host {
                         tracing::error!(error = %error, "could not join the cluster");
                         return Err(vec![HostError {
                             name: "cluster".to_owned(),
+                            phase: Phase::Start,
+                            outcome: Outcome::Failed(error.to_string()),
+                        }]);
+                    }
+                }
+                for source in &shared.sources {
+                    if let Err(error) = source.start(WorkHost::new(&shared)).await {
+                        tracing::error!(error = %error, "could not start the durable queue");
+                        return Err(vec![HostError {
+                            name: "durable queue".to_owned(),
                             phase: Phase::Start,
                             outcome: Outcome::Failed(error.to_string()),
                         }]);

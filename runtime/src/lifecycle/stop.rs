@@ -151,6 +151,7 @@ impl RunningHost {
                         phase: Phase::Run,
                         work: match job.kind {
                             JobKind::Service => Work::Service,
+                            JobKind::Queued => Work::Queue,
                             _ => Work::Job,
                         },
                     });
@@ -189,6 +190,16 @@ impl RunningHost {
                 .is_err()
             {
                 tracing::warn!("the cluster's store did not answer at stop; the leases this instance held run out on their own");
+            }
+        }
+        // The durable queues get back the items whose runs were dropped at
+        // the deadline, so that another instance takes them at once.
+        for source in &shared.sources {
+            if tokio::time::timeout(CLUSTER_STOP, source.stop())
+                .await
+                .is_err()
+            {
+                tracing::warn!("the durable queue's store did not answer at stop; the items this instance held go back once their leases run out");
             }
         }
         // Whatever is still queued never ran: count it, log it, resolve its
