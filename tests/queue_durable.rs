@@ -9,7 +9,9 @@ use std::time::Duration;
 use hosted::work::WorkItem;
 use hosted::{Host, RunningHost, State};
 use hosted_postgres::deadpool_postgres::Pool;
-use hosted_postgres::{tokio_postgres, DurableQueue, Enqueued, Payload};
+use hosted_postgres::{
+    tokio_postgres, DurableOptions, DurableQueue, Enqueued, Payload, QueueLimits,
+};
 use hosted_tests::pg::{durable_fast, TestDb};
 use serde::{Deserialize, Serialize};
 
@@ -39,14 +41,19 @@ async fn write_note(
 }
 
 async fn setup(db: &TestDb) -> (DurableQueue, tokio_postgres::Client) {
+    setup_with(db, durable_fast()).await
+}
+
+async fn setup_with(
+    db: &TestDb,
+    options: DurableOptions,
+) -> (DurableQueue, tokio_postgres::Client) {
     let client = db.client().await;
     client
         .batch_execute("CREATE TABLE effects (key text NOT NULL, attempt int NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())")
         .await
         .unwrap();
-    let queue = DurableQueue::connect_with(&db.url, durable_fast())
-        .await
-        .unwrap();
+    let queue = DurableQueue::connect_with(&db.url, options).await.unwrap();
     (queue, client)
 }
 
@@ -100,4 +107,218 @@ async fn an_enqueued_item_runs_once_with_its_payload_and_the_hosts_state() {
     assert_eq!(item.handler, "queue_durable::write_note");
     let stats = queue.stats();
     assert_eq!((stats.enqueued, stats.claimed, stats.succeeded), (1, 1, 1));
+}
+
+async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_is_held_for_its_window_whatever_the_items_state() {
+    let db = TestDb::create().await;
+    let (queue, client) = setup(&db).await;
+    let host = start(&queue, &["queue_durable::write_note"]).await;
+    let first = write_note::enqueue(&queue, Note { key: "k".into() })
+        .key("welcome:7")
+        .await
+        .unwrap();
+    let again = write_note::enqueue(&queue, Note { key: "k".into() })
+        .key("welcome:7")
+        .await
+        .unwrap();
+    assert_eq!(again, Enqueued::Duplicate(first.id()));
+    assert_eq!(
+        wait_for(&client, "SELECT count(*) FROM effects", 1).await,
+        1
+    );
+    // Finished, and still held.
+    let later = write_note::enqueue(&queue, Note { key: "k".into() })
+        .key("welcome:7")
+        .await
+        .unwrap();
+    assert_eq!(later, Enqueued::Duplicate(first.id()));
+    // A key with a short window is free again once it ends.
+    let short = write_note::enqueue(&queue, Note { key: "s".into() })
+        .key("short")
+        .key_window(Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert!(short.is_new());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let renewed = write_note::enqueue(&queue, Note { key: "s".into() })
+        .key("short")
+        .await
+        .unwrap();
+    assert!(renewed.is_new() && renewed.id() != short.id());
+    // In a batch: a key seen earlier in the batch, and one held already.
+    let batch =
+        write_note::enqueue_many(&queue, ["x", "x", "k", "y"].map(|k| Note { key: k.into() }))
+            .key_by(|n| format!("batch:{}", n.key))
+            .await
+            .unwrap();
+    assert!(batch[0].is_new() && batch[3].is_new());
+    assert_eq!(batch[1], Enqueued::Duplicate(batch[0].id()));
+    assert!(batch[2].is_new(), "`batch:k` was never used");
+    // "k", "s" twice, and the batch's "x", "k" and "y".
+    assert_eq!(
+        wait_for(&client, "SELECT count(*) FROM effects", 6).await,
+        6
+    );
+    assert!(host.stop().await.is_clean());
+    assert_eq!(count(&client, "SELECT count(*) FROM effects").await, 6);
+    let stats = queue.stats();
+    assert_eq!((stats.enqueued, stats.duplicates), (6, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_one_statement_and_every_item_runs_once() {
+    let db = TestDb::create().await;
+    let (queue, client) = setup(&db).await;
+    let notes = (0..5_000).map(|i| Note {
+        key: format!("n{i}"),
+    });
+    let written = write_note::enqueue_many(&queue, notes).await.unwrap();
+    assert_eq!(written.len(), 5_000);
+    assert!(written.iter().all(|w| w.is_new()));
+    let host = start(&queue, &["queue_durable::write_note"]).await;
+    assert_eq!(
+        wait_for(&client, "SELECT count(*) FROM effects", 5_000).await,
+        5_000
+    );
+    assert!(host.stop().await.is_clean());
+    assert_eq!(
+        count(&client, "SELECT count(DISTINCT key) FROM effects").await,
+        5_000
+    );
+    assert_eq!(count(&client, "SELECT count(*) FROM effects").await, 5_000);
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM hosted.items").await,
+        0,
+        "finished items leave the live table"
+    );
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM hosted.finished WHERE state = 'succeeded'"
+        )
+        .await,
+        5_000
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delays_wait_in_database_time_and_priorities_order_the_queue() {
+    let db = TestDb::create().await;
+    // One at a time, so that the order they start in is the order they
+    // are claimed in.
+    let one = QueueLimits {
+        per_instance: 1,
+        cluster: None,
+    };
+    let (queue, client) = setup_with(&db, durable_fast().queue("notes", one)).await;
+    let late = write_note::enqueue(&queue, Note { key: "late".into() })
+        .delay(Duration::from_millis(800))
+        .await
+        .unwrap();
+    for (key, priority) in [("low", -5), ("mid", 0), ("high", 5)] {
+        write_note::enqueue(&queue, Note { key: key.into() })
+            .priority(priority)
+            .await
+            .unwrap();
+    }
+    let counts = queue.counts().await.unwrap();
+    assert_eq!(counts.len(), 1);
+    assert_eq!((counts[0].due, counts[0].scheduled), (3, 1));
+    let host = Host::builder()
+        .only_jobs(["queue_durable::write_note"])
+        .state(Effects(queue.pool().clone()))
+        .durable(queue.clone())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_for(&client, "SELECT count(*) FROM effects", 4).await,
+        4
+    );
+    assert!(host.stop().await.is_clean());
+    let order: Vec<String> = client
+        .query("SELECT key FROM effects ORDER BY at", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(order, ["high", "mid", "low", "late"]);
+    let item = queue.item(late.id()).await.unwrap().unwrap();
+    let waited = item.started.unwrap() - item.enqueued;
+    assert!(waited >= chrono::TimeDelta::milliseconds(800), "{waited}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enqueue_inside_a_transaction_exists_only_if_it_commits() {
+    let db = TestDb::create().await;
+    let (queue, mut client) = setup(&db).await;
+    client
+        .batch_execute("CREATE TABLE orders (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let host = start(&queue, &["queue_durable::write_note"]).await;
+    {
+        let tx = client.transaction().await.unwrap();
+        tx.execute("INSERT INTO orders VALUES (1)", &[])
+            .await
+            .unwrap();
+        write_note::enqueue(
+            &queue,
+            Note {
+                key: "rolled back".into(),
+            },
+        )
+        .on(&tx)
+        .await
+        .unwrap();
+        tx.rollback().await.unwrap();
+    }
+    {
+        let tx = client.transaction().await.unwrap();
+        tx.execute("INSERT INTO orders VALUES (2)", &[])
+            .await
+            .unwrap();
+        write_note::enqueue(
+            &queue,
+            Note {
+                key: "committed".into(),
+            },
+        )
+        .on(&tx)
+        .await
+        .unwrap();
+        // Not visible, so not run, before the commit.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let other = db.client().await;
+        assert_eq!(count(&other, "SELECT count(*) FROM effects").await, 0);
+        assert_eq!(count(&other, "SELECT count(*) FROM hosted.items").await, 0);
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(
+        wait_for(&client, "SELECT count(*) FROM effects", 1).await,
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(host.stop().await.is_clean());
+    let keys: Vec<String> = client
+        .query("SELECT key FROM effects", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(keys, ["committed"]);
+    assert_eq!(count(&client, "SELECT count(*) FROM hosted.items").await, 0);
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM hosted.finished").await,
+        1
+    );
 }

@@ -248,9 +248,17 @@ fn durable_items(
             #krate::Enqueue::new(queue, payload)
         }
     };
+    let enqueue_many = quote_spanned! {payload_span=>
+        #vis fn enqueue_many(
+            queue: &#krate::DurableQueue,
+            payloads: impl ::core::iter::IntoIterator<Item = #payload>,
+        ) -> #krate::EnqueueMany<'_, #ident> {
+            #krate::EnqueueMany::new(queue, payloads)
+        }
+    };
     quote! {
         #[doc = #doc]
-        #[allow(non_camel_case_types)]
+        #[allow(non_camel_case_types, dead_code)]
         #vis struct #ident {}
 
         impl #krate::Durable for #ident {
@@ -261,11 +269,16 @@ fn durable_items(
             const MAX_ATTEMPTS: u32 = #max_attempts;
         }
 
+        #[allow(dead_code)]
         impl #ident {
             /// Enqueues one item with `payload`; await the returned builder
             /// (after setting a key, a delay, a priority or a transaction)
             /// to write it.
             #enqueue
+
+            /// Enqueues one item per payload, in one statement; await the
+            /// returned builder to write them.
+            #enqueue_many
         }
     }
 }

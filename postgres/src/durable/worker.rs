@@ -52,6 +52,8 @@ struct Held {
     token: CancellationToken,
     /// Someone asked to cancel it (seen at a renewal).
     cancel: bool,
+    /// Its claim is no longer current: no longer renewed.
+    lost: bool,
 }
 
 /// The debounce of notifications sent with enqueues on the pool.
@@ -563,6 +565,7 @@ async fn run_claimed(
             fence: claimed.fence,
             token: token.clone(),
             cancel: false,
+            lost: false,
         },
     );
     let data = ItemData::new(inner.pool.clone(), inner.target.clone());
@@ -870,6 +873,7 @@ async fn renew_leases(queue: &DurableQueue) -> Result<(), String> {
         .worker
         .held()
         .iter()
+        .filter(|(_, held)| !held.lost)
         .map(|(id, held)| (*id, held.fence))
         .unzip();
     if ids.is_empty() {
@@ -905,6 +909,7 @@ async fn renew_leases(queue: &DurableQueue) -> Result<(), String> {
             }
             Some(_) => {}
             None => {
+                item.lost = true;
                 let counters = &inner.worker.counters;
                 counters.add(&counters.lost, 1);
                 item.token.cancel();
