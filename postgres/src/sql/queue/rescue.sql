@@ -1,6 +1,7 @@
 -- Finds up to $1 running items whose lease ran out (their instance died,
--- hung or was cut off) and hands them out again: back to wait at once, the
--- lost attempt counted and recorded; an item out of attempts, or asked to
+-- hung or was cut off) and hands them out again: back to wait at once, in
+-- their old place in the queue (their `run_at` is kept), the lost attempt
+-- counted and recorded; an item out of attempts, or asked to
 -- be cancelled, is finished instead ('dead', 'cancelled'). `SKIP LOCKED`:
 -- instances rescuing at once share the work. Notifies the queues of the
 -- items put back on channel $2.
@@ -31,7 +32,7 @@ buried AS (
 ),
 back AS (
     UPDATE {s}.items i
-    SET state = 'waiting', run_at = now(), holder = NULL, lease_until = NULL,
+    SET state = 'waiting', holder = NULL, lease_until = NULL,
         errors = i.errors || jsonb_build_array(jsonb_build_object(
             'attempt', i.attempt, 'at', now(), 'instance', i.holder,
             'error', 'its lease ran out on instance ' || coalesce(i.holder, '?')))
