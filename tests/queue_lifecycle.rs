@@ -320,3 +320,83 @@ fn build_checks_a_handlers_arguments_and_rejects_item_arguments_elsewhere() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_enqueues_sends_few_notifications_and_the_last_still_wakes_a_worker() {
+    let db = TestDb::create().await;
+    let q = queue(
+        &db,
+        durable_fast()
+            .poll_every(Duration::from_secs(60))
+            .notify_debounce(Duration::from_millis(100)),
+    )
+    .await;
+    let probe = Probe::default();
+    let running = host(&q, &["sleeps"], &probe)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..50 {
+        sleeps::enqueue(&q, 0).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while probe.done.load(Ordering::SeqCst) < 50 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of 50 ran",
+            probe.done.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let notifications = q.stats().notifications;
+    assert!(
+        (1..10).contains(&notifications),
+        "{notifications} notifications for 50 enqueues"
+    );
+    assert!(running.stop().await.is_clean());
+}
+
+/// Outlives its timeout.
+#[hosted_postgres::queued(
+    queue = "work",
+    name = "too-slow",
+    timeout = "200ms",
+    max_attempts = 2,
+    backoff = "10ms..10ms"
+)]
+async fn too_slow() {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_past_its_timeout_fails_and_is_retried() {
+    let db = TestDb::create().await;
+    let q = queue(&db, durable_fast()).await;
+    let probe = Probe::default();
+    let running = host(&q, &["too-slow"], &probe)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let written = too_slow::enqueue(&q, ()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let item = loop {
+        let item = q.item(written.id()).await.unwrap().unwrap();
+        if item.state == "dead" {
+            break item;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {}",
+            item.state
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(item.attempt, 2);
+    assert_eq!(item.error.as_deref(), Some("timed out after 200ms"));
+    assert!(running.stop().await.is_clean());
+}

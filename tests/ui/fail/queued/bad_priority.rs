@@ -1,0 +1,4 @@
+#[hosted_postgres::queued(priority = 40000)]
+async fn send() {}
+
+fn main() {}

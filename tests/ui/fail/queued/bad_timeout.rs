@@ -1,0 +1,4 @@
+#[hosted_postgres::queued(timeout = "5 parsecs")]
+async fn send() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[hosted_postgres::queued(backoff = "10m..1s")]
+async fn send() {}
+
+fn main() {}

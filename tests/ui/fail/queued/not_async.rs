@@ -1,0 +1,4 @@
+#[hosted_postgres::queued]
+fn send() {}
+
+fn main() {}

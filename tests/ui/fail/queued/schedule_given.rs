@@ -1,0 +1,4 @@
+#[hosted_postgres::queued("5s")]
+async fn send() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[hosted_postgres::queued(max_attempts = 0)]
+async fn send() {}
+
+fn main() {}
