@@ -1,5 +1,6 @@
-//! Several instances of a service, one run per tick: cluster scheduling for
-//! [`hosted`] on the PostgreSQL the service already runs.
+//! [`hosted`] on the PostgreSQL the service already runs: several instances
+//! of a service with one run per tick ([`Cluster`]), and work that survives
+//! a killed process ([`DurableQueue`], [`queued`]).
 //!
 //! ```no_run
 //! use hosted::prelude::*;
@@ -104,6 +105,105 @@
 //! its holder blocks the job. Here a lease is renewed while the run goes on,
 //! runs out within seconds when it stops, and the rescue reruns what must be
 //! rerun within the lease time plus [`ClusterOptions::rescue_every`].
+//!
+//! # The durable queue
+//!
+//! A `#[queued]` fn handles durable work items: named, with a serde
+//! payload, kept in PostgreSQL until they succeed or are dead-lettered.
+//!
+//! ```no_run
+//! use hosted::prelude::*;
+//! use hosted_postgres::{DurableQueue, Payload};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Welcome { user_id: i64 }
+//!
+//! #[hosted_postgres::queued(queue = "mail", max_attempts = 10)]
+//! async fn send_welcome(Payload(w): Payload<Welcome>) -> anyhow::Result<()> {
+//!     println!("welcome, user {}", w.user_id);
+//!     Ok(())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> anyhow::Result<std::process::ExitCode> {
+//!     let queue = DurableQueue::connect("postgres://app@127.0.0.1/app").await?;
+//!     send_welcome::enqueue(&queue, Welcome { user_id: 7 })
+//!         .key("welcome:7")
+//!         .delay(std::time::Duration::from_secs(60))
+//!         .await?;
+//!     let report = Host::builder().durable(queue).build()?.run().await;
+//!     Ok(report.exit_code())
+//! }
+//! ```
+//!
+//! **Which queue.** [`hosted::TaskQueue`] holds closures in memory: nothing
+//! to set up and nearly free to enqueue, but what is queued is gone when
+//! the process dies (at stop it is counted and reported). Pick it for work
+//! that can be lost or redone from scratch: a cache warm-up, a fan-out of
+//! in-memory work. Pick the durable queue when an item must happen even if
+//! the process is killed: an email, a payment, a webhook, a follow-up of a
+//! committed order.
+//!
+//! **What it guarantees.**
+//! - *At least once, never lost.* An item is claimed with `FOR UPDATE SKIP
+//!   LOCKED` inside a materialized CTE whose `LIMIT` fences the planner, and
+//!   runs under a lease in database time that its instance renews while it
+//!   runs ([`DurableOptions::renew_every`]). A killed instance's items are
+//!   handed out again once their leases run out, by the rescue of any
+//!   instance: within [`DurableOptions::lease`] plus
+//!   [`DurableOptions::rescue_every`], 20 seconds with the defaults (River
+//!   and Oban take an hour, Hangfire 5 to 30 minutes). Rescued items keep
+//!   their place in the queue.
+//! - *Fenced completions.* Every claim takes a fencing number from one
+//!   sequence, and every write of the item's end names it: a completion
+//!   from a process that was paused past its lease (a stop-the-world pause,
+//!   `SIGSTOP`) is rejected and counted ([`DurableStats::stale`]), never
+//!   overwriting the newer attempt's result. The handler gets the number as
+//!   [`Fence`](hosted::cluster::Fence) or [`WorkItem::fence`](hosted::work::WorkItem::fence)
+//!   for its external writes.
+//! - *Exactly once, for writes to the same database.* A handler that takes
+//!   [`Tx`] writes in the transaction its completion commits in: a late or
+//!   failed attempt's writes roll back with it.
+//! - *Retries.* A failed attempt (an `Err`, a panic, a timeout) waits an
+//!   exponential backoff with random jitter (`backoff = "1s..10m"`), up to
+//!   `max_attempts`; then the item is dead-lettered with its error and the
+//!   history of its attempts. A payload that no longer reads as the
+//!   handler's type is dead-lettered at once. [`DurableQueue::retry`],
+//!   [`discard`](DurableQueue::discard) and [`cancel`](DurableQueue::cancel)
+//!   act on one item or every item an [`ItemFilter`] matches.
+//! - *Enqueue.* One item or a batch in one statement
+//!   ([`DurableQueue::enqueue_many`], thousands of items), with a delay or
+//!   an instant (scheduled work), a priority, and an idempotency key held
+//!   for a window ([`Enqueued::New`] or [`Enqueued::Duplicate`]), on the
+//!   queue's pool or [inside your own transaction](Enqueue::on): an order
+//!   row and its follow-up work commit together or not at all.
+//! - *Workers.* Per queue, a limit per instance and one across the cluster
+//!   ([`QueueLimits`]); a per-attempt timeout; the token cancelled at stop.
+//!   No item runs before the host has started. At stop an instance stops
+//!   claiming, gives running items the shutdown timeout, and hands back
+//!   what did not finish without counting an attempt, notifying the other
+//!   instances so that one takes it at once.
+//! - *Wake-ups.* An enqueue notifies (`NOTIFY`, sent by the statement that
+//!   inserts, so at its commit; never from a trigger; debounced per queue,
+//!   [`DurableOptions::notify_debounce`]). Idle workers listen on a
+//!   connection of their own, which reconnects and then looks for work it
+//!   missed; a slow fallback poll ([`DurableOptions::poll_every`]) covers
+//!   lost notifications and poolers in transaction mode
+//!   ([`DurableOptions::listen`]).
+//! - *Small live tables.* Finished items move from `items` to `finished` in
+//!   the statement that finishes them, so claims stay fast however much
+//!   has passed through; `finished` is pruned after a retention, in
+//!   batches. [`DurableQueue::counts`] reads each queue's depth, lag and
+//!   states from the live table and the dead letters' index.
+//!
+//! A handler's stable name (the fn's path, or `name = "..."`) identifies
+//! its items: renaming a fn that has an explicit name keeps its items. An
+//! instance claims only items of handlers it has, so a release that adds a
+//! handler can roll out instance by instance.
+//!
+//! The statements are under `src/sql/queue/`, one file each, and the
+//! schema in `src/sql/migrations/`.
 //!
 //! # The driver
 //!

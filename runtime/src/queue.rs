@@ -183,6 +183,12 @@ where
 /// or in dropping the future) is logged with the queue's name and the
 /// item's label, counted as failed, and never stops a worker.
 ///
+/// Items live in memory: a process that dies loses what is queued, and a
+/// stop counts what never ran. For work that must happen even then (an
+/// email, a payment, the follow-up of a committed order), use the durable
+/// queue of `hosted-postgres` (`#[queued]` handlers fed by a
+/// `DurableQueue`, see [`work`](crate::work)).
+///
 /// # Examples
 ///
 /// ```

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, ToStatement};
 
 use super::{Durable, DurableQueue};
 use crate::error::Error;
@@ -162,7 +162,8 @@ impl<'q, H: Durable> Enqueue<'q, H> {
     pub async fn on<C: GenericClient + Sync>(self, client: &C) -> Result<Enqueued, Error> {
         let queue = self.queue;
         let rows = Rows::of::<H>(queue, vec![(self.key, self.payload)], &self.options)?;
-        let mut written = insert(queue, client, &rows, true).await?;
+        let mut written =
+            insert(queue, client, queue.inner.sql.enqueue.as_str(), &rows, true).await?;
         Ok(written.remove(0))
     }
 }
@@ -250,7 +251,14 @@ impl<'q, H: Durable> EnqueueMany<'q, H> {
     /// A payload did not serialize, or the statement failed.
     pub async fn on<C: GenericClient + Sync>(self, client: &C) -> Result<Vec<Enqueued>, Error> {
         let rows = Rows::of::<H>(self.queue, self.items, &self.options)?;
-        insert(self.queue, client, &rows, true).await
+        insert(
+            self.queue,
+            client,
+            self.queue.inner.sql.enqueue.as_str(),
+            &rows,
+            true,
+        )
+        .await
     }
 }
 
@@ -347,7 +355,11 @@ async fn on_pool(queue: &DurableQueue, rows: Rows) -> Result<Vec<Enqueued>, Erro
     let client = queue.client().await?;
     let names: Vec<&str> = rows.queue.iter().map(String::as_str).collect();
     let notify = queue.notify_now(&names);
-    let written = insert(queue, &**client, &rows, notify).await;
+    let enqueue = client
+        .prepare_cached(&queue.inner.sql.enqueue)
+        .await
+        .map_err(|e| queue.failed(&e))?;
+    let written = insert(queue, &**client, &enqueue, &rows, notify).await;
     drop(client);
     let written = written?;
     if !notify {
@@ -365,16 +377,21 @@ fn names_owned(names: &[&str]) -> Vec<String> {
 }
 
 /// Sends the enqueue statement for `rows` on `client`.
-async fn insert<C: GenericClient + Sync>(
+async fn insert<C, S>(
     queue: &DurableQueue,
     client: &C,
+    statement: &S,
     rows: &Rows,
     notify: bool,
-) -> Result<Vec<Enqueued>, Error> {
+) -> Result<Vec<Enqueued>, Error>
+where
+    C: GenericClient + Sync,
+    S: ToStatement + Sync + Send + ?Sized,
+{
     let sql = &queue.inner.sql;
     let result = client
         .query(
-            &sql.enqueue,
+            statement,
             &[
                 &rows.handler,
                 &rows.queue,

@@ -12,7 +12,7 @@ use deadpool_postgres::Object;
 use hosted::cluster::{BoxError, BoxFuture};
 use hosted::work::{HandlerOptions, ItemParts, WorkHost, WorkItem, WorkSource};
 use hosted::Outcome;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
@@ -30,6 +30,9 @@ const PRUNE_BATCH: i64 = 10_000;
 /// The longest wait before a claim loop tries a failing database again.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// How long a busy claim loop lets slots free up before it claims.
+const GATHER: Duration = Duration::from_millis(2);
+
 /// How long a claim loop waits when due items exist that it could not
 /// claim (another instance is claiming them).
 const CONTENDED: Duration = Duration::from_millis(10);
@@ -45,7 +48,21 @@ pub(crate) struct Worker {
     /// Cancelled at stop: ends the listener and the maintenance task.
     background: Mutex<Option<CancellationToken>>,
     notify: Mutex<NotifyGate>,
+    /// Successes on their way to the batcher, which writes each batch in
+    /// one statement.
+    successes: Mutex<Option<mpsc::UnboundedSender<Success>>>,
 }
+
+/// An item that succeeded, waiting for its batch's statement.
+struct Success {
+    id: i64,
+    fence: i64,
+    /// `true` if it took, `false` if the claim was stale.
+    took: oneshot::Sender<Result<bool, String>>,
+}
+
+/// Most successes one statement finishes.
+const SUCCESS_BATCH: usize = 500;
 
 struct Held {
     fence: i64,
@@ -288,6 +305,13 @@ impl DurableQueue {
         if let Some(config) = inner.listen_config.clone() {
             tokio::spawn(listen(self.clone(), config, background.clone()));
         }
+        let (successes, batches) = mpsc::unbounded_channel();
+        *inner
+            .worker
+            .successes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(successes);
+        tokio::spawn(finish_successes(self.clone(), batches, background.clone()));
         tokio::spawn(maintain(self.clone(), background));
         for (name, handlers) in queues {
             let queue = self.clone();
@@ -362,9 +386,10 @@ impl DurableQueue {
         let rows = match cluster {
             None => {
                 let limit = i64::try_from(room).unwrap_or(i64::MAX);
+                let claim = client.prepare_cached(&sql.claim).await.map_err(described)?;
                 client
                     .query(
-                        &sql.claim,
+                        &claim,
                         &[&queue, &handlers, &limit, &inner.instance.id, &lease],
                     )
                     .await
@@ -383,8 +408,9 @@ impl DurableQueue {
                 let free = i64::from(limit).saturating_sub(i64::from(running)).max(0);
                 let limit = free.min(i64::try_from(room).unwrap_or(i64::MAX));
                 let rows = if limit > 0 {
+                    let claim = tx.prepare_cached(&sql.claim).await.map_err(described)?;
                     tx.query(
-                        &sql.claim,
+                        &claim,
                         &[&queue, &handlers, &limit, &inner.instance.id, &lease],
                     )
                     .await
@@ -419,8 +445,9 @@ impl DurableQueue {
     /// Seconds until the queue's next waiting item is due.
     async fn next_due(&self, queue: &str, handlers: &[String]) -> Option<f64> {
         let client = self.client().await.ok()?;
+        let next_due = client.prepare_cached(&self.inner.sql.next_due).await.ok()?;
         let row = client
-            .query_one(&self.inner.sql.next_due, &[&queue, &handlers])
+            .query_one(&next_due, &[&queue, &handlers])
             .await
             .ok()?;
         row.get(0)
@@ -459,6 +486,10 @@ async fn claim_loop(
     let waker = queue.inner.worker.waker(&name);
     let mut failing: Option<Instant> = None;
     let mut backoff = Duration::from_millis(100);
+    // Room below half the limit while items run: gather for a moment
+    // first (once), then claim.
+    let half = (limits.per_instance / 2).max(1);
+    let mut gathered = false;
     loop {
         if stop.is_cancelled() {
             break;
@@ -472,6 +503,27 @@ async fn claim_loop(
                 () = stop.cancelled() => break,
             }
         }
+        if room < half && !gathered {
+            // Busy: let a few more slots free up, so that one claim takes
+            // several items rather than one claim per finished item.
+            gathered = true;
+            let gather = tokio::time::sleep(GATHER);
+            tokio::pin!(gather);
+            loop {
+                tokio::select! {
+                    () = &mut gather => break,
+                    () = freed.notified() => {
+                        let room = limits.per_instance.saturating_sub(running.load(Ordering::Acquire));
+                        if room >= half {
+                            break;
+                        }
+                    }
+                    () = stop.cancelled() => break,
+                }
+            }
+            continue;
+        }
+        gathered = false;
         match queue
             .claim(&name, &handlers.names, room, limits.cluster)
             .await
@@ -767,15 +819,20 @@ fn stale(queue: &DurableQueue, id: i64, attempt: u32, queue_name: &str) {
 
 /// The finish statement on `client`; `true` if it took.
 async fn finish_in(
-    client: &tokio_postgres::Client,
+    client: &deadpool_postgres::ClientWrapper,
     queue: &DurableQueue,
     id: i64,
     fence: i64,
     state: &str,
     error: Option<&str>,
 ) -> Result<bool, String> {
+    let described = |e: tokio_postgres::Error| describe(&e, &queue.inner.target);
+    let finish = client
+        .prepare_cached(&queue.inner.sql.finish)
+        .await
+        .map_err(described)?;
     client
-        .query(&queue.inner.sql.finish, &[&id, &fence, &state, &error])
+        .query(&finish, &[&id, &fence, &state, &error])
         .await
         .map(|rows| !rows.is_empty())
         .map_err(|e| describe(&e, &queue.inner.target))
@@ -793,26 +850,110 @@ async fn write_end(
     let client = queue.client().await.map_err(|e| e.to_string())?;
     let sql = &inner.sql;
     match decision {
+        Decision::Finish("succeeded", None) => {
+            drop(client);
+            let batcher = inner
+                .worker
+                .successes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let (took, answer) = oneshot::channel();
+            match batcher.map(|b| b.send(Success { id, fence, took })) {
+                Some(Ok(())) => {
+                    let took = answer.await.map_err(|_| {
+                        "the queue stopped before the completion was written".to_owned()
+                    })??;
+                    Ok(took.then_some(true))
+                }
+                _ => {
+                    let client = queue.client().await.map_err(|e| e.to_string())?;
+                    let took = finish_in(&client, queue, id, fence, "succeeded", None).await?;
+                    Ok(took.then_some(true))
+                }
+            }
+        }
         Decision::Finish(state, error) => {
             let took = finish_in(&client, queue, id, fence, state, error.as_deref()).await?;
             Ok(took.then_some(true))
         }
         Decision::Retry(error, delay) => {
+            let retry = client
+                .prepare_cached(&sql.retry)
+                .await
+                .map_err(|e| describe(&e, &inner.target))?;
             let rows = client
-                .query(&sql.retry, &[&id, &fence, error, &delay.as_secs_f64()])
+                .query(&retry, &[&id, &fence, error, &delay.as_secs_f64()])
                 .await
                 .map_err(|e| describe(&e, &inner.target))?;
             Ok(rows.first().map(|row| row.get::<_, bool>(0)))
         }
         Decision::Release => {
+            let release = client
+                .prepare_cached(&sql.release)
+                .await
+                .map_err(|e| describe(&e, &inner.target))?;
             let row = client
                 .query_one(
-                    &sql.release,
+                    &release,
                     &[&vec![id], &vec![fence], &inner.instance.id, &sql.channel],
                 )
                 .await
                 .map_err(|e| describe(&e, &inner.target))?;
             Ok((row.get::<_, i64>(0) > 0).then_some(true))
+        }
+    }
+}
+
+/// Writes successes in batches: whatever has queued up while the previous
+/// statement ran goes in the next, so that many short items cost one
+/// commit per batch rather than one each, and a lone item waits for no
+/// one. Ends once the queue stops and nothing is left.
+async fn finish_successes(
+    queue: DurableQueue,
+    mut successes: mpsc::UnboundedReceiver<Success>,
+    background: CancellationToken,
+) {
+    let inner = &queue.inner;
+    let mut batch = Vec::with_capacity(SUCCESS_BATCH);
+    loop {
+        let got = tokio::select! {
+            got = successes.recv_many(&mut batch, SUCCESS_BATCH) => got,
+            () = background.cancelled() => {
+                while batch.len() < SUCCESS_BATCH {
+                    match successes.try_recv() {
+                        Ok(success) => batch.push(success),
+                        Err(_) => break,
+                    }
+                }
+                batch.len()
+            }
+        };
+        if got == 0 {
+            return;
+        }
+        let (ids, fences): (Vec<i64>, Vec<i64>) = batch.iter().map(|s| (s.id, s.fence)).unzip();
+        let written = match queue.client().await {
+            Ok(client) => match client.prepare_cached(&inner.sql.finish_succeeded).await {
+                Ok(finish) => client
+                    .query(&finish, &[&ids, &fences])
+                    .await
+                    .map(|rows| {
+                        rows.iter()
+                            .map(|r| r.get::<_, i64>(0))
+                            .collect::<HashSet<i64>>()
+                    })
+                    .map_err(|e| describe(&e, &inner.target)),
+                Err(e) => Err(describe(&e, &inner.target)),
+            },
+            Err(error) => Err(error.to_string()),
+        };
+        for success in batch.drain(..) {
+            let answer = match &written {
+                Ok(took) => Ok(took.contains(&success.id)),
+                Err(error) => Err(error.clone()),
+            };
+            let _ = success.took.send(answer);
         }
     }
 }
@@ -880,9 +1021,13 @@ async fn renew_leases(queue: &DurableQueue) -> Result<(), String> {
         return Ok(());
     }
     let client = queue.client().await.map_err(|e| e.to_string())?;
+    let renew = client
+        .prepare_cached(&inner.sql.renew)
+        .await
+        .map_err(|e| describe(&e, &inner.target))?;
     let rows = client
         .query(
-            &inner.sql.renew,
+            &renew,
             &[
                 &ids,
                 &fences,
