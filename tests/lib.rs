@@ -8,6 +8,7 @@
 // Test support, published nowhere: its items are documented where it helps.
 #![allow(missing_docs)]
 
+pub mod durable;
 pub mod http;
 pub mod logs;
 pub mod pg;

@@ -440,18 +440,13 @@ impl ClusterOptions {
                 "`{name}` is zero; give it a positive duration"
             )));
         }
-        if self.trust_window >= self.lease {
-            return Err(Error::Options(format!(
-                "the trust window ({:?}) is not shorter than the lease ({:?}): an instance cut off from the database would still run after another took its ticks over; shorten the window or lengthen the lease",
-                self.trust_window, self.lease
-            )));
-        }
-        if self.renew_every >= self.trust_window {
-            return Err(Error::Options(format!(
-                "leases are renewed every {:?}, not within the trust window ({:?}): one late renewal would cancel every run; renew more often",
-                self.renew_every, self.trust_window
-            )));
-        }
+        check_leases(
+            self.lease,
+            self.renew_every,
+            self.trust_window,
+            "run after another took its ticks over",
+            "run",
+        )?;
         if self.claim_ahead >= self.lease {
             return Err(Error::Options(format!(
                 "claims are sent {:?} ahead, not within the lease ({:?}): a claim's lease would run out before its run starts; send them closer to the tick",
@@ -617,6 +612,31 @@ impl Cluster {
     pub fn stats(&self) -> ClusterStats {
         self.inner.stats()
     }
+}
+
+/// Checks that positive durations are positive, and that leases are renewed
+/// within the trust window, which is shorter than the lease: an instance
+/// cut off from the database lets go of its work before another may take
+/// it over. `goes_on` says what it would do otherwise; `one` is a unit of
+/// its work.
+pub(crate) fn check_leases(
+    lease: Duration,
+    renew_every: Duration,
+    trust_window: Duration,
+    goes_on: &str,
+    one: &str,
+) -> Result<(), Error> {
+    if trust_window >= lease {
+        return Err(Error::Options(format!(
+            "the trust window ({trust_window:?}) is not shorter than the lease ({lease:?}): an instance cut off from the database would still {goes_on}; shorten the window or lengthen the lease"
+        )));
+    }
+    if renew_every >= trust_window {
+        return Err(Error::Options(format!(
+            "leases are renewed every {renew_every:?}, not within the trust window ({trust_window:?}): one late renewal would cancel every {one}; renew more often"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks that `name` is a lowercase SQL identifier, safe to quote into

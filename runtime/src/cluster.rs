@@ -348,14 +348,7 @@ impl ClusterHost {
 
     /// The host's stop token: cancelled when the host begins to stop.
     pub fn stop_token(&self) -> CancellationToken {
-        match self.shared.upgrade() {
-            Some(shared) => shared.stop.clone(),
-            None => {
-                let gone = CancellationToken::new();
-                gone.cancel();
-                gone
-            }
-        }
+        crate::shared::stop_token_of(&self.shared)
     }
 }
 

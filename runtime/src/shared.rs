@@ -31,6 +31,18 @@ pub(crate) struct RunStart<'a> {
 /// Called as each run starts.
 pub(crate) type RunHook = Box<dyn Fn(RunStart<'_>) + Send + Sync>;
 
+/// The stop token of a host held weakly: a host that is gone has stopped.
+pub(crate) fn stop_token_of(shared: &std::sync::Weak<HostShared>) -> CancellationToken {
+    match shared.upgrade() {
+        Some(shared) => shared.stop.clone(),
+        None => {
+            let gone = CancellationToken::new();
+            gone.cancel();
+            gone
+        }
+    }
+}
+
 /// What a host coordinates through and is fed from, outside the process.
 pub(crate) struct Stores {
     pub(crate) coordinator: Option<Arc<dyn Coordinator>>,

@@ -410,14 +410,7 @@ impl WorkHost {
     /// The host's stop token: cancelled when the host begins to stop. A
     /// source stops claiming then.
     pub fn stop_token(&self) -> CancellationToken {
-        match self.shared.upgrade() {
-            Some(shared) => shared.stop.clone(),
-            None => {
-                let gone = CancellationToken::new();
-                gone.cancel();
-                gone
-            }
-        }
+        crate::shared::stop_token_of(&self.shared)
     }
 
     /// Fired once the host has started (every service's `start` and

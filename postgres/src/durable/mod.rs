@@ -206,7 +206,10 @@ impl DurableOptions {
 
     /// Whether idle workers wait for notifications on a connection of
     /// their own (`true`), or only poll: turn it off behind a pooler in
-    /// transaction mode.
+    /// transaction mode, which does not pass notifications on. (The
+    /// queue's statements are prepared once per connection: PgBouncer in
+    /// transaction mode needs 1.21 or later, with `max_prepared_statements`
+    /// set.)
     pub fn listen(mut self, listen: bool) -> Self {
         self.listen = listen;
         self
@@ -269,18 +272,13 @@ impl DurableOptions {
                 "`{name}` is zero; give it a positive duration"
             )));
         }
-        if self.trust_window >= self.lease {
-            return Err(Error::Options(format!(
-                "the trust window ({:?}) is not shorter than the lease ({:?}): an instance cut off from the database would still run items after another took them over; shorten the window or lengthen the lease",
-                self.trust_window, self.lease
-            )));
-        }
-        if self.renew_every >= self.trust_window {
-            return Err(Error::Options(format!(
-                "leases are renewed every {:?}, not within the trust window ({:?}): one late renewal would cancel every item; renew more often",
-                self.renew_every, self.trust_window
-            )));
-        }
+        crate::check_leases(
+            self.lease,
+            self.renew_every,
+            self.trust_window,
+            "run items after another took them over",
+            "item",
+        )?;
         let limits = self
             .queues
             .iter()

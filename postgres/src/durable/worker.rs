@@ -442,14 +442,12 @@ impl DurableQueue {
         Ok(claimed)
     }
 
-    /// Seconds until the queue's next waiting item is due.
-    async fn next_due(&self, queue: &str, handlers: &[String]) -> Option<f64> {
+    /// Seconds until the queue's next waiting item is due (of any handler:
+    /// an item of a handler this instance lacks wakes it early, harmlessly).
+    async fn next_due(&self, queue: &str) -> Option<f64> {
         let client = self.client().await.ok()?;
         let next_due = client.prepare_cached(&self.inner.sql.next_due).await.ok()?;
-        let row = client
-            .query_one(&next_due, &[&queue, &handlers])
-            .await
-            .ok()?;
+        let row = client.query_one(&next_due, &[&queue]).await.ok()?;
         row.get(0)
     }
 }
@@ -557,7 +555,7 @@ async fn claim_loop(
                 if claimed >= room {
                     continue;
                 }
-                let wait = match queue.next_due(&name, &handlers.names).await {
+                let wait = match queue.next_due(&name).await {
                     Some(secs) if secs <= 0.0 => CONTENDED,
                     Some(secs) => Duration::from_secs_f64(secs).min(options.poll_every),
                     None => options.poll_every,

@@ -32,10 +32,21 @@ CREATE TABLE {s}.items (
     errors jsonb NOT NULL DEFAULT '[]'
 );
 
--- The claim's order, over waiting items only.
+-- The claim's order, over waiting items only. The only index on waiting
+-- items: a second one (on `(queue, run_at)`, say) tempts the planner, while
+-- the table's statistics still describe it as empty, to sort every due item
+-- for each claim (70 ms a claim at 87,000 items, where this index takes
+-- 0.1 ms).
 CREATE INDEX items_due ON {s}.items (queue, priority DESC, run_at, id) WHERE state = 'waiting';
--- The next scheduled item of a queue, and a queue's lag.
-CREATE INDEX items_next ON {s}.items (queue, run_at) WHERE state = 'waiting';
+-- Every claim and completion leaves a dead row version behind: vacuum and
+-- analyze the live table far sooner than PostgreSQL's default (a fifth of
+-- the table), so that claims do not wade through them and the planner
+-- knows how many items wait.
+ALTER TABLE {s}.items SET (
+    autovacuum_vacuum_scale_factor = 0.02,
+    autovacuum_analyze_scale_factor = 0.02
+);
+
 -- The rescue's scan for leases that ran out.
 CREATE INDEX items_leases ON {s}.items (lease_until) WHERE state = 'running';
 
