@@ -126,7 +126,10 @@ async fn an_instance_whose_connections_the_server_kills_reconnects_and_nothing_r
     assert!(b.stop().await.is_clean());
     // It went on talking to the database on new connections.
     assert!(after.statements > before + 5, "{after:?}");
-    assert_eq!(cluster_a.stats().unavailable, 0, "{after:?}");
+    // A claim sent on a connection at the instant the server killed it
+    // fails, and its tick is counted as not claimed here (the other
+    // instance claims it); more than that would mean no reconnect.
+    assert!(cluster_a.stats().unavailable <= 1, "{after:?}");
     assert_exactly_once(&db, cluster_a.instance_id()).await;
 }
 
