@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -420,7 +421,7 @@ where
     }
     let stats = &queue.inner.worker.counters;
     let new = sent.iter().filter(|e| e.is_new()).count() as u64;
-    stats.add(&stats.enqueued, new);
+    stats.enqueued.fetch_add(new, Ordering::Relaxed);
     let written = rows
         .slots
         .iter()
@@ -430,7 +431,7 @@ where
         })
         .collect::<Vec<_>>();
     let duplicates = written.iter().filter(|e| !e.is_new()).count() as u64;
-    stats.add(&stats.duplicates, duplicates);
+    stats.duplicates.fetch_add(duplicates, Ordering::Relaxed);
     Ok(written)
 }
 

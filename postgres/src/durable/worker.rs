@@ -101,13 +101,6 @@ pub(crate) struct Counters {
     outages: AtomicU64,
 }
 
-impl Counters {
-    pub(crate) fn add(&self, counter: &AtomicU64, n: u64) {
-        let _ = self;
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-}
-
 impl Worker {
     pub(crate) fn stats(&self) -> DurableStats {
         let c = &self.counters;
@@ -345,7 +338,8 @@ impl DurableQueue {
                         inner
                             .worker
                             .counters
-                            .add(&inner.worker.counters.released, released);
+                            .released
+                            .fetch_add(released, Ordering::Relaxed);
                         tracing::info!(released, "handed back the items that did not finish before the shutdown deadline");
                     }
                     Err(error) => {
@@ -382,7 +376,7 @@ impl DurableQueue {
         let lease = inner.options.lease.as_secs_f64();
         let described = |e: tokio_postgres::Error| describe(&e, &inner.target);
         let mut client = self.client().await.map_err(|e| e.to_string())?;
-        inner.worker.counters.add(&inner.worker.counters.claims, 1);
+        inner.worker.counters.claims.fetch_add(1, Ordering::Relaxed);
         let rows = match cluster {
             None => {
                 let limit = i64::try_from(room).unwrap_or(i64::MAX);
@@ -438,7 +432,8 @@ impl DurableQueue {
         inner
             .worker
             .counters
-            .add(&inner.worker.counters.claimed, claimed.len() as u64);
+            .claimed
+            .fetch_add(claimed.len() as u64, Ordering::Relaxed);
         Ok(claimed)
     }
 
@@ -570,7 +565,7 @@ async fn claim_loop(
                 if failing.is_none() {
                     failing = Some(Instant::now());
                     let counters = &queue.inner.worker.counters;
-                    counters.add(&counters.outages, 1);
+                    counters.outages.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(queue = %name, error = %error, "the durable queue cannot reach the database; claiming nothing until it can");
                 }
                 tokio::select! {
@@ -693,62 +688,44 @@ async fn complete(
 ) {
     let inner = &queue.inner;
     let counters = &inner.worker.counters;
+    let mut decision = decision;
     if let Some(client) = tx {
-        if let Decision::Finish("succeeded", None) = &decision {
+        let failed = if let Decision::Finish("succeeded", None) = &decision {
             match finish_in(&client, queue, id, fence, "succeeded", None).await {
                 Ok(true) => match client.batch_execute("COMMIT").await {
                     Ok(()) => {
-                        counters.add(&counters.succeeded, 1);
+                        counters.succeeded.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(queue = %queue_name, item = id, attempt, "item succeeded");
                         return;
                     }
-                    Err(error) => {
-                        // The handler's writes and the completion are gone
-                        // together: the attempt failed.
-                        let error = format!(
-                            "its transaction did not commit: {}",
-                            describe(&error, &inner.target)
-                        );
-                        tracing::warn!(queue = %queue_name, item = id, attempt, error = %error, "item's transaction failed");
-                        drop(Object::take(client));
-                        let decision = Decision::Retry(error, Duration::from_secs(1));
-                        Box::pin(complete(
-                            queue,
-                            (id, attempt, queue_name),
-                            fence,
-                            decision,
-                            None,
-                        ))
-                        .await;
-                        return;
-                    }
+                    Err(error) => Some(format!(
+                        "its transaction did not commit: {}",
+                        describe(&error, &inner.target)
+                    )),
                 },
                 Ok(false) => {
                     let _ = client.batch_execute("ROLLBACK").await;
                     stale(queue, id, attempt, queue_name);
                     return;
                 }
-                Err(error) => {
+                Err(error) => Some(format!("its completion failed: {error}")),
+            }
+        } else {
+            None
+        };
+        match failed {
+            // The handler's writes and the completion are gone together:
+            // the attempt failed. The connection is closed, not reused.
+            Some(error) => {
+                drop(Object::take(client));
+                decision = Decision::Retry(error, Duration::from_secs(1));
+            }
+            // Any other end rolls the handler's writes back.
+            None => {
+                if client.batch_execute("ROLLBACK").await.is_err() {
                     drop(Object::take(client));
-                    let decision = Decision::Retry(
-                        format!("its completion failed: {error}"),
-                        Duration::from_secs(1),
-                    );
-                    Box::pin(complete(
-                        queue,
-                        (id, attempt, queue_name),
-                        fence,
-                        decision,
-                        None,
-                    ))
-                    .await;
-                    return;
                 }
             }
-        }
-        // Any other end rolls the handler's writes back.
-        if client.batch_execute("ROLLBACK").await.is_err() {
-            drop(Object::take(client));
         }
     }
     let began = Instant::now();
@@ -758,23 +735,23 @@ async fn complete(
             Ok(Some(true)) => {
                 match &decision {
                     Decision::Finish("succeeded", _) => {
-                        counters.add(&counters.succeeded, 1);
+                        counters.succeeded.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(queue = %queue_name, item = id, attempt, "item succeeded");
                     }
                     Decision::Finish("dead", error) => {
-                        counters.add(&counters.dead, 1);
+                        counters.dead.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(queue = %queue_name, item = id, attempt, error = error.as_deref().unwrap_or_default(), "item dead-lettered");
                     }
                     Decision::Finish(_, _) => {
-                        counters.add(&counters.cancelled, 1);
+                        counters.cancelled.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(queue = %queue_name, item = id, attempt, "item cancelled");
                     }
                     Decision::Retry(error, delay) => {
-                        counters.add(&counters.retried, 1);
+                        counters.retried.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(queue = %queue_name, item = id, attempt, error = %error, retry_in = ?delay, "item failed; retrying");
                     }
                     Decision::Release => {
-                        counters.add(&counters.released, 1);
+                        counters.released.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(queue = %queue_name, item = id, attempt, "item handed back at stop");
                     }
                 }
@@ -811,7 +788,7 @@ async fn complete(
 
 fn stale(queue: &DurableQueue, id: i64, attempt: u32, queue_name: &str) {
     let counters = &queue.inner.worker.counters;
-    counters.add(&counters.stale, 1);
+    counters.stale.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(queue = %queue_name, item = id, attempt, "the item's claim was no longer current (its lease ran out and it was handed out again): its completion was rejected");
 }
 
@@ -1054,7 +1031,7 @@ async fn renew_leases(queue: &DurableQueue) -> Result<(), String> {
             None => {
                 item.lost = true;
                 let counters = &inner.worker.counters;
-                counters.add(&counters.lost, 1);
+                counters.lost.fetch_add(1, Ordering::Relaxed);
                 item.token.cancel();
                 tracing::warn!(item = id, "the item's lease was lost (it ran out and the item was handed out again); cancelled its token");
             }
@@ -1077,7 +1054,7 @@ async fn rescue_lost(queue: &DurableQueue) {
             let dead = row.get::<_, i64>(1) as u64;
             if rescued + dead > 0 {
                 let counters = &inner.worker.counters;
-                counters.add(&counters.rescued, rescued);
+                counters.rescued.fetch_add(rescued, Ordering::Relaxed);
                 tracing::warn!(rescued, dead, "handed out again the items whose lease ran out (their instance died or lost the database)");
             }
         }
@@ -1173,7 +1150,7 @@ async fn listen(
                         tokio::select! {
                             message = rx.recv() => match message {
                                 Some(name) => {
-                                    counters.add(&counters.notifications, 1);
+                                    counters.notifications.fetch_add(1, Ordering::Relaxed);
                                     inner.worker.wake(&name);
                                 }
                                 None => break,
