@@ -86,7 +86,8 @@ async fn enqueue(db: &TestDb, handler: &str) {
 struct KillOutcome {
     distinct: i64,
     rows: i64,
-    /// The rescued items' redelivery: from the kill to their new start.
+    /// The rescued items' redelivery: from the kill to the last rescue
+    /// that handed one of them out again, both in the database's time.
     redelivery: Duration,
     rescued: i64,
 }
@@ -110,7 +111,10 @@ fn kill_mid_run(mode: &str) -> KillOutcome {
         std::thread::sleep(Duration::from_millis(5));
     }
     victim.signal(libc::SIGKILL);
-    let killed_at = std::time::Instant::now();
+    let killed_at: chrono::DateTime<chrono::Utc> = rt
+        .block_on(client.query_one("SELECT now()", &[]))
+        .unwrap()
+        .get(0);
     let (status, _) = victim.exit();
     assert!(!status.success());
     let held: i64 = rt.block_on(async {
@@ -137,7 +141,6 @@ fn kill_mid_run(mode: &str) -> KillOutcome {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let redelivery = killed_at.elapsed();
     survivor.signal(libc::SIGTERM);
     let (status, output) = survivor.exit();
     assert!(status.success(), "{output}");
@@ -154,22 +157,25 @@ fn kill_mid_run(mode: &str) -> KillOutcome {
             "SELECT count(*) FROM hosted.finished WHERE errors::text LIKE '%lease ran out%'",
         )
         .await;
-        // How long after the kill the last rescued item started again, in
-        // the database's time against the kill seen from here.
-        let latest: f64 = client
+        // When the last of the dead node's items was handed out again: the
+        // rescue records its instant in the item's attempts.
+        let rescued_at: Option<chrono::DateTime<chrono::Utc>> = client
             .query_one(
-                "SELECT coalesce(extract(epoch FROM now() - max(started_at)), 0)::float8
-                 FROM hosted.finished WHERE errors::text LIKE '%lease ran out%'",
+                "SELECT max((e->>'at')::timestamptz)
+                 FROM hosted.finished, jsonb_array_elements(errors) AS e
+                 WHERE e->>'error' LIKE '%lease ran out%'",
                 &[],
             )
             .await
             .unwrap()
             .get(0);
-        let since_restart = Duration::from_secs_f64(latest.max(0.0));
+        let redelivery = rescued_at
+            .map(|at| (at - killed_at).to_std().unwrap_or_default())
+            .unwrap_or_default();
         KillOutcome {
             distinct: one(&client, "SELECT count(DISTINCT key) FROM effects").await,
             rows: one(&client, "SELECT count(*) FROM effects").await,
-            redelivery: redelivery.saturating_sub(since_restart),
+            redelivery,
             rescued,
         }
     })
@@ -179,7 +185,7 @@ fn kill_mid_run(mode: &str) -> KillOutcome {
 fn a_killed_workers_items_run_elsewhere_within_the_lease_and_none_is_lost() {
     let outcome = kill_mid_run("effect");
     eprintln!(
-        "effect rows {}, distinct {}, rescued {}, redelivered {:?} after the kill",
+        "effect rows {}, distinct {}, rescued {}, handed out again {:?} after the kill",
         outcome.rows, outcome.distinct, outcome.rescued, outcome.redelivery
     );
     assert_eq!(outcome.distinct, ITEMS, "every key has an effect");
@@ -189,10 +195,11 @@ fn a_killed_workers_items_run_elsewhere_within_the_lease_and_none_is_lost() {
         "{duplicates} duplicates, more than the {IN_FLIGHT} items in flight at the kill"
     );
     assert!(outcome.rescued >= 1, "the killed node held items");
-    let promised = LEASE + RESCUE_EVERY + Duration::from_millis(700);
+    // The lease, the rescue's interval, and a margin for a loaded machine.
+    let promised = LEASE + RESCUE_EVERY + Duration::from_millis(500);
     assert!(
         outcome.redelivery <= promised,
-        "redelivered {:?} after the kill; promised within {promised:?}",
+        "handed out again {:?} after the kill; promised within {promised:?}",
         outcome.redelivery
     );
 }
@@ -201,7 +208,7 @@ fn a_killed_workers_items_run_elsewhere_within_the_lease_and_none_is_lost() {
 fn with_the_effect_in_the_completions_transaction_a_kill_leaves_exactly_one_effect_per_item() {
     let outcome = kill_mid_run("tx");
     eprintln!(
-        "tx: effect rows {}, distinct {}, rescued {}, redelivered {:?} after the kill",
+        "tx: effect rows {}, distinct {}, rescued {}, handed out again {:?} after the kill",
         outcome.rows, outcome.distinct, outcome.rescued, outcome.redelivery
     );
     assert_eq!(outcome.distinct, ITEMS);
