@@ -122,21 +122,13 @@ pub struct WorkItem {
 }
 
 struct ItemInner {
-    id: i64,
-    queue: String,
-    attempt: u32,
-    max_attempts: u32,
-    fence: i64,
-    payload: String,
-    scheduled: DateTime<Utc>,
-    key: Option<String>,
-    token: CancellationToken,
+    parts: ItemParts,
     data: Box<dyn Any + Send + Sync>,
 }
 
 impl fmt::Debug for WorkItem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let i = &self.inner;
+        let i = &self.inner.parts;
         f.debug_struct("WorkItem")
             .field("id", &i.id)
             .field("queue", &i.queue)
@@ -196,28 +188,9 @@ impl WorkItem {
     /// An item from its `parts`, carrying `data`: whatever its source needs
     /// to find again in the handler's arguments (see [`data`](Self::data)).
     pub fn new(parts: ItemParts, data: impl Any + Send + Sync) -> WorkItem {
-        let ItemParts {
-            id,
-            queue,
-            attempt,
-            max_attempts,
-            fence,
-            payload,
-            scheduled,
-            key,
-            token,
-        } = parts;
         WorkItem {
             inner: Arc::new(ItemInner {
-                id,
-                queue,
-                attempt,
-                max_attempts,
-                fence,
-                payload,
-                scheduled,
-                key,
-                token,
+                parts,
                 data: Box::new(data),
             }),
         }
@@ -225,55 +198,55 @@ impl WorkItem {
 
     /// The item's id in its store.
     pub fn id(&self) -> i64 {
-        self.inner.id
+        self.inner.parts.id
     }
 
     /// Its queue.
     pub fn queue(&self) -> &str {
-        &self.inner.queue
+        &self.inner.parts.queue
     }
 
     /// This attempt, from 1.
     pub fn attempt(&self) -> u32 {
-        self.inner.attempt
+        self.inner.parts.attempt
     }
 
     /// The attempts it may have; the last failed one dead-letters it.
     pub fn max_attempts(&self) -> u32 {
-        self.inner.max_attempts
+        self.inner.parts.max_attempts
     }
 
     /// Whether this is its last attempt.
     pub fn is_last_attempt(&self) -> bool {
-        self.inner.attempt >= self.inner.max_attempts
+        self.inner.parts.attempt >= self.inner.parts.max_attempts
     }
 
     /// The fencing number of this claim of the item: pass it with external
     /// writes, which refuse a lower one than they saw (see
     /// [`Fence`](crate::cluster::Fence)).
     pub fn fence(&self) -> i64 {
-        self.inner.fence
+        self.inner.parts.fence
     }
 
     /// The payload as the store keeps it.
     pub fn payload(&self) -> &str {
-        &self.inner.payload
+        &self.inner.parts.payload
     }
 
     /// When it was due.
     pub fn scheduled(&self) -> DateTime<Utc> {
-        self.inner.scheduled
+        self.inner.parts.scheduled
     }
 
     /// Its idempotency key, if any.
     pub fn key(&self) -> Option<&str> {
-        self.inner.key.as_deref()
+        self.inner.parts.key.as_deref()
     }
 
     /// Cancelled when the run must end: the host stops, the item's lease is
     /// lost, or the item was cancelled.
     pub fn token(&self) -> &CancellationToken {
-        &self.inner.token
+        &self.inner.parts.token
     }
 
     /// The data its source attached, if it is a `T`.
