@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use concurrent_queue::{ConcurrentQueue, PopError, PushError};
 use crossbeam_utils::CachePadded;
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
@@ -215,12 +216,8 @@ pub struct TaskQueue {
 
 pub(crate) struct QueueInner {
     options: QueueOptions,
-    /// A bounded multi-producer, multi-consumer channel: `send` waits while
-    /// the queue is full (the backpressure), workers receive without a
-    /// lock between them, and closing it at stop hands every waiting or
-    /// later send its item back while the workers can still drain.
-    tx: async_channel::Sender<Item>,
-    rx: async_channel::Receiver<Item>,
+    /// The waiting items, and the workers waiting for one.
+    items: Items,
     /// Cancelled when the host's stop begins: running items see it.
     stop: CancellationToken,
     /// Cancelled at the host's shutdown deadline: the token of drained
@@ -240,6 +237,79 @@ pub(crate) struct QueueInner {
     not_run: AtomicU64,
     /// Producers waiting for room, and what wakes them.
     room: Room,
+}
+
+/// The waiting items: a bounded lock-free multi-producer, multi-consumer
+/// queue (concurrent-queue's, the one inside async-channel), with a
+/// [`Notify`] for the workers that found it empty. Closing it at stop hands
+/// every later push its item back while the workers can still drain.
+///
+/// Not async-channel itself: its send takes the lock of its list of waiting
+/// receivers on every item once any receiver has ever waited, even when
+/// none waits now, and its waits take it twice more. Here a push reads one
+/// counter, and only a push that finds a worker waiting wakes one; with
+/// quick items that is most of the difference between a bare channel's cost
+/// per item and this queue's.
+struct Items {
+    queue: ConcurrentQueue<Item>,
+    /// How many workers wait for an item; read after every push.
+    idle: CachePadded<AtomicUsize>,
+    arrived: Notify,
+}
+
+impl Items {
+    fn new(capacity: usize) -> Items {
+        Items {
+            queue: ConcurrentQueue::bounded(capacity),
+            idle: CachePadded::new(AtomicUsize::new(0)),
+            arrived: Notify::new(),
+        }
+    }
+
+    /// Pushes `item` if there is room, and wakes a waiting worker, if any.
+    fn push(&self, item: Item) -> Result<(), PushError<Item>> {
+        self.queue.push(item)?;
+        // Pairs with the fence in `next`: either that worker's retry sees
+        // this item, or this sees the worker waiting.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.idle.load(Ordering::Relaxed) != 0 {
+            self.arrived.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The next item, waiting for one while the queue is empty and open;
+    /// `None` once it is closed and empty, or when `stop` fires first
+    /// (`Err(())`).
+    async fn next(
+        &self,
+        stop: Pin<&mut WaitForCancellationFuture<'_>>,
+    ) -> Result<Option<Item>, ()> {
+        let mut stop = stop;
+        loop {
+            match self.queue.pop() {
+                Ok(item) => return Ok(Some(item)),
+                Err(PopError::Closed) => return Ok(None),
+                Err(PopError::Empty) => {}
+            }
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let waiting = Waiting::new(&self.idle);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            match self.queue.pop() {
+                Ok(item) => return Ok(Some(item)),
+                Err(PopError::Closed) => return Ok(None),
+                Err(PopError::Empty) => {}
+            }
+            tokio::select! {
+                biased;
+                () = &mut arrived => {}
+                () = stop.as_mut() => return Err(()),
+            }
+            drop(waiting);
+        }
+    }
 }
 
 /// Where producers wait while the queue is full.
@@ -378,12 +448,10 @@ impl TaskQueue {
     pub fn new(options: QueueOptions) -> TaskQueue {
         let capacity = options.capacity.max(1);
         let workers = options.workers;
-        let (tx, rx) = async_channel::bounded(capacity);
         TaskQueue {
             inner: Arc::new(QueueInner {
                 options,
-                tx,
-                rx,
+                items: Items::new(capacity),
                 stop: CancellationToken::new(),
                 deadline: CancellationToken::new(),
                 attached: AtomicBool::new(false),
@@ -540,12 +608,10 @@ impl TaskQueue {
         loop {
             // Made before the retry: a wake-up between the two is not lost.
             let woken = waiting.is_some().then(|| room.wake.notified());
-            match self.inner.tx.try_send(item) {
+            match self.inner.items.push(item) {
                 Ok(()) => return Ok(()),
-                Err(async_channel::TrySendError::Full(back)) => item = back,
-                Err(async_channel::TrySendError::Closed(back)) => {
-                    return Err(self.refuse(Refused::Stopping, back))
-                }
+                Err(PushError::Full(back)) => item = back,
+                Err(PushError::Closed(back)) => return Err(self.refuse(Refused::Stopping, back)),
             }
             match woken {
                 Some(woken) => woken.await,
@@ -555,12 +621,10 @@ impl TaskQueue {
     }
 
     fn try_send<F: 'static>(&self, item: Item) -> Result<(), Refused<F>> {
-        match self.inner.tx.try_send(item) {
+        match self.inner.items.push(item) {
             Ok(()) => Ok(()),
-            Err(async_channel::TrySendError::Full(item)) => Err(self.refuse(Refused::Full, item)),
-            Err(async_channel::TrySendError::Closed(item)) => {
-                Err(self.refuse(Refused::Stopping, item))
-            }
+            Err(PushError::Full(item)) => Err(self.refuse(Refused::Full, item)),
+            Err(PushError::Closed(item)) => Err(self.refuse(Refused::Stopping, item)),
         }
     }
 
@@ -609,7 +673,7 @@ impl TaskQueue {
         self.inner.stopping.store(true, Ordering::Release);
         // Sends waiting for room, and any later, get their item back; the
         // workers can still take what is queued.
-        self.inner.tx.close();
+        self.inner.items.queue.close();
         self.inner.room.wake.notify_waiters();
         self.inner.stop.cancel();
     }
@@ -642,24 +706,22 @@ impl TaskQueue {
                 if !inner.options.drain || inner.deadline_passed.load(Ordering::Acquire) {
                     return;
                 }
-                match inner.rx.try_recv() {
+                match inner.items.queue.pop() {
                     Ok(item) => item,
                     Err(_) => return,
                 }
-            } else if let Ok(item) = inner.rx.try_recv() {
+            } else if let Ok(item) = inner.items.queue.pop() {
                 // Work waiting: no waiting future to build.
                 item
             } else {
-                tokio::select! {
-                    biased;
-                    item = inner.rx.recv() => match item {
-                        Ok(item) => item,
-                        Err(_) => return,
-                    },
-                    () = &mut stop => continue,
+                match inner.items.next(stop.as_mut()).await {
+                    Ok(Some(item)) => item,
+                    Ok(None) => return,
+                    // Stop began: drain, or not, from the top.
+                    Err(()) => continue,
                 }
             };
-            inner.room.taken(&inner.rx);
+            inner.room.taken(&inner.items.queue);
             self.run(item, token.get(inner), counts, deadline.as_mut())
                 .await;
         }
@@ -741,9 +803,9 @@ impl TaskQueue {
     pub(crate) fn close(&self) -> u64 {
         let inner = &*self.inner;
         // Closed since stop began: nothing can arrive after this drain.
-        inner.tx.close();
+        inner.items.queue.close();
         let mut count = 0;
-        while let Ok(item) = inner.rx.try_recv() {
+        while let Ok(item) = inner.items.queue.pop() {
             count += 1;
             tracing::warn!(queue = %inner.options.name, item = %item.label(), "not run: the host stopped first");
             item.not_run();
@@ -763,22 +825,32 @@ impl TaskQueue {
 /// all of its workers share.
 struct ItemToken {
     worker: CancellationToken,
+    /// A child of `worker` that lives as long as it. tokio-util frees a
+    /// token's list of children when its last child goes, so without this
+    /// one every item would allocate and free that list on top of its own
+    /// token; with it, the list keeps its room.
+    _anchor: CancellationToken,
     draining: bool,
 }
 
 impl ItemToken {
     fn new(inner: &QueueInner) -> ItemToken {
+        ItemToken::under(&inner.stop, false)
+    }
+
+    fn under(parent: &CancellationToken, draining: bool) -> ItemToken {
+        let worker = parent.child_token();
         ItemToken {
-            worker: inner.stop.child_token(),
-            draining: false,
+            _anchor: worker.child_token(),
+            worker,
+            draining,
         }
     }
 
     /// The token for the next item.
     fn get(&mut self, inner: &QueueInner) -> CancellationToken {
         if !self.draining && inner.stopping.load(Ordering::Acquire) {
-            self.draining = true;
-            self.worker = inner.deadline.child_token();
+            *self = ItemToken::under(&inner.deadline, true);
         }
         self.worker.child_token()
     }
@@ -787,10 +859,10 @@ impl ItemToken {
 impl Room {
     /// An item was taken from `rx`: wakes the waiting producers if it is
     /// down to the low-water mark. Reads the depth only when someone waits.
-    fn taken(&self, rx: &async_channel::Receiver<Item>) {
+    fn taken(&self, queue: &ConcurrentQueue<Item>) {
         // Pairs with the increment in `Waiting::new`: either the producer's
         // retry sees the room this take made, or this sees the producer.
-        if self.waiting.load(Ordering::SeqCst) != 0 && rx.len() <= self.low {
+        if self.waiting.load(Ordering::SeqCst) != 0 && queue.len() <= self.low {
             self.wake.notify_waiters();
         }
     }
@@ -804,8 +876,9 @@ impl Room {
     }
 }
 
-/// A producer's registration as waiting for room, undone when it is
-/// dropped (it got room, was refused, or its future was dropped).
+/// A producer's registration as waiting for room, or a worker's as waiting
+/// for an item, undone when it is dropped (it got what it waited for, was
+/// refused, or its future was dropped).
 struct Waiting<'a>(&'a AtomicUsize);
 
 impl<'a> Waiting<'a> {
@@ -824,7 +897,7 @@ impl Drop for Waiting<'_> {
 impl QueueInner {
     /// Items waiting.
     fn depth(&self) -> usize {
-        self.rx.len()
+        self.items.queue.len()
     }
 }
 
@@ -879,8 +952,8 @@ mod tests {
         );
         let inner = &*queue.inner;
         let take = || {
-            let item = inner.rx.try_recv().expect("an item");
-            inner.room.taken(&inner.rx);
+            let item = inner.items.queue.pop().expect("an item");
+            inner.room.taken(&inner.items.queue);
             item
         };
         let _first = take();
