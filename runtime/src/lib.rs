@@ -93,8 +93,12 @@
 //! timer: on Linux a timerfd registered with tokio's reactor, which fires
 //! within tens of microseconds where tokio's timer rounds every deadline up
 //! to the next millisecond; tokio's own timer under paused time (as in
-//! tests) and elsewhere. It wakes at most once a millisecond and fires
-//! everything due by then. A due run's arguments are built and the run is
+//! tests) and elsewhere. It wakes at most once a millisecond, and at most
+//! every 2 ms after a wake-up that fired fewer than 8 runs (never longer
+//! than a job's own shortest gap between ticks), and fires everything due
+//! by then: a wake-up costs the same whatever it fires, so a dense
+//! schedule shares it, and a tick of a schedule sparser than that runs
+//! within tens of microseconds. A due run's arguments are built and the run is
 //! polled once on the scheduler's task: one that finishes without waiting
 //! (most do) costs no task at all; one that waits continues in a task of
 //! its own, and a job whose first step holds the scheduler for more than a

@@ -183,6 +183,12 @@ impl Every {
         Duration::from_nanos(self.initial_delay)
     }
 
+    /// The shortest time between two of its ticks: jitter can bring a
+    /// tick closer to the next by up to its own size.
+    pub(crate) fn shortest_gap(&self) -> Duration {
+        Duration::from_nanos(self.period - self.jitter)
+    }
+
     pub(crate) fn jitter(&self) -> Duration {
         Duration::from_nanos(self.jitter)
     }
@@ -294,6 +300,18 @@ mod tests {
             seed_of("job"),
         )
         .expect("valid")
+    }
+
+    #[test]
+    fn jitter_brings_two_ticks_closer_by_up_to_its_size() {
+        assert_eq!(every(10, 0, 0).shortest_gap(), Duration::from_millis(10));
+        assert_eq!(every(10, 3, 4).shortest_gap(), Duration::from_millis(6));
+        let jittered = every(10, 0, 9);
+        let closest = (0..10_000)
+            .map(|k| jittered.offset(k + 1) - jittered.offset(k))
+            .min()
+            .unwrap();
+        assert!(closest >= jittered.shortest_gap(), "{closest:?}");
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::job::JobDef;
 use crate::runner::dispatch;
 use crate::schedule::{CronSchedule, Fire, Schedule};
 use crate::shared::HostShared;
-use crate::timer::{Timer, MIN_GAP};
+use crate::timer::{earliest_next, few_gap, Timer, FEW_GAP};
 
 /// How often the wall clock is compared with the monotonic clock while cron
 /// jobs exist.
@@ -77,6 +77,9 @@ pub(crate) struct Scheduler {
     behind: Behind,
     jumped: Behind,
     behind_said: Option<Instant>,
+    /// The gap after a wake-up that fired few runs: [`FEW_GAP`], or less
+    /// for a job whose ticks come closer ([`few_gap`]); see `timer.rs`.
+    few_gap: Duration,
 }
 
 /// A cron job's state when it never fires again.
@@ -117,6 +120,8 @@ struct Now {
     behind: Behind,
     /// Cron jobs whose fires fell in a jump of the wall clock, likewise.
     jumped: Behind,
+    /// Jobs that came due in this batch.
+    fired: u32,
 }
 
 /// Ticks skipped because the scheduler fell behind (or the wall clock
@@ -201,6 +206,7 @@ impl Scheduler {
             behind: Behind::default(),
             jumped: Behind::default(),
             behind_said: None,
+            few_gap: FEW_GAP,
         };
         let mut heap = Vec::new();
         for (index, job) in host.jobs.iter().enumerate() {
@@ -212,6 +218,7 @@ impl Scheduler {
             let early = Duration::from_nanos(if job.claims() { ahead } else { 0 });
             let first = match &job.schedule {
                 Schedule::Every(every) => {
+                    scheduler.few_gap = scheduler.few_gap.min(few_gap(every.shortest_gap()));
                     let base = if job.claims() { anchor } else { 0 };
                     tick = every.first_tick_from(base);
                     scheduler.state[index] = tick;
@@ -290,7 +297,7 @@ impl Scheduler {
         // wake-up's own latency would push the next one later.)
         let mut woke_for = self.started;
         loop {
-            self.fire_due();
+            let fired = self.fire_due();
             let mut wake = self
                 .heap
                 .peek()
@@ -299,8 +306,10 @@ impl Scheduler {
                 wake = Some(wake.map_or(self.next_wall_check, |w| w.min(self.next_wall_check)));
             }
             if timer.is_precise() {
-                // At most one wake-up per `MIN_GAP`, as with tokio's timer.
-                wake = wake.map(|w| w.max(woke_for + MIN_GAP));
+                // At most one wake-up per `MIN_GAP`, as with tokio's timer,
+                // and fewer while each fires few runs (see `timer.rs`).
+                let earliest = earliest_next(woke_for, fired, self.few_gap);
+                wake = wake.map(|w| w.max(earliest));
             }
             if wake != armed {
                 if let Some(wake) = wake {
@@ -319,8 +328,8 @@ impl Scheduler {
         }
     }
 
-    /// Fires every job due now.
-    fn fire_due(&mut self) {
+    /// Fires every job due now; returns how many were due.
+    fn fire_due(&mut self) -> u32 {
         let now = Instant::now();
         if self.poll_wall && now >= self.next_wall_check {
             self.check_wall_clock(now);
@@ -338,6 +347,7 @@ impl Scheduler {
             // What fell behind so far goes on adding up in the batch.
             behind: std::mem::take(&mut self.behind),
             jumped: std::mem::take(&mut self.jumped),
+            fired: 0,
         };
         self.fire_batch(&mut batch);
         self.behind = batch.behind;
@@ -345,6 +355,7 @@ impl Scheduler {
         if self.behind.jobs + self.jumped.jobs > 0 {
             self.say_behind();
         }
+        batch.fired
     }
 
     /// Says what fell behind since the last time, unless that was less
@@ -541,6 +552,7 @@ fn fire(
         wall_ns,
         ..
     } = *now;
+    now.fired = now.fired.saturating_add(1);
     // A claimed tick comes due `ahead` before its instant: its claim then
     // reaches the store before the instant.
     let early = if job.claims() { ahead } else { 0 };

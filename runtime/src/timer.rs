@@ -13,10 +13,26 @@
 //! `start_paused`), where only tokio's clock moves; on a runtime built
 //! without I/O, where there is no reactor to register with; and off Linux.
 //!
-//! To keep a dense schedule (100,000 jobs a second) from turning into one
-//! wake-up per deadline, the scheduler never wakes more than once per
-//! [`MIN_GAP`]: each wake-up fires everything due by then, as tokio's timer
-//! would, but without the rounding.
+//! A wake-up costs the same whatever it fires (here, a context switch and
+//! the timerfd's one system call, which tokio's timer does without: it
+//! sleeps in `epoll_wait`'s own timeout). So the scheduler spaces its
+//! wake-ups by what they fire:
+//! - never more than once per [`MIN_GAP`] (1 ms): a dense schedule
+//!   (100,000 jobs a second) does not turn into one wake-up per deadline;
+//!   each wake-up fires everything due by then, as tokio's timer would, but
+//!   without the rounding;
+//! - after a wake-up that fired fewer than [`FEW_RUNS`], not before
+//!   [`FEW_GAP`] (2 ms), unless a job's ticks can come closer together than
+//!   that (then that job's shortest gap, so no job ever skips a tick for
+//!   it). A thousand jobs a second, one due every millisecond, then wake
+//!   the scheduler 500 times a second with two runs each, instead of a
+//!   thousand times with one: tokio's timer wakes a thousand times, so
+//!   the timerfd's extra system call would make hosted the dearer.
+//!
+//! A deadline that comes later than that after the previous wake-up (any
+//! schedule sparser than one tick per 2 ms) is met to the microsecond; in a
+//! dense one a tick runs at most 1 or 2 ms late, as late as tokio's timer
+//! runs every tick.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -25,6 +41,27 @@ use tokio::time::{Instant, Sleep};
 
 /// The shortest time between two wake-ups of the precise timer.
 pub(crate) const MIN_GAP: Duration = Duration::from_millis(1);
+
+/// A wake-up that fires fewer runs than this is followed by one
+/// [`FEW_GAP`] later at the earliest: its fixed cost is shared by few.
+pub(crate) const FEW_RUNS: u32 = 8;
+
+/// The shortest time between a wake-up that fired few runs and the next.
+pub(crate) const FEW_GAP: Duration = Duration::from_millis(2);
+
+/// The gap after a wake-up that fired few runs, for a job whose ticks come
+/// at least `shortest` apart: [`FEW_GAP`], shortened to `shortest` so that
+/// waiting longer never makes that job skip a tick, but never under
+/// [`MIN_GAP`]. The scheduler takes the least over its jobs.
+pub(crate) fn few_gap(shortest: Duration) -> Duration {
+    FEW_GAP.min(shortest.max(MIN_GAP))
+}
+
+/// The earliest the precise timer wakes again after a wake-up for
+/// `woke_for` that fired `fired` runs, given the scheduler's `few_gap`.
+pub(crate) fn earliest_next(woke_for: Instant, fired: u32, few_gap: Duration) -> Instant {
+    woke_for + if fired < FEW_RUNS { few_gap } else { MIN_GAP }
+}
 
 pub(crate) struct Timer {
     inner: Inner,
@@ -184,6 +221,29 @@ mod precise {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wake_up_that_fired_few_runs_is_followed_by_a_longer_gap() {
+        let at = Instant::now();
+        assert_eq!(earliest_next(at, 0, FEW_GAP), at + FEW_GAP);
+        assert_eq!(earliest_next(at, FEW_RUNS - 1, FEW_GAP), at + FEW_GAP);
+        assert_eq!(earliest_next(at, FEW_RUNS, FEW_GAP), at + MIN_GAP);
+        assert_eq!(earliest_next(at, 10_000, FEW_GAP), at + MIN_GAP);
+    }
+
+    #[test]
+    fn the_longer_gap_never_exceeds_a_jobs_shortest_gap_nor_falls_under_the_minimum() {
+        assert_eq!(few_gap(Duration::from_secs(1)), FEW_GAP);
+        assert_eq!(few_gap(FEW_GAP), FEW_GAP);
+        // A job every 1.5 ms would skip ticks behind a 2 ms gap.
+        assert_eq!(
+            few_gap(Duration::from_micros(1_500)),
+            Duration::from_micros(1_500)
+        );
+        // Below the minimum, the minimum: as with tokio's timer.
+        assert_eq!(few_gap(Duration::from_micros(300)), MIN_GAP);
+        assert_eq!(few_gap(Duration::ZERO), MIN_GAP);
+    }
 
     #[tokio::test]
     async fn the_precise_timer_never_fires_early() {
