@@ -6,35 +6,53 @@
 //! the bytes in use, for memory per item without the noise of RSS.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
 use std::time::Duration;
 
-/// The system allocator, counting the bytes currently allocated.
+/// The system allocator, counting the bytes currently allocated while
+/// [`count_bytes`] has it count.
+///
+/// Off by default: a counter that every thread's allocations update is a
+/// cache line the cores take from each other on every allocation, a cost
+/// of the measurement that would fall on whichever contender allocates more
+/// (on a machine whose cores are far apart, several times the allocation's
+/// own). Benches count while they measure memory and not while they
+/// measure time.
 pub struct Counting;
 
 static IN_USE: AtomicIsize = AtomicIsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`Counting`] counts from now on. Only the difference of two
+/// [`bytes_in_use`] readings taken while it counts means anything.
+pub fn count_bytes(on: bool) {
+    COUNTING.store(on, Ordering::SeqCst);
+}
+
+fn counted(by: isize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        IN_USE.fetch_add(by, Ordering::Relaxed);
+    }
+}
 
 // SAFETY: every call is passed on to the system allocator unchanged; the
 // counter is only bookkeeping.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        IN_USE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        counted(layout.size() as isize);
         // SAFETY: the caller's contract is the system allocator's.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        IN_USE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        counted(-(layout.size() as isize));
         // SAFETY: as above.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        IN_USE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
+        counted(new_size as isize - layout.size() as isize);
         // SAFETY: as above.
         unsafe { System.realloc(ptr, layout, new_size) }
     }

@@ -17,7 +17,9 @@
 //!   the same ticks, and cheaper than the `cron` crate's iterator.
 //!
 //! Sizes and window: `SCALE_SIZES=1000,10000,100000`, `SCALE_SECS=10`,
-//! `SCALE_CONTENDERS=hosted,tokio,tcs,apalis`.
+//! `SCALE_CONTENDERS=hosted,tokio,tcs,apalis`, `SCALE_RUNS=3` (fresh
+//! processes per contender and size; the table gives medians, and the
+//! range of the CPU ratio and of p99 lateness over the runs).
 //!
 //! Lateness is measured in each tick's body against the time the tick was
 //! due: `Run::scheduled()` for hosted, the `Instant` that `Interval::tick`
@@ -31,7 +33,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hosted::{Host, Job, Run};
 use hosted_benches::{
-    bytes_in_use, child, cores, cpu_time, micros, peak_rss, Counting, Histogram, SecondsAhead,
+    bytes_in_use, child, cores, count_bytes, cpu_time, env_count, median, micros, peak_rss,
+    Counting, Histogram, SecondsAhead,
 };
 
 #[global_allocator]
@@ -111,12 +114,13 @@ fn main() {
     let sizes = env_list("SCALE_SIZES", "1000,10000,100000");
     let contenders = env_list("SCALE_CONTENDERS", "hosted,tokio,tcs,apalis");
     let secs = std::env::var("SCALE_SECS").unwrap_or_else(|_| "10".to_owned());
+    let runs = env_count("SCALE_RUNS", 3).max(1);
     println!(
-        "scale: jobs every 1 s, phases spread, {secs} s steady window, {} cores",
+        "scale: jobs every 1 s, phases spread, {secs} s steady window, {} cores, {runs} fresh processes each: median (min to max)",
         cores()
     );
     println!(
-        "{:>7} {:>7} {:>12} {:>10} {:>9} {:>10} {:>9} {:>17} {:>10}",
+        "{:>7} {:>7} {:>12} {:>10} {:>9} {:>18} {:>9} {:>17} {:>22}",
         "jobs",
         "who",
         "register ms",
@@ -128,32 +132,72 @@ fn main() {
         "p99 late"
     );
     for size in &sizes {
-        let mut tokio_cpu = None;
-        let mut rows = Vec::new();
-        for who in &contenders {
-            let r = child(&["--child", who, size, &secs]);
-            let cpu: f64 = r["cpu_pct"].parse().unwrap_or(f64::NAN);
-            if who == "tokio" {
-                tokio_cpu = Some(cpu);
+        // Run by run, every contender once, so that each run's ratio to
+        // raw tokio compares processes that ran minutes apart at most.
+        let mut results: Vec<Vec<std::collections::BTreeMap<String, String>>> =
+            vec![Vec::new(); contenders.len()];
+        for _ in 0..runs {
+            for (who, results) in contenders.iter().zip(&mut results) {
+                results.push(child(&["--child", who, size, &secs]));
             }
-            rows.push((who.clone(), r, cpu));
         }
-        for (who, r, cpu) in rows {
-            let ratio = tokio_cpu.map_or("-".to_owned(), |t| format!("{:.2}", cpu / t));
+        let figure = |r: &std::collections::BTreeMap<String, String>, key: &str| -> f64 {
+            r[key].parse().unwrap_or(f64::NAN)
+        };
+        let tokio = contenders.iter().position(|who| who == "tokio");
+        for (who, runs) in contenders.iter().zip(&results) {
+            let column = |key: &str| -> Vec<f64> { runs.iter().map(|r| figure(r, key)).collect() };
+            let ratio = match tokio {
+                Some(t) => {
+                    let mut ratios: Vec<f64> = runs
+                        .iter()
+                        .zip(&results[t])
+                        .map(|(ours, tokio)| figure(ours, "cpu_pct") / figure(tokio, "cpu_pct"))
+                        .collect();
+                    spread(&mut ratios, 2)
+                }
+                None => "-".to_owned(),
+            };
+            let mut p99: Vec<f64> = column("p99_us");
+            p99.sort_by(f64::total_cmp);
+            let (fired, expected): (f64, f64) = (
+                column("fired").iter().sum(),
+                column("expected").iter().sum(),
+            );
             println!(
-                "{:>7} {:>7} {:>12} {:>10} {:>9} {:>10} {:>9} {:>17} {:>10}",
+                "{:>7} {:>7} {:>12.1} {:>10.0} {:>9.1} {:>18} {:>9.1} {:>17} {:>22}",
                 size,
                 who,
-                r["register_ms"],
-                r["bytes_per_job"],
-                format!("{cpu:.1}"),
+                median(&mut column("register_ms")),
+                median(&mut column("bytes_per_job")),
+                median(&mut column("cpu_pct")),
                 ratio,
-                r["rss_mb"],
-                format!("{}/{} ({}%)", r["fired"], r["expected"], r["fired_pct"]),
-                micros(&r["p99_us"]),
+                median(&mut column("rss_mb")),
+                format!(
+                    "{:.0}/{:.0} ({:.0}%)",
+                    fired / runs.len() as f64,
+                    expected / runs.len() as f64,
+                    fired / expected * 100.0
+                ),
+                format!(
+                    "{} ({} to {})",
+                    micros(&median(&mut p99).to_string()),
+                    micros(&p99[0].to_string()),
+                    micros(&p99[p99.len() - 1].to_string())
+                ),
             );
         }
     }
+}
+
+/// `median (min to max)` of `values`, with `digits` decimals.
+fn spread(values: &mut [f64], digits: usize) -> String {
+    let m = median(values);
+    format!(
+        "{m:.digits$} ({:.digits$} to {:.digits$})",
+        values[0],
+        values[values.len() - 1]
+    )
 }
 
 fn env_list(key: &str, default: &str) -> Vec<String> {
@@ -169,6 +213,7 @@ fn env_list(key: &str, default: &str) -> Vec<String> {
 async fn scenario(who: &str, jobs: usize, window: Duration) {
     LazyLock::force(&ANCHOR);
     LazyLock::force(&LATE);
+    count_bytes(true);
     let before = bytes_in_use();
     let began = Instant::now();
     let running = match who {
@@ -183,6 +228,8 @@ async fn scenario(who: &str, jobs: usize, window: Duration) {
     // whatever it grows.
     tokio::time::sleep(2 * PERIOD).await;
     let bytes = bytes_in_use() - before;
+    // Time is measured without the allocator's counting (see `Counting`).
+    count_bytes(false);
     let cpu_before = cpu_time();
     let wall_before = Instant::now();
     open_window(true);
