@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::context::RunContext;
 use crate::extract::{ExtractError, FromRun};
-use crate::job::{JobDef, LastRun};
+use crate::job::{FinishedRun, JobDef, LastRun};
 use crate::lifecycle::Lifetime;
 use crate::queue::{QueueStats, TaskQueue};
 use crate::registry::JobKind;
@@ -92,6 +92,21 @@ impl HostHandle {
         self.find(name).ok().map(|job| JobStatus::of(job))
     }
 
+    /// The finished runs that job `name` keeps, newest first: when each was
+    /// due and started, how long it took, how it ended (with the error of
+    /// one that failed). `None` if there is no such job. How many are kept
+    /// is [`HostBuilder::run_history`](crate::HostBuilder::run_history),
+    /// within [`run_history_budget`](crate::HostBuilder::run_history_budget).
+    ///
+    /// These are this host's runs. With a cluster, the runs of every
+    /// instance are in the cluster's own history
+    /// (`hosted_postgres::Cluster::runs`).
+    pub fn runs(&self, name: &str) -> Option<Vec<FinishedRun>> {
+        self.find(name)
+            .ok()
+            .map(|job| job.stats.runs(&self.shared.history, job.index as usize))
+    }
+
     /// Starts a run of a scheduled job now, beside its schedule, and returns
     /// the run's number. Its overlap policy holds: a job that does not
     /// overlap and is running is not started again.
@@ -117,6 +132,7 @@ impl HostHandle {
             self.shared.wall(),
             true,
             &mut Instant::now(),
+            Instant::now(),
         )
         .map_err(|why| match why {
             NotStarted::Running => HandleError::AlreadyRunning(name.to_owned()),

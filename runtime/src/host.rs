@@ -13,7 +13,7 @@ use crate::config::{self, HostConfig, JobConfig, Overrides};
 use crate::extract::{Dependencies, StateMap};
 use crate::extract::{Derivation, FromRef};
 use crate::handle::HostHandle;
-use crate::job::{JobCluster, JobDef, JobStats};
+use crate::job::{JobCluster, JobDef, JobStats, RunHistory};
 use crate::lifecycle::ServiceSlot;
 use crate::outcome::{IntoOutcome, Outcome};
 use crate::queue::TaskQueue;
@@ -50,7 +50,17 @@ pub(crate) struct Settings {
     /// holds none: almost always jobs declared in a library crate that the
     /// linker dropped. Said at start.
     pub(crate) nothing_registered: bool,
+    /// Finished runs kept per job, and in all.
+    pub(crate) run_history: usize,
+    pub(crate) run_history_budget: usize,
 }
+
+/// Finished runs a job keeps by default ([`HostBuilder::run_history`]).
+pub const DEFAULT_RUN_HISTORY: usize = 50;
+
+/// Finished runs the host keeps over all its jobs by default
+/// ([`HostBuilder::run_history_budget`]): about 8 MB.
+pub const DEFAULT_RUN_HISTORY_BUDGET: usize = 100_000;
 
 impl fmt::Debug for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -145,6 +155,8 @@ impl Default for HostBuilder {
                 start_concurrently: false,
                 stop_concurrently: false,
                 nothing_registered: false,
+                run_history: DEFAULT_RUN_HISTORY,
+                run_history_budget: DEFAULT_RUN_HISTORY_BUDGET,
             },
             clock: Clock::System,
             coordinator: None,
@@ -440,6 +452,28 @@ impl HostBuilder {
         self.selection.get_or_insert_with(Chosen::default)
     }
 
+    /// How many finished runs each job keeps, newest first, for
+    /// [`HostHandle::runs`](crate::HostHandle::runs) (default
+    /// [`DEFAULT_RUN_HISTORY`], 50; at least 1, the last run, which
+    /// [`JobStatus::last_run`](crate::JobStatus::last_run) shows). The
+    /// [budget](Self::run_history_budget) over all jobs may leave each
+    /// fewer.
+    pub fn run_history(mut self, runs_per_job: usize) -> Self {
+        self.settings.run_history = runs_per_job;
+        self
+    }
+
+    /// How many finished runs the host keeps over all its jobs (default
+    /// [`DEFAULT_RUN_HISTORY_BUDGET`], 100,000, about 8 MB): with more jobs
+    /// than the budget divided by [`run_history`](Self::run_history), each
+    /// job keeps the budget divided by the number of jobs, and at least its
+    /// last run. A host of 100,000 jobs thus keeps one run a job, as many as
+    /// it has jobs, rather than five million.
+    pub fn run_history_budget(mut self, runs: usize) -> Self {
+        self.settings.run_history_budget = runs;
+        self
+    }
+
     /// How long a stop may take in total before what is still running is
     /// aborted (default [`DEFAULT_SHUTDOWN_TIMEOUT`]).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
@@ -687,6 +721,18 @@ impl HostBuilder {
                 }),
             }
         }
+        if self.settings.run_history == 0 {
+            problems.push(Problem::InvalidHostConfig {
+                key: "run_history",
+                message: "it is zero, but every job keeps at least its last run; give 1 to keep only that".to_owned(),
+            });
+        }
+        // The budget's share of each job: the same for all, at least 1.
+        let keep = match jobs.len() {
+            0 => 1,
+            n => (self.settings.run_history_budget / n).clamp(1, self.settings.run_history.max(1)),
+        };
+        let history = RunHistory::new(jobs.len(), keep);
         for type_name in self.duplicate_state {
             problems.push(Problem::DuplicateState { type_name });
         }
@@ -748,6 +794,7 @@ impl HostBuilder {
                 sources: self.sources,
             },
             process_seed,
+            history,
         ));
         let handle = HostHandle::new(shared.clone());
         for slot in &mut services {
@@ -971,7 +1018,7 @@ pub enum Problem {
         /// What is wrong, and the fix.
         message: String,
     },
-    /// A host setting from configuration is invalid.
+    /// A host setting is invalid.
     InvalidHostConfig {
         /// The key, e.g. `shutdown_timeout`.
         key: &'static str,

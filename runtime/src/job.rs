@@ -1,6 +1,7 @@
 //! The job as the running host keeps it: its definition, and its counters
 //! and last run.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -125,13 +126,15 @@ pub(crate) struct JobStats {
     /// The next fire as Unix milliseconds, `i64::MIN` for none.
     pub(crate) next_run: AtomicI64,
     /// The last finished run, kept compact: a host may hold 100,000 jobs,
-    /// and a [`LastRun`] with its `Outcome` takes 72 bytes.
+    /// and a [`FinishedRun`] with its `Outcome` takes 80 bytes. The runs
+    /// before it, if the host keeps any, are in its [`RunHistory`].
     last_run: Mutex<Last>,
 }
 
-/// [`LastRun`] as a job keeps it; `number == 0` before the first finishes.
+/// [`FinishedRun`] as a job keeps it, in 40 bytes; `number == 0` before
+/// the first finishes.
 #[derive(Default)]
-struct Last {
+pub(crate) struct Last {
     number: u64,
     scheduled_ns: i64,
     took_ns: u64,
@@ -139,7 +142,54 @@ struct Last {
     /// not a `String`'s 24), as most runs succeed and most jobs keep one.
     #[allow(clippy::box_collection)]
     message: Option<Box<String>>,
+    /// How long after it was due it started, in seconds: 4 bytes that fit
+    /// where `outcome` leaves padding, to the microsecond for any delay
+    /// under 8 seconds and to the millisecond for a day.
+    start_delay_s: f32,
     outcome: u8,
+}
+
+/// The runs before each job's last, newest first, for a host that keeps
+/// more than one a job: one ring per job, apart from the job's own
+/// allocation, so that a host that keeps only the last run (100,000 jobs
+/// within the default budget) pays nothing for them.
+#[derive(Default)]
+pub(crate) struct RunHistory {
+    /// By job index; empty when `older` is 0.
+    rings: Box<[Mutex<VecDeque<Last>>]>,
+    /// How many runs each job keeps before its last.
+    older: usize,
+}
+
+impl RunHistory {
+    /// A history that keeps `keep` runs (at least the last) of each of
+    /// `jobs` jobs.
+    pub(crate) fn new(jobs: usize, keep: usize) -> RunHistory {
+        let older = keep.saturating_sub(1);
+        RunHistory {
+            rings: if older == 0 {
+                Box::default()
+            } else {
+                (0..jobs).map(|_| Mutex::default()).collect()
+            },
+            older,
+        }
+    }
+
+    /// Keeps `previous`, the run that was job `index`'s last until now.
+    fn keep(&self, index: usize, previous: Last) {
+        let Some(ring) = self.rings.get(index) else {
+            return;
+        };
+        if previous.number == 0 {
+            return;
+        }
+        let mut ring = ring.lock().unwrap_or_else(PoisonError::into_inner);
+        if ring.len() == self.older {
+            ring.pop_back();
+        }
+        ring.push_front(previous);
+    }
 }
 
 const SUCCEEDED: u8 = 0;
@@ -187,32 +237,34 @@ impl JobStats {
         }
     }
 
-    pub(crate) fn last_run(&self) -> Option<LastRun> {
-        let last = self.last_run.lock().unwrap_or_else(PoisonError::into_inner);
-        if last.number == 0 {
-            return None;
-        }
-        let message = || last.message.as_deref().cloned().unwrap_or_default();
-        Some(LastRun {
-            number: last.number,
-            scheduled: DateTime::from_timestamp_nanos(last.scheduled_ns),
-            took: Duration::from_nanos(last.took_ns),
-            outcome: match last.outcome {
-                SUCCEEDED => Outcome::Succeeded,
-                FAILED => Outcome::Failed(message()),
-                PANICKED => Outcome::Panicked(message()),
-                ABORTED => Outcome::Aborted,
-                CANCELLED => Outcome::Cancelled,
-                _ => Outcome::NotRun,
-            },
-        })
+    pub(crate) fn last_run(&self) -> Option<FinishedRun> {
+        self.last_run
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .read()
     }
 
+    /// The finished runs job `index` keeps in `history`, newest first.
+    pub(crate) fn runs(&self, history: &RunHistory, index: usize) -> Vec<FinishedRun> {
+        let mut runs: Vec<FinishedRun> = self.last_run().into_iter().collect();
+        if let Some(ring) = history.rings.get(index) {
+            let ring = ring.lock().unwrap_or_else(PoisonError::into_inner);
+            runs.extend(ring.iter().filter_map(Last::read));
+        }
+        runs
+    }
+
+    /// Records job `index`'s run that just finished as its last, and keeps
+    /// the one before in `history`.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn set_last_run(
         &self,
+        history: &RunHistory,
+        index: usize,
         number: u64,
         scheduled: DateTime<Utc>,
+        start_delay: Duration,
         took: Duration,
         outcome: &Outcome,
     ) {
@@ -224,26 +276,81 @@ impl JobStats {
             Outcome::Cancelled => (CANCELLED, None),
             Outcome::NotRun => (NOT_RUN, None),
         };
-        *self.last_run.lock().unwrap_or_else(PoisonError::into_inner) = Last {
+        let last = Last {
             number,
             scheduled_ns: scheduled.timestamp_nanos_opt().unwrap_or(i64::MAX),
             took_ns: u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
             message,
+            start_delay_s: start_delay.as_secs_f32(),
             outcome: code,
         };
+        let previous = std::mem::replace(
+            &mut *self.last_run.lock().unwrap_or_else(PoisonError::into_inner),
+            last,
+        );
+        history.keep(index, previous);
     }
 }
 
-/// The last finished run of a job.
+impl Last {
+    fn read(&self) -> Option<FinishedRun> {
+        if self.number == 0 {
+            return None;
+        }
+        let message = || self.message.as_deref().cloned().unwrap_or_default();
+        Some(FinishedRun {
+            number: self.number,
+            scheduled: DateTime::from_timestamp_nanos(self.scheduled_ns),
+            started: DateTime::from_timestamp_nanos(self.scheduled_ns)
+                + chrono::TimeDelta::nanoseconds((f64::from(self.start_delay_s) * 1e9) as i64),
+            took: Duration::from_nanos(self.took_ns),
+            outcome: match self.outcome {
+                SUCCEEDED => Outcome::Succeeded,
+                FAILED => Outcome::Failed(message()),
+                PANICKED => Outcome::Panicked(message()),
+                ABORTED => Outcome::Aborted,
+                CANCELLED => Outcome::Cancelled,
+                _ => Outcome::NotRun,
+            },
+        })
+    }
+}
+
+/// A finished run of a job: the last one
+/// ([`JobStatus::last_run`](crate::JobStatus::last_run)), or one of those
+/// the host keeps ([`HostHandle::runs`](crate::HostHandle::runs)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct LastRun {
+pub struct FinishedRun {
     /// The run's number.
     pub number: u64,
     /// When it was due, on the wall clock.
     pub scheduled: DateTime<Utc>,
+    /// When it started, on the wall clock: to the microsecond for a run
+    /// that started within 8 seconds of when it was due, to the millisecond
+    /// for one that waited a day.
+    pub started: DateTime<Utc>,
     /// How long it ran.
     pub took: Duration,
     /// How it ended.
     pub outcome: Outcome,
+}
+
+/// The last finished run of a job: a [`FinishedRun`].
+pub type LastRun = FinishedRun;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host may hold 100,000 jobs: a job's last run stays 40 bytes, and
+    /// the runs before it cost nothing unless the host keeps them.
+    #[test]
+    fn a_jobs_last_run_takes_40_bytes_and_a_history_of_one_allocates_nothing() {
+        assert_eq!(std::mem::size_of::<Last>(), 40);
+        let history = RunHistory::new(100_000, 1);
+        assert!(history.rings.is_empty());
+        let history = RunHistory::new(3, 4);
+        assert_eq!((history.rings.len(), history.older), (3, 3));
+    }
 }

@@ -301,8 +301,11 @@ pub use crate::config::{parse_duration, HostConfig, JobConfig, ParseDurationErro
 pub use crate::context::{Run, RunContext};
 pub use crate::extract::{Dependencies, ExtractError, FromRef, FromRun, RunFuture, State};
 pub use crate::handle::{HandleError, HostHandle, JobStatus};
-pub use crate::host::{BuildError, Host, HostBuilder, Problem, DEFAULT_SHUTDOWN_TIMEOUT};
-pub use crate::job::LastRun;
+pub use crate::host::{
+    BuildError, Host, HostBuilder, Problem, DEFAULT_RUN_HISTORY, DEFAULT_RUN_HISTORY_BUDGET,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+};
+pub use crate::job::{FinishedRun, LastRun};
 pub use crate::lifecycle::{Lifetime, RunningHost};
 pub use crate::outcome::{Cancelled, IntoOutcome, Outcome};
 pub use crate::queue::{QueueOptions, QueueStats, Queued, Refused, TaskQueue, DEFAULT_QUEUE};

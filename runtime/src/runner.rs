@@ -45,6 +45,7 @@ pub(crate) fn dispatch(
     scheduled: DateTime<Utc>,
     by_hand: bool,
     cursor: &mut Instant,
+    due_at: Instant,
 ) -> Result<u64, NotStarted> {
     let stats = &job.stats;
     if host.is_stopping() {
@@ -80,6 +81,7 @@ pub(crate) fn dispatch(
         number,
         scheduled,
         began: *cursor,
+        late: cursor.saturating_duration_since(due_at),
     };
     let run = run_once(host.clone(), job.clone(), this, None);
     if by_hand || stats.own_task.load(Ordering::Relaxed) {
@@ -232,6 +234,7 @@ fn begin_granted(
         number,
         scheduled: at,
         began: Instant::now(),
+        late: (host.wall() - at).to_std().unwrap_or_default(),
     };
     (this, run_once(host.clone(), job.clone(), this, Some(lease)))
 }
@@ -336,6 +339,7 @@ pub(crate) async fn supervise(host: Arc<HostShared>, job: Arc<JobDef>) {
             number,
             scheduled: host.wall(),
             began: Instant::now(),
+            late: Duration::ZERO,
         };
         let run = run_once(host.clone(), job.clone(), this, lease);
         let (outcome, _) = killable(host.clone(), job.clone(), this, run).await;
@@ -401,6 +405,7 @@ async fn run_once(
         number,
         scheduled,
         began: started,
+        late,
     } = this;
     host.record_run(&job.name, number, scheduled);
     // A service runs once per start: its lines carry its name, and the
@@ -447,7 +452,14 @@ async fn run_once(
                 Outcome::Failed("returned `Cancelled`, but the host is not stopping".to_owned());
         }
         let took = started.elapsed();
-        finish(&job, number, scheduled, &outcome, took, unnamed);
+        finish(
+            &host,
+            &job,
+            (number, scheduled, late),
+            &outcome,
+            took,
+            unnamed,
+        );
         if let (Some(lease), Some(coordinator)) = (lease, &host.coordinator) {
             let fence = lease.fence;
             match coordinator
@@ -490,6 +502,7 @@ pub(crate) async fn run_item(
     let number = stats.started.fetch_add(1, Ordering::Relaxed) + 1;
     let scheduled = item.scheduled();
     let began = Instant::now();
+    let late = (host.wall() - scheduled).to_std().unwrap_or_default();
     host.record_run(&job.name, number, scheduled);
     let span = tracing::info_span!(
         "item",
@@ -538,7 +551,14 @@ pub(crate) async fn run_item(
         outcome =
             Outcome::Failed("returned `Cancelled`, but the item was not cancelled".to_owned());
     }
-    finish(&job, number, scheduled, &outcome, began.elapsed(), unnamed);
+    finish(
+        &host,
+        &job,
+        (number, scheduled, late),
+        &outcome,
+        began.elapsed(),
+        unnamed,
+    );
     outcome
 }
 
@@ -557,7 +577,7 @@ async fn killable(
         () = host.kill.cancelled() => {
             job.stats.aborted.store(true, Ordering::Release);
             let took = this.began.elapsed();
-            finish(&job, this.number, this.scheduled, &Outcome::Aborted, took, true);
+            finish(&host, &job, (this.number, this.scheduled, this.late), &Outcome::Aborted, took, true);
             (Outcome::Aborted, took)
         }
     }
@@ -578,6 +598,8 @@ struct This {
     number: u64,
     scheduled: DateTime<Utc>,
     began: Instant,
+    /// How long after `scheduled` it began (for its history).
+    late: Duration,
 }
 
 /// A run whose arguments include scoped values: opens them, runs the body,
@@ -630,9 +652,9 @@ async fn body(job: &JobDef, cx: &RunContext<'_>) -> Outcome {
 /// Counts and logs a run's end; `unnamed`: the line is not inside the
 /// run's span, so it names the job itself.
 fn finish(
+    host: &HostShared,
     job: &JobDef,
-    number: u64,
-    scheduled: DateTime<Utc>,
+    (number, scheduled, late): (u64, DateTime<Utc>, Duration),
     outcome: &Outcome,
     took: Duration,
     unnamed: bool,
@@ -672,6 +694,14 @@ fn finish(
         // Only queue items end without running; a job's run always ran.
         Outcome::NotRun => {}
     }
-    stats.set_last_run(number, scheduled, took, outcome);
+    stats.set_last_run(
+        &host.history,
+        job.index as usize,
+        number,
+        scheduled,
+        late,
+        took,
+        outcome,
+    );
     stats.running.fetch_sub(1, Ordering::AcqRel);
 }

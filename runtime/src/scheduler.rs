@@ -122,6 +122,8 @@ struct Now {
     jumped: Behind,
     /// Jobs that came due in this batch.
     fired: u32,
+    /// The scheduler's start, from which deadlines count.
+    origin: Instant,
 }
 
 /// Ticks skipped because the scheduler fell behind (or the wall clock
@@ -348,6 +350,7 @@ impl Scheduler {
             behind: std::mem::take(&mut self.behind),
             jumped: std::mem::take(&mut self.jumped),
             fired: 0,
+            origin: self.started,
         };
         self.fire_batch(&mut batch);
         self.behind = batch.behind;
@@ -568,7 +571,8 @@ fn fire(
                     let late = i64::try_from(elapsed - deadline).unwrap_or(i64::MAX);
                     DateTime::from_timestamp_nanos(wall_ns.saturating_sub(late))
                 };
-                let _ = dispatch(host, job, due, false, &mut now.cursor);
+                let due_at = now.origin + Duration::from_nanos(deadline);
+                let _ = dispatch(host, job, due, false, &mut now.cursor, due_at);
             }
             // After a stall, the ticks that came due meanwhile are
             // skipped and counted, not run in a burst.
@@ -596,7 +600,8 @@ fn fire(
                 return Some((elapsed + until(fire.at, wall)).saturating_sub(early));
             }
             if !job.stats.paused.load(Ordering::Relaxed) {
-                let _ = dispatch(host, job, fire.at, false, &mut now.cursor);
+                let due_at = now.origin + Duration::from_nanos(deadline);
+                let _ = dispatch(host, job, fire.at, false, &mut now.cursor, due_at);
             }
             // Fires that share this one's instant (fixed times in one
             // spring gap) are due now, not missed.

@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::cluster::Coordinator;
 use crate::extract::StateMap;
-use crate::job::JobDef;
+use crate::job::{JobDef, RunHistory};
 use crate::outcome::Outcome;
 use crate::queue::TaskQueue;
 use crate::report::{HostError, StopReason};
@@ -85,9 +85,13 @@ pub(crate) struct HostShared {
     wall_offset: AtomicI64,
     /// The seed of this host's pseudo-random choices (`HostBuilder::seed`).
     pub(crate) seed: u64,
+    /// The runs before each job's last that the host keeps.
+    pub(crate) history: RunHistory,
 }
 
 impl HostShared {
+    // Each argument is one part of the host, made once by `build()`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         state: StateMap,
         clock: Clock,
@@ -96,6 +100,7 @@ impl HostShared {
         queues: Vec<TaskQueue>,
         stores: Stores,
         seed: u64,
+        history: RunHistory,
     ) -> HostShared {
         let Stores {
             coordinator,
@@ -120,6 +125,7 @@ impl HostShared {
             sources,
             wall_offset: AtomicI64::new(0),
             seed,
+            history,
         }
     }
 
