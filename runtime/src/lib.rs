@@ -241,6 +241,37 @@
 //! | services are resolved from the DI container, in registration order | builder services in the order added, then declared ones in a stable order; `order = N` overrides | a declarative registration has no registration order of its own, so it gets a stable one |
 //! | `BackgroundService.ExecuteAsync` starts inside `StartAsync`, interleaved with other services' starts | background services and scheduled jobs start after every `start` has returned | they may depend on any lifecycle service being up |
 //! | SIGINT and SIGTERM; a second Ctrl+C is ignored by default | SIGINT, SIGTERM and SIGQUIT; a second signal aborts at once | a user pressing Ctrl+C twice means it |
+//!
+//! # Metrics
+//!
+//! With the feature `metrics`, the host records through the
+//! [`metrics`](https://docs.rs/metrics) facade: install the exporter you run
+//! (`metrics-exporter-prometheus`, an OpenTelemetry bridge, StatsD) with
+//! that crate's builder before the host starts; without one, nothing is
+//! recorded. Names, units and labels follow Prometheus' conventions, and
+//! label values are job, service and queue names and a few outcomes, never
+//! a run's number or an item's label.
+//!
+//! | name | kind | labels | what |
+//! |---|---|---|---|
+//! | `hosted_job_runs_total` | counter | `job`, `outcome` | finished runs; `outcome` is `succeeded`, `failed` (also panicked and aborted) or `cancelled` |
+//! | `hosted_job_run_duration_seconds` | histogram | `job` | how long each run took |
+//! | `hosted_job_tick_lateness_seconds` | histogram | `job` | how long after it was due each run started |
+//! | `hosted_job_ticks_skipped_total` | counter | `job` | ticks skipped: the previous run was still going, or the host stalled |
+//! | `hosted_job_runs_running` | gauge | `job` | runs going now |
+//! | `hosted_job_ticks_claimed_elsewhere_total` | counter | `job` | with a cluster: ticks another instance claimed and ran |
+//! | `hosted_job_ticks_unclaimed_total` | counter | `job` | with a cluster: ticks not claimed because its store was out of reach |
+//! | `hosted_job_stale_completions_total` | counter | `job` | with a cluster: completions rejected because the run's lease had run out |
+//! | `hosted_service_restarts_total` | counter | `service` | restarts of a background service |
+//! | `hosted_queue_depth` | gauge | `queue` | items waiting |
+//! | `hosted_queue_in_flight` | gauge | `queue` | items running |
+//! | `hosted_queue_items_total` | counter | `queue`, `outcome` | items by outcome: `completed`, `failed`, `refused`, `not_run` |
+//!
+//! `job` covers every job: scheduled ones, background services and durable
+//! queue handlers (whose runs are attempts). The histograms are recorded
+//! as each run ends; the counters and gauges are read from the counters
+//! the host keeps anyway and published every second, and once more when
+//! the host has stopped.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -290,6 +321,8 @@ mod scheduler;
 mod scope;
 mod service;
 mod shared;
+#[cfg(feature = "metrics")]
+mod telemetry;
 pub mod testing;
 mod timer;
 #[cfg(feature = "axum")]

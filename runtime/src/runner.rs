@@ -694,6 +694,8 @@ fn finish(
         // Only queue items end without running; a job's run always ran.
         Outcome::NotRun => {}
     }
+    #[cfg(feature = "metrics")]
+    crate::telemetry::run_ended(host, job.index as usize, took, late);
     stats.set_last_run(
         &host.history,
         job.index as usize,

@@ -87,6 +87,9 @@ pub(crate) struct HostShared {
     pub(crate) seed: u64,
     /// The runs before each job's last that the host keeps.
     pub(crate) history: RunHistory,
+    /// The metric handles, resolved at start.
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: OnceLock<crate::telemetry::HostMetrics>,
 }
 
 impl HostShared {
@@ -126,6 +129,8 @@ impl HostShared {
             wall_offset: AtomicI64::new(0),
             seed,
             history,
+            #[cfg(feature = "metrics")]
+            metrics: OnceLock::new(),
         }
     }
 

@@ -285,6 +285,8 @@ impl RunningHost {
         if !shared.fire_started() {
             return false;
         }
+        #[cfg(feature = "metrics")]
+        crate::telemetry::start(shared);
         let scheduler = Scheduler::new(shared.clone());
         shared.tracker.spawn(scheduler.run());
         catch_up(shared);

@@ -207,6 +207,8 @@ impl RunningHost {
         for queue in &shared.queues {
             queue.close();
         }
+        #[cfg(feature = "metrics")]
+        crate::telemetry::publish(&shared);
         let queues = shared.queues.iter().map(TaskQueue::stats).collect();
         let errors =
             std::mem::take(&mut *shared.errors.lock().unwrap_or_else(PoisonError::into_inner));

@@ -1,0 +1,255 @@
+//! With the feature `metrics`, what the host records through the `metrics`
+//! facade, read back from a debugging recorder: runs by job and outcome,
+//! run duration and lateness, skipped ticks, running runs, service
+//! restarts, and queue depth and items by outcome, with their units.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hosted::testing::{TestClock, TestHost};
+use hosted::{Backoff, FailurePolicy, Host, Job, Overlap, QueueOptions, Run, TaskQueue};
+use metrics::Unit;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+
+/// The process's one recorder: every test here reads its own jobs' names.
+static RECORDER: LazyLock<Snapshotter> = LazyLock::new(|| {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder
+        .install()
+        .expect("no other recorder in this test binary");
+    snapshotter
+});
+
+/// A metric as read back: name, labels (sorted), unit, value.
+type Recorded = (String, Vec<(String, String)>, Option<Unit>, DebugValue);
+
+fn t0() -> DateTime<Utc> {
+    "2026-06-01T12:00:00Z".parse().unwrap()
+}
+
+/// Every metric named `name` with exactly `labels`: its unit and value.
+fn metric<'a>(
+    snapshot: &'a [Recorded],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> (Option<Unit>, &'a DebugValue) {
+    let mut want: Vec<(String, String)> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    want.sort();
+    snapshot
+        .iter()
+        .find(|(n, l, _, _)| n == name && *l == want)
+        .map(|(_, _, unit, value)| (*unit, value))
+        .unwrap_or_else(|| panic!("no {name} {labels:?} among {snapshot:#?}"))
+}
+
+fn snapshot() -> Vec<Recorded> {
+    RECORDER
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, unit, _, value)| {
+            let key = key.key();
+            let mut labels: Vec<(String, String)> = key
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            labels.sort();
+            (key.name().to_owned(), labels, unit, value)
+        })
+        .collect()
+}
+
+fn counter(value: &DebugValue) -> u64 {
+    match value {
+        DebugValue::Counter(n) => *n,
+        other => panic!("not a counter: {other:?}"),
+    }
+}
+
+fn gauge(value: &DebugValue) -> f64 {
+    match value {
+        DebugValue::Gauge(v) => v.0,
+        other => panic!("not a gauge: {other:?}"),
+    }
+}
+
+fn histogram(value: &DebugValue) -> Vec<f64> {
+    match value {
+        DebugValue::Histogram(samples) => samples.iter().map(|v| v.0).collect(),
+        other => panic!("not a histogram: {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn runs_services_and_queues_are_recorded_with_bounded_labels_and_units() {
+    LazyLock::force(&RECORDER);
+    let clock = TestClock::at(t0());
+    let queue = TaskQueue::new(QueueOptions::named("metered-queue").capacity(10));
+    let host = Host::builder()
+        .without_registered()
+        .clock(&clock)
+        .queue(queue.clone())
+        // Every second; every second run fails; each takes 300 ms.
+        .job(Job::every(
+            "metered",
+            Duration::from_secs(1),
+            |run: Run| async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if run.number().is_multiple_of(2) {
+                    Err("even".to_owned())
+                } else {
+                    Ok(())
+                }
+            },
+        ))
+        // Every second, taking 2.5 s: two of every three ticks skipped.
+        .job(
+            Job::every("slow", Duration::from_secs(1), || async {
+                tokio::time::sleep(Duration::from_millis(2_500)).await;
+            })
+            .overlap(Overlap::Skip),
+        )
+        .job(
+            Job::service("restarting", || async { Err::<(), _>("no route to host") }).on_failure(
+                FailurePolicy::Restart(Backoff {
+                    min: Duration::from_secs(1),
+                    max: Duration::from_secs(1),
+                    max_restarts: 1_000,
+                }),
+            ),
+        )
+        .build()
+        .unwrap();
+    let test = TestHost::start(host).await;
+    for i in 0..3 {
+        queue
+            .try_enqueue_detached(format!("item {i}"), move |_stop| async move {
+                if i == 2 {
+                    Err("the third fails")
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap();
+    }
+    test.advance(Duration::from_millis(10_100)).await;
+    // Published every second while the host runs.
+    let running = snapshot();
+    let starts = test.status("restarting").runs;
+    let _ = test.stop().await;
+    // And once more when it has stopped.
+    let stopped = snapshot();
+
+    let (unit, value) = metric(&running, "hosted_job_runs_running", &[("job", "slow")]);
+    assert_eq!((unit, gauge(value)), (Some(Unit::Count), 1.0));
+
+    let runs = |outcome: &str| {
+        counter(
+            metric(
+                &stopped,
+                "hosted_job_runs_total",
+                &[("job", "metered"), ("outcome", outcome)],
+            )
+            .1,
+        )
+    };
+    assert_eq!(
+        (runs("succeeded"), runs("failed"), runs("cancelled")),
+        (6, 5, 0),
+        "11 runs in 10.1 s"
+    );
+    let (unit, durations) = metric(
+        &running,
+        "hosted_job_run_duration_seconds",
+        &[("job", "metered")],
+    );
+    assert_eq!(unit, Some(Unit::Seconds));
+    let durations = histogram(durations);
+    assert_eq!(
+        durations.len(),
+        10,
+        "the runs that had ended at the first snapshot: {durations:?}"
+    );
+    assert!(
+        durations.iter().all(|d| (*d - 0.3).abs() < 1e-9),
+        "{durations:?}"
+    );
+    let (_, lateness) = metric(
+        &running,
+        "hosted_job_tick_lateness_seconds",
+        &[("job", "metered")],
+    );
+    assert!(
+        histogram(lateness).iter().all(|l| *l == 0.0),
+        "paused time: on time"
+    );
+
+    let skipped = counter(
+        metric(
+            &stopped,
+            "hosted_job_ticks_skipped_total",
+            &[("job", "slow")],
+        )
+        .1,
+    );
+    assert!((6..=7).contains(&skipped), "{skipped} ticks skipped");
+    let restarts = counter(
+        metric(
+            &stopped,
+            "hosted_service_restarts_total",
+            &[("service", "restarting")],
+        )
+        .1,
+    );
+    assert!(
+        starts >= 6,
+        "{starts} starts in 10 s, a second or less apart"
+    );
+    assert_eq!(restarts, starts - 1);
+
+    let items = |outcome: &str| {
+        counter(
+            metric(
+                &stopped,
+                "hosted_queue_items_total",
+                &[("queue", "metered-queue"), ("outcome", outcome)],
+            )
+            .1,
+        )
+    };
+    assert_eq!(
+        (
+            items("completed"),
+            items("failed"),
+            items("refused"),
+            items("not_run")
+        ),
+        (2, 1, 0, 0)
+    );
+    let depth = gauge(
+        metric(
+            &stopped,
+            "hosted_queue_depth",
+            &[("queue", "metered-queue")],
+        )
+        .1,
+    );
+    assert_eq!(depth, 0.0);
+
+    // No label carries a run's number or an item's label.
+    for (name, labels, _, _) in &stopped {
+        if name.starts_with("hosted_") {
+            for (key, _) in labels {
+                assert!(
+                    ["job", "outcome", "service", "queue"].contains(&key.as_str()),
+                    "{name}: {key}"
+                );
+            }
+        }
+    }
+}
