@@ -211,6 +211,30 @@ fn env_list(key: &str, default: &str) -> Vec<String> {
 /// One contender in this process: register, settle, measure the window,
 /// print one line of `key=value` pairs.
 async fn scenario(who: &str, jobs: usize, window: Duration) {
+    // With the feature, hosted records its metrics into a Prometheus
+    // exporter, as a service that exposes `/metrics` would. Histograms get
+    // fixed buckets: the exporter's default summaries keep sketches of
+    // tens of kilobytes a series, which 200,000 series (two a job) do not
+    // fit in memory. The exporter's upkeep, which folds recorded samples
+    // into the buckets, runs every 5 s; rendering for a scrape is left out,
+    // as the exporter's cost rather than the recording's.
+    // `SCALE_RECORDER=none` installs no recorder: what hosted's own
+    // recording costs, into the facade's no-op handles.
+    #[cfg(feature = "metrics")]
+    if who == "hosted" && std::env::var("SCALE_RECORDER").as_deref() != Ok("none") {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets(&[1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1, 1.0, 10.0])
+            .expect("buckets")
+            .install_recorder()
+            .expect("the only recorder");
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    }
     LazyLock::force(&ANCHOR);
     LazyLock::force(&LATE);
     count_bytes(true);

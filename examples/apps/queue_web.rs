@@ -19,6 +19,12 @@
 //! `curl -X POST localhost:3000/admin/jobs/prune-finished/trigger` prunes
 //! the list of finished tasks now instead of at the next minute.
 //!
+//! `GET /admin/runs/{name}` gives a job's last runs (when each was
+//! due and started, how long it took, how it ended), and `GET /metrics`
+//! the host's metrics in Prometheus' text format: runs by job and outcome,
+//! run durations, skipped ticks, the queue's depth and items by outcome
+//! (`hosted`'s feature `metrics`, recorded by `metrics-exporter-prometheus`).
+//!
 //! `QUEUE_WEB_ADDR` changes the address (default 127.0.0.1:3000; port 0
 //! picks a free one) and `STEP_MS` the length of a step (default 5000).
 
@@ -28,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -213,6 +219,32 @@ async fn page() -> Html<&'static str> {
     Html(PAGE)
 }
 
+/// A job's last runs, newest first.
+async fn job_runs(
+    Extension(handle): Extension<HostHandle>,
+    Path(name): Path<String>,
+) -> impl IntoResponse {
+    let Some(runs) = handle.runs(&name) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": format!("no job named `{name}`") })),
+        );
+    };
+    let runs: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|run| {
+            serde_json::json!({
+                "number": run.number,
+                "scheduled": run.scheduled.to_rfc3339(),
+                "started": run.started.to_rfc3339(),
+                "took_ms": run.took.as_secs_f64() * 1e3,
+                "outcome": run.outcome.to_string(),
+            })
+        })
+        .collect();
+    (StatusCode::OK, Json(serde_json::json!(runs)))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
@@ -228,6 +260,9 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5_000);
 
+    // Installed before the host starts, which resolves its metrics from it.
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+
     let queue = TaskQueue::new(QueueOptions::default().capacity(100).workers(1));
     let app = App {
         queue: queue.clone(),
@@ -239,7 +274,18 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         .route("/", get(page))
         .route("/tasks", get(list_tasks).post(add_task))
         .route("/admin/jobs", get(list_jobs))
+        .route("/admin/runs/{name}", get(job_runs))
         .route("/admin/jobs/{name}/{action}", post(act_on_job))
+        .route(
+            "/metrics",
+            get(move || async move {
+                prometheus.run_upkeep();
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    prometheus.render(),
+                )
+            }),
+        )
         .with_state(app.clone());
     let web = WebServer::bind(&addr, router).await?;
     println!("serving the task queue on http://{}", web.local_addr());

@@ -1,6 +1,7 @@
 //! The queue_web example's admin API, on the host's handle: the jobs are
 //! listed, one is triggered (its run shows in the log), paused and
-//! resumed; an unknown job is a 404.
+//! resumed; an unknown job is a 404; its last runs are listed; `/metrics`
+//! serves the host's metrics in Prometheus' text format.
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -52,6 +53,35 @@ fn the_admin_routes_list_trigger_pause_and_resume_jobs() {
     let (status, body) = request(&address, "POST", "/admin/jobs/no-such-job/trigger");
     assert_eq!(status, "HTTP/1.1 404 Not Found", "{body}");
     assert!(body.contains("no job named `no-such-job`"), "{body}");
+
+    let (status, body) = request(&address, "GET", "/admin/runs/prune-finished");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    let runs: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let runs = runs.as_array().expect("a list");
+    assert_eq!(runs.len(), 2, "the tick and the trigger: {body}");
+    assert_eq!(runs[0]["number"], 2, "newest first: {body}");
+    assert_eq!(runs[0]["outcome"], "succeeded", "{body}");
+
+    // Counters are published every second: within a few, the two runs.
+    let want = r#"hosted_job_runs_total{job="prune-finished",outcome="succeeded"} 2"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let metrics = loop {
+        let (status, body) = request(&address, "GET", "/metrics");
+        assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+        if body.contains(want) || std::time::Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(metrics.contains(want), "{metrics}");
+    assert!(
+        metrics.contains("# TYPE hosted_job_run_duration_seconds summary"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"hosted_queue_depth{queue="default"} 0"#),
+        "{metrics}"
+    );
 
     example.signal(libc::SIGTERM);
     let (status, output) = example.exit();
