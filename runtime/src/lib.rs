@@ -242,6 +242,25 @@
 //! | `BackgroundService.ExecuteAsync` starts inside `StartAsync`, interleaved with other services' starts | background services and scheduled jobs start after every `start` has returned | they may depend on any lifecycle service being up |
 //! | SIGINT and SIGTERM; a second Ctrl+C is ignored by default | SIGINT, SIGTERM and SIGQUIT; a second signal aborts at once | a user pressing Ctrl+C twice means it |
 //!
+//! # Tracing
+//!
+//! Every line a job, a service or a queue item writes is inside a span
+//! that names it, at level `INFO`, so that a subscriber (an OpenTelemetry
+//! pipeline, `tracing-subscriber`'s console) gets the fields without the
+//! user's code repeating them:
+//!
+//! | span | fields | around |
+//! |---|---|---|
+//! | `run` | `job`, `kind` (`every`, `cron`), `run` (its number), `scheduled` (RFC 3339, milliseconds) | a run of a scheduled job |
+//! | `service` | `name`, and `restart` (1, 2, …) once restarted | a background service (`#[hosted_service]` fn) |
+//! | `service` | `name`, `phase` (`starting`, `start`, `started`, `stopping`, `stop`, `stopped`) | a step of a lifecycle service ([`HostedService`]) |
+//! | `item` | `queue`, `item` (its label) | an item of a [`TaskQueue`] |
+//! | `item` | `queue`, `handler`, `item` (its id), `attempt` | an attempt of a durable queue's item (`hosted-postgres`) |
+//!
+//! A line outside its span (the span filtered out) carries `job` itself.
+//! The host's own lines (start, stop, skipped ticks, restarts) name what
+//! they are about in fields of the same names.
+//!
 //! # Metrics
 //!
 //! With the feature `metrics`, the host records through the
