@@ -253,3 +253,59 @@ async fn runs_services_and_queues_are_recorded_with_bounded_labels_and_units() {
         }
     }
 }
+
+/// With `hosted-postgres`'s feature `metrics`: the cluster's counters, as
+/// its stats give them, once the host has stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clusters_counters_are_published_as_its_stats_give_them() {
+    LazyLock::force(&RECORDER);
+    let db = hosted_tests::pg::TestDb::create().await;
+    let cluster = hosted_postgres::Cluster::connect_with(&db.url, hosted_tests::pg::fast())
+        .await
+        .unwrap();
+    let host = Host::builder()
+        .without_registered()
+        .job(Job::every(
+            "metered-cluster",
+            Duration::from_millis(100),
+            || async {},
+        ))
+        .cluster(cluster.clone())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert!(host.stop().await.is_clean());
+    let stats = cluster.stats();
+    let recorded = snapshot();
+    let granted = counter(
+        metric(
+            &recorded,
+            "hosted_cluster_ticks_total",
+            &[("result", "granted")],
+        )
+        .1,
+    );
+    assert!(granted >= 5, "{granted} ticks granted in 1.2 s");
+    assert_eq!(granted, stats.granted);
+    let statements = counter(metric(&recorded, "hosted_cluster_statements_total", &[]).1);
+    assert_eq!(statements, stats.statements);
+    let outages = counter(metric(&recorded, "hosted_cluster_outages_total", &[]).1);
+    assert_eq!(outages, 0);
+    // And the core's per-job counter for the same job.
+    let runs = counter(
+        metric(
+            &recorded,
+            "hosted_job_runs_total",
+            &[("job", "metered-cluster"), ("outcome", "succeeded")],
+        )
+        .1,
+    );
+    // A tick granted ahead of its instant as the host stopped did not run.
+    assert!(
+        runs <= granted && runs + 2 >= granted,
+        "{runs} runs, {granted} granted"
+    );
+}

@@ -1245,7 +1245,14 @@ fn retryable(error: &tokio_postgres::Error) -> bool {
 
 impl Coordinator for Cluster {
     fn start(&self, host: ClusterHost) -> BoxFuture<'_, Result<(), BoxError>> {
-        Box::pin(async move { self.inner.start(host).await.map_err(BoxError::from) })
+        Box::pin(async move {
+            #[cfg(feature = "metrics")]
+            let stop = host.stop_token();
+            self.inner.start(host).await.map_err(BoxError::from)?;
+            #[cfg(feature = "metrics")]
+            tokio::spawn(crate::telemetry::cluster(self.clone(), stop));
+            Ok(())
+        })
     }
 
     fn claim(&self, claim: TickClaim) -> BoxFuture<'static, Claim> {
@@ -1300,6 +1307,10 @@ impl Coordinator for Cluster {
     }
 
     fn stop(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.inner.stop())
+        Box::pin(async move {
+            self.inner.stop().await;
+            #[cfg(feature = "metrics")]
+            crate::telemetry::publish_cluster(&self.stats());
+        })
     }
 }

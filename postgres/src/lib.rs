@@ -205,6 +205,34 @@
 //! The statements are under `src/sql/queue/`, one file each, and the
 //! schema in `src/sql/migrations/`.
 //!
+//! # Metrics
+//!
+//! With the feature `metrics` (which turns on `hosted`'s own, listed in
+//! its documentation), each instance publishes its [`ClusterStats`] and
+//! [`DurableStats`] through the `metrics` facade every second and once
+//! more at stop, as counters without labels (the scrape's `instance` label
+//! tells the processes apart):
+//!
+//! | name | labels | what |
+//! |---|---|---|
+//! | `hosted_cluster_ticks_total` | `result` | ticks asked for: `granted` (run here), `taken` (another instance had it: a claim lost), `running` (the previous run held its lease), `unavailable` (the store was out of reach) |
+//! | `hosted_cluster_statements_total` | | statements sent to the store |
+//! | `hosted_cluster_stale_completions_total` | | completions rejected: the run's lease had run out |
+//! | `hosted_cluster_leases_lost_total` | | leases lost while their runs went on |
+//! | `hosted_cluster_reruns_total` | | runs run again for an instance that died |
+//! | `hosted_cluster_outages_total` | | times the store stopped answering |
+//! | `hosted_durable_items_total` | `outcome` | attempts ended here: `succeeded`, `retried`, `dead`, `cancelled`, `released` (handed back at stop) |
+//! | `hosted_durable_enqueued_total` | | items enqueued (not duplicates) |
+//! | `hosted_durable_duplicates_total` | | enqueues whose key was held |
+//! | `hosted_durable_claimed_total` | | items claimed |
+//! | `hosted_durable_rescued_total` | | items of dead instances handed out again (rescues) |
+//! | `hosted_durable_stale_completions_total` | | ends of attempts rejected: their fence was no longer current |
+//! | `hosted_durable_leases_lost_total` | | leases lost while their items ran |
+//! | `hosted_durable_outages_total` | | times the store stopped answering |
+//!
+//! Queue depth and lag by queue are in [`DurableQueue::counts`], a query,
+//! not published: a dashboard or an exporter asks it at its own pace.
+//!
 //! # The driver
 //!
 //! `tokio-postgres` with a `deadpool-postgres` pool: a maintained, pipelined
@@ -221,6 +249,8 @@ mod durable;
 mod error;
 mod schema;
 mod sql;
+#[cfg(feature = "metrics")]
+mod telemetry;
 
 use std::fmt;
 use std::sync::Arc;
