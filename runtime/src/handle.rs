@@ -38,7 +38,7 @@ use crate::shared::HostShared;
 /// ```
 #[derive(Clone)]
 pub struct HostHandle {
-    shared: Arc<HostShared>,
+    pub(crate) shared: Arc<HostShared>,
 }
 
 impl fmt::Debug for HostHandle {

@@ -290,7 +290,9 @@
 //! queue handlers (whose runs are attempts). The histograms are recorded
 //! as each run ends; the counters and gauges are read from the counters
 //! the host keeps anyway and published every second, and once more when
-//! the host has stopped.
+//! the host has stopped. On a [`TestClock`](testing::TestClock) or paused
+//! time they are published when [`TestHost::advance`](testing::TestHost::advance)
+//! returns instead of every second of test time.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

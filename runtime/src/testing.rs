@@ -168,6 +168,10 @@ impl TestHost {
     pub async fn advance(&self, by: Duration) {
         tokio::time::sleep(by).await;
         settle().await;
+        // With the feature `metrics`, what a running host publishes every
+        // second is published here instead.
+        #[cfg(feature = "metrics")]
+        crate::telemetry::publish(&self.handle.shared);
     }
 
     /// Every run started so far, in start order.

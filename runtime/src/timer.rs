@@ -133,7 +133,7 @@ impl Timer {
 
 /// Whether tokio's clock is paused: it then stands still between two reads
 /// however much real time passes.
-fn time_is_paused() -> bool {
+pub(crate) fn time_is_paused() -> bool {
     let before = Instant::now();
     let real = std::time::Instant::now();
     while real.elapsed() < Duration::from_micros(2) {
