@@ -138,7 +138,8 @@ async fn runs_services_and_queues_are_recorded_with_bounded_labels_and_units() {
             .unwrap();
     }
     test.advance(Duration::from_millis(10_100)).await;
-    // Published every second while the host runs.
+    // On a test clock, published as `advance` returns (every second on a
+    // real one).
     let running = snapshot();
     let starts = test.status("restarting").runs;
     let _ = test.stop().await;
