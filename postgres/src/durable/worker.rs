@@ -947,19 +947,54 @@ fn random_unit(id: i64, fence: i64) -> f64 {
 
 /// Renews leases, rescues items of dead instances and prunes, until the
 /// queue stops.
+/// The instance's upkeep: renewing its leases, rescuing expired ones, and
+/// pruning the history, each on a timer and in a task of its own, so that
+/// none waits behind another (a prune of thousands of finished rows on a
+/// loaded server must not hold back the rescue that hands a dead
+/// instance's items out, nor the renewal that keeps this one's).
 async fn maintain(queue: DurableQueue, background: CancellationToken) {
     let options = queue.inner.options.clone();
-    let mut renew = tokio::time::interval(options.renew_every);
-    let mut rescue = tokio::time::interval(options.rescue_every);
-    let mut prune = tokio::time::interval(options.prune_every);
-    for timer in [&mut renew, &mut rescue, &mut prune] {
+    let every = |period| {
+        let mut timer = tokio::time::interval(period);
         timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    }
+        timer
+    };
+    let rescue = {
+        let (queue, background, mut timer) = (
+            queue.clone(),
+            background.clone(),
+            every(options.rescue_every),
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = background.cancelled() => return,
+                    _ = timer.tick() => rescue_lost(&queue).await,
+                }
+            }
+        })
+    };
+    let prune = {
+        let (queue, background, mut timer) = (
+            queue.clone(),
+            background.clone(),
+            every(options.prune_every),
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = background.cancelled() => return,
+                    _ = timer.tick() => prune_finished(&queue).await,
+                }
+            }
+        })
+    };
+    let mut renew = every(options.renew_every);
     let mut last_renewed = Instant::now();
     let mut untrusted = false;
     loop {
         tokio::select! {
-            () = background.cancelled() => return,
+            () = background.cancelled() => break,
             _ = renew.tick() => {
                 match renew_leases(&queue).await {
                     Ok(()) => {
@@ -977,10 +1012,9 @@ async fn maintain(queue: DurableQueue, background: CancellationToken) {
                     Err(_) => {}
                 }
             }
-            _ = rescue.tick() => rescue_lost(&queue).await,
-            _ = prune.tick() => prune_finished(&queue).await,
         }
     }
+    let _ = tokio::join!(rescue, prune);
 }
 
 /// Renews every held item's lease; cancels the token of an item whose
