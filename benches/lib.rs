@@ -237,6 +237,16 @@ pub fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
+/// `median (min to max)` of `values`, with `digits` decimals.
+pub fn spread(values: &mut [f64], digits: usize) -> String {
+    let m = median(values);
+    format!(
+        "{m:.digits$} ({:.digits$} to {:.digits$})",
+        values[0],
+        values[values.len() - 1]
+    )
+}
+
 /// Microseconds as written by a child (`1234`) for a table: `1.23 ms`,
 /// `456 µs`; text that is not a number is kept.
 pub fn micros(text: &str) -> String {

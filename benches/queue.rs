@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use hosted::{Host, QueueOptions, TaskQueue};
 use hosted_benches::{
-    bytes_in_use, child, cores, count_bytes, cpu_time, env_count, median, Counting,
+    bytes_in_use, child, cores, count_bytes, cpu_time, env_count, median, spread, Counting,
 };
 use tokio::sync::{mpsc, Mutex, Notify};
 use tokio_util::sync::CancellationToken;
@@ -255,10 +255,10 @@ fn main() {
             scenario.0,
             median(ours),
             median(theirs),
-            spread(ratio),
+            spread(ratio, 2),
             median(our_cpu),
             median(their_cpu),
-            spread(cpu_ratio),
+            spread(cpu_ratio, 2),
         );
     }
     let (own, shared) = token_costs(2_000_000);
@@ -301,16 +301,6 @@ fn token_costs(n: u32) -> (f64, f64) {
         median(&mut rounds)
     };
     (time(&|| worker.child_token()), time(&|| worker.clone()))
-}
-
-/// `median (min to max)` of `values`.
-fn spread(values: &mut [f64]) -> String {
-    let m = median(values);
-    format!(
-        "{m:.2} ({:.2} to {:.2})",
-        values[0],
-        values[values.len() - 1]
-    )
 }
 
 /// One scenario in this process: both sides alternate round by round (or

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hosted::{Host, Job, Run};
 use hosted_benches::{
-    bytes_in_use, child, cores, count_bytes, cpu_time, env_count, median, micros, peak_rss,
+    bytes_in_use, child, cores, count_bytes, cpu_time, env_count, median, micros, peak_rss, spread,
     Counting, Histogram, SecondsAhead,
 };
 
@@ -188,16 +188,6 @@ fn main() {
             );
         }
     }
-}
-
-/// `median (min to max)` of `values`, with `digits` decimals.
-fn spread(values: &mut [f64], digits: usize) -> String {
-    let m = median(values);
-    format!(
-        "{m:.digits$} ({:.digits$} to {:.digits$})",
-        values[0],
-        values[values.len() - 1]
-    )
 }
 
 fn env_list(key: &str, default: &str) -> Vec<String> {

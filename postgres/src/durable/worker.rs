@@ -954,42 +954,20 @@ fn random_unit(id: i64, fence: i64) -> f64 {
 /// instance's items out, nor the renewal that keeps this one's).
 async fn maintain(queue: DurableQueue, background: CancellationToken) {
     let options = queue.inner.options.clone();
-    let every = |period| {
-        let mut timer = tokio::time::interval(period);
-        timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        timer
-    };
-    let rescue = {
-        let (queue, background, mut timer) = (
-            queue.clone(),
-            background.clone(),
-            every(options.rescue_every),
-        );
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = background.cancelled() => return,
-                    _ = timer.tick() => rescue_lost(&queue).await,
-                }
-            }
-        })
-    };
-    let prune = {
-        let (queue, background, mut timer) = (
-            queue.clone(),
-            background.clone(),
-            every(options.prune_every),
-        );
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = background.cancelled() => return,
-                    _ = timer.tick() => prune_finished(&queue).await,
-                }
-            }
-        })
-    };
-    let mut renew = every(options.renew_every);
+    let rescue = tokio::spawn(every(
+        options.rescue_every,
+        background.clone(),
+        queue.clone(),
+        |queue| async move { rescue_lost(&queue).await },
+    ));
+    let prune = tokio::spawn(every(
+        options.prune_every,
+        background.clone(),
+        queue.clone(),
+        |queue| async move { prune_finished(&queue).await },
+    ));
+    let mut renew = tokio::time::interval(options.renew_every);
+    renew.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_renewed = Instant::now();
     let mut untrusted = false;
     loop {
@@ -1015,6 +993,27 @@ async fn maintain(queue: DurableQueue, background: CancellationToken) {
         }
     }
     let _ = tokio::join!(rescue, prune);
+}
+
+/// Runs `step` on `queue` every `period` (a late step delays the next
+/// rather than bunching them) until `background` is cancelled.
+async fn every<F, Fut>(
+    period: Duration,
+    background: CancellationToken,
+    queue: DurableQueue,
+    step: F,
+) where
+    F: Fn(DurableQueue) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut timer = tokio::time::interval(period);
+    timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = background.cancelled() => return,
+            _ = timer.tick() => step(queue.clone()).await,
+        }
+    }
 }
 
 /// Renews every held item's lease; cancels the token of an item whose
