@@ -25,6 +25,15 @@
 //! run durations, skipped ticks, the queue's depth and items by outcome
 //! (`hosted`'s feature `metrics`, recorded by `metrics-exporter-prometheus`).
 //!
+//! `/dashboard` is the host's dashboard (`hosted-dashboard`), mounted
+//! beside the app: jobs with their schedules and runs, the service, the
+//! queue, and buttons to run, pause and resume jobs. It answers loopback
+//! callers only, unless `DASHBOARD_TOKEN` (a bearer token) or
+//! `DASHBOARD_PASSWORD` (basic authentication as `admin`) is set. Two jobs
+//! give it something to show: `refresh-rates`, every 10 s, fails one run in
+//! three; `nightly-report` is a cron job at 02:30 in Berlin, whose next
+//! fires cross a daylight saving change in spring and autumn.
+//!
 //! `QUEUE_WEB_ADDR` changes the address (default 127.0.0.1:3000; port 0
 //! picks a free one) and `STEP_MS` the length of a step (default 5000).
 
@@ -40,8 +49,9 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use hosted::web::WebServer;
 use hosted::{
-    CancellationToken, HandleError, Host, HostHandle, Job, QueueOptions, Refused, TaskQueue,
+    CancellationToken, HandleError, Host, HostHandle, Job, QueueOptions, Refused, Run, TaskQueue,
 };
+use hosted_dashboard::{Authorizer, Dashboard};
 use serde::Serialize;
 
 const STEPS: u32 = 3;
@@ -245,6 +255,27 @@ async fn job_runs(
     (StatusCode::OK, Json(serde_json::json!(runs)))
 }
 
+/// Fails one run in three, as an upstream that times out now and then.
+async fn refresh_rates(run: Run) -> Result<(), String> {
+    if run.number().is_multiple_of(3) {
+        return Err("the rates service timed out after 2 s".to_owned());
+    }
+    tracing::info!("exchange rates refreshed");
+    Ok(())
+}
+
+/// The dashboard, behind the authorizer the environment asks for.
+fn dashboard() -> Dashboard {
+    let dashboard = Dashboard::new().title("queue_web");
+    if let Ok(token) = std::env::var("DASHBOARD_TOKEN") {
+        dashboard.authorizer(Authorizer::bearer(token))
+    } else if let Ok(password) = std::env::var("DASHBOARD_PASSWORD") {
+        dashboard.authorizer(Authorizer::basic("admin", password))
+    } else {
+        dashboard
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
@@ -286,9 +317,11 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 )
             }),
         )
-        .with_state(app.clone());
+        .with_state(app.clone())
+        .nest("/dashboard", dashboard().router());
     let web = WebServer::bind(&addr, router).await?;
     println!("serving the task queue on http://{}", web.local_addr());
+    println!("the dashboard is on http://{}/dashboard", web.local_addr());
 
     let report = Host::builder()
         .without_registered()
@@ -298,6 +331,17 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             Duration::from_secs(60),
             prune_finished,
         ))
+        .job(Job::every(
+            "refresh-rates",
+            Duration::from_secs(10),
+            refresh_rates,
+        ))
+        .job(
+            Job::cron("nightly-report", "0 30 2 * * *", || async {
+                tracing::info!("nightly report sent");
+            })
+            .tz("Europe/Berlin"),
+        )
         .queue(queue)
         .service(web)
         .shutdown_timeout(Duration::from_secs(60))

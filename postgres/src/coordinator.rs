@@ -26,7 +26,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::error::{describe, describe_pool, Error};
 use crate::sql::Sql;
-use crate::{Cluster, ClusterJobStatus, ClusterOptions, ClusterStats, InstanceInfo, RunRecord};
+use crate::{
+    AuditRecord, Cluster, ClusterJobStatus, ClusterOptions, ClusterStats, InstanceInfo, RunRecord,
+};
 
 /// The most claims or completions in one statement.
 const MAX_BATCH: usize = 10_000;
@@ -1152,23 +1154,67 @@ impl Inner {
             .query(&self.sql.jobs, &[])
             .await
             .map_err(Error::Database)?;
+        Ok(rows.iter().map(job_status).collect())
+    }
+
+    pub(crate) async fn jobs_named(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<ClusterJobStatus>, Error> {
+        let rows = self
+            .query(&self.sql.jobs_named, &[&names])
+            .await
+            .map_err(Error::Database)?;
+        Ok(rows.iter().map(job_status).collect())
+    }
+
+    pub(crate) async fn job_counts(&self) -> Result<(u64, u64, u64), Error> {
+        let rows = self
+            .query(&self.sql.job_counts, &[])
+            .await
+            .map_err(Error::Database)?;
+        let count = |i: usize| rows.first().map_or(0, |r| r.get::<_, i64>(i) as u64);
+        Ok((count(0), count(1), count(2)))
+    }
+
+    pub(crate) async fn failures(&self, limit: i64) -> Result<Vec<(String, RunRecord)>, Error> {
+        let rows = self
+            .query(&self.sql.failures, &[&limit])
+            .await
+            .map_err(Error::Database)?;
+        Ok(rows.iter().map(|r| (r.get(0), run_record(r))).collect())
+    }
+
+    pub(crate) async fn audit(&self, action: &AuditRecord) -> Result<(), Error> {
+        self.query(
+            &self.sql.audit,
+            &[
+                &action.who,
+                &action.action,
+                &action.target,
+                &action.result,
+                &self.instance.id,
+            ],
+        )
+        .await
+        .map_err(Error::Database)?;
+        Ok(())
+    }
+
+    pub(crate) async fn audit_log(&self, limit: i64) -> Result<Vec<AuditRecord>, Error> {
+        let rows = self
+            .query(&self.sql.audit_log, &[&limit])
+            .await
+            .map_err(Error::Database)?;
         Ok(rows
             .iter()
-            .map(|r| ClusterJobStatus {
-                name: r.get(0),
-                kind: r.get(1),
-                paused: r.get(2),
-                last_tick: r.get(3),
-                fence: r.get(4),
-                last_run: r.get::<_, Option<String>>(5).map(|instance| RunRecord {
-                    instance,
-                    state: r.get(6),
-                    tick: r.get(7),
-                    fence: r.get::<_, Option<i64>>(11).unwrap_or(0),
-                    started: r.get(8),
-                    finished: r.get(9),
-                    error: r.get(10),
-                }),
+            .map(|r| AuditRecord {
+                at: r.get(0),
+                who: r.get(1),
+                action: r.get(2),
+                target: r.get(3),
+                result: r.get(4),
+                instance: r.get(5),
             })
             .collect())
     }
@@ -1178,18 +1224,7 @@ impl Inner {
             .query(&self.sql.runs, &[&job, &limit])
             .await
             .map_err(Error::Database)?;
-        Ok(rows
-            .iter()
-            .map(|r| RunRecord {
-                tick: r.get(1),
-                fence: r.get(2),
-                instance: r.get(3),
-                state: r.get(4),
-                started: r.get(5),
-                finished: r.get(6),
-                error: r.get(7),
-            })
-            .collect())
+        Ok(rows.iter().map(run_record).collect())
     }
 
     pub(crate) fn stats(&self) -> ClusterStats {
@@ -1312,5 +1347,39 @@ impl Coordinator for Cluster {
             #[cfg(feature = "metrics")]
             crate::telemetry::publish_cluster(&self.stats());
         })
+    }
+}
+
+/// A row of the jobs query (`Sql::jobs`, `Sql::jobs_named`).
+fn job_status(r: &Row) -> ClusterJobStatus {
+    ClusterJobStatus {
+        name: r.get(0),
+        kind: r.get(1),
+        paused: r.get(2),
+        last_tick: r.get(3),
+        fence: r.get(4),
+        last_run: r.get::<_, Option<String>>(5).map(|instance| RunRecord {
+            instance,
+            state: r.get(6),
+            tick: r.get(7),
+            fence: r.get::<_, Option<i64>>(11).unwrap_or(0),
+            started: r.get(8),
+            finished: r.get(9),
+            error: r.get(10),
+        }),
+    }
+}
+
+/// A row of `runs` as the history queries select it: its id (or job)
+/// first, then tick, fence, instance, state, started, finished, error.
+fn run_record(r: &Row) -> RunRecord {
+    RunRecord {
+        tick: r.get(1),
+        fence: r.get(2),
+        instance: r.get(3),
+        state: r.get(4),
+        started: r.get(5),
+        finished: r.get(6),
+        error: r.get(7),
     }
 }

@@ -638,9 +638,119 @@ impl Cluster {
         self.inner.runs(job, limit).await
     }
 
+    /// The jobs named in `names` that the cluster knows, as
+    /// [`jobs`](Cluster::jobs) gives them: one page's worth, read
+    /// through the jobs' primary key.
+    ///
+    /// # Errors
+    ///
+    /// The database failed.
+    pub async fn jobs_named(&self, names: &[String]) -> Result<Vec<ClusterJobStatus>, Error> {
+        self.inner.jobs_named(names).await
+    }
+
+    /// The jobs the cluster knows, how many of them are paused, and how
+    /// many hold a run's lease now: one pass over the jobs table, no
+    /// history.
+    ///
+    /// # Errors
+    ///
+    /// The database failed.
+    pub async fn job_counts(&self) -> Result<ClusterJobCounts, Error> {
+        let (jobs, paused, running) = self.inner.job_counts().await?;
+        Ok(ClusterJobCounts {
+            jobs,
+            paused,
+            running,
+        })
+    }
+
+    /// The latest failed (or lost) runs of any job, newest first, at most
+    /// `limit`: through an index of failures only, however many runs
+    /// succeeded.
+    ///
+    /// # Errors
+    ///
+    /// The database failed.
+    pub async fn failures(&self, limit: i64) -> Result<Vec<(String, RunRecord)>, Error> {
+        self.inner.failures(limit).await
+    }
+
+    /// Records an action an operator took (trigger, pause, a retry of
+    /// dead letters) in the cluster's audit table, with this instance's
+    /// id. The table is kept, not pruned.
+    ///
+    /// # Errors
+    ///
+    /// The database failed.
+    pub async fn audit(&self, action: &AuditRecord) -> Result<(), Error> {
+        self.inner.audit(action).await
+    }
+
+    /// The latest actions of the audit table, newest first, at most
+    /// `limit`.
+    ///
+    /// # Errors
+    ///
+    /// The database failed.
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditRecord>, Error> {
+        self.inner.audit_log(limit).await
+    }
+
     /// What this instance sent and was told.
     pub fn stats(&self) -> ClusterStats {
         self.inner.stats()
+    }
+}
+
+/// The cluster's jobs counted, as [`Cluster::job_counts`] gives them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterJobCounts {
+    /// Jobs the cluster knows.
+    pub jobs: u64,
+    /// Of those, paused across the cluster.
+    pub paused: u64,
+    /// Of those, holding a run's lease now (running somewhere).
+    pub running: u64,
+}
+
+/// An action in the cluster's audit table ([`Cluster::audit`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditRecord {
+    /// When it was recorded, in database time (ignored by
+    /// [`Cluster::audit`], which records `now()`).
+    pub at: DateTime<Utc>,
+    /// Who took it.
+    pub who: String,
+    /// `trigger`, `pause`, `resume`, `retry`, `discard`…
+    pub action: String,
+    /// What it acted on.
+    pub target: String,
+    /// What came of it.
+    pub result: String,
+    /// The instance it was recorded from (ignored by
+    /// [`Cluster::audit`], which records its own).
+    pub instance: String,
+}
+
+impl AuditRecord {
+    /// An action to record: who did what to what, and what came of it.
+    pub fn new(
+        who: impl Into<String>,
+        action: impl Into<String>,
+        target: impl Into<String>,
+        result: impl Into<String>,
+    ) -> AuditRecord {
+        AuditRecord {
+            at: Utc::now(),
+            who: who.into(),
+            action: action.into(),
+            target: target.into(),
+            result: result.into(),
+            instance: String::new(),
+        }
     }
 }
 

@@ -15,13 +15,15 @@
 //!   pruned by age.
 //! - `items`, `finished`, `item_keys` and `queues` (version 2): the
 //!   durable queue, described in `sql/migrations/002_durable_queue.sql`.
+//! - `audit` (version 3): actions operators took, and an index of the
+//!   failed runs (`sql/migrations/003_audit.sql`).
 
 use deadpool_postgres::Client;
 
 use crate::error::{describe, Error};
 
 /// The newest schema version this release knows.
-pub(crate) const VERSION: i32 = 2;
+pub(crate) const VERSION: i32 = 3;
 
 /// The key of the advisory lock that serializes migrations, with the
 /// schema's name hashed beside it: two schemas in one database migrate
@@ -32,6 +34,7 @@ const LOCK_KEY: i32 = 0x686f_7374; // "host"
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, V1),
     (2, include_str!("sql/migrations/002_durable_queue.sql")),
+    (3, include_str!("sql/migrations/003_audit.sql")),
 ];
 
 /// Version 1: the cluster's scheduling.

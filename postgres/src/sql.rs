@@ -32,6 +32,33 @@ pub(crate) struct Sql {
     pub(crate) instances: String,
     pub(crate) jobs: String,
     pub(crate) runs: String,
+    pub(crate) jobs_named: String,
+    pub(crate) failures: String,
+    pub(crate) job_counts: String,
+    pub(crate) audit: String,
+    pub(crate) audit_log: String,
+}
+
+/// The cluster's jobs (those `filter` keeps), each with its run going on
+/// or its latest finished one.
+fn jobs_query(s: &str, filter: &str) -> String {
+    format!(
+        "SELECT j.name, j.kind, j.paused, j.last_tick, j.fence,
+                coalesce(CASE WHEN j.lease_until >= now() THEN j.lease_holder END, r.instance),
+                CASE WHEN j.lease_until >= now() THEN 'running' ELSE r.state END,
+                CASE WHEN j.lease_until >= now() THEN j.lease_tick ELSE r.tick END,
+                CASE WHEN j.lease_until >= now() THEN j.lease_started ELSE r.started_at END,
+                CASE WHEN j.lease_until >= now() THEN NULL ELSE r.finished_at END,
+                CASE WHEN j.lease_until >= now() THEN NULL ELSE r.error END,
+                CASE WHEN j.lease_until >= now() THEN j.lease_fence ELSE r.fence END
+         FROM {s}.jobs j
+         LEFT JOIN LATERAL (
+             SELECT instance, state, tick, fence, started_at, finished_at, error FROM {s}.runs
+             WHERE runs.job = j.name ORDER BY id DESC LIMIT 1
+         ) r ON true
+         {filter}
+         ORDER BY j.name"
+    )
 }
 
 /// `now()` plus `$n` seconds.
@@ -331,25 +358,30 @@ impl Sql {
                 "SELECT id, host_name, pid, started_at, heartbeat_at, stopped_at FROM {s}.instances
                  ORDER BY started_at, id"
             ),
-            jobs: format!(
-                "SELECT j.name, j.kind, j.paused, j.last_tick, j.fence,
-                        coalesce(CASE WHEN j.lease_until >= now() THEN j.lease_holder END, r.instance),
-                        CASE WHEN j.lease_until >= now() THEN 'running' ELSE r.state END,
-                        CASE WHEN j.lease_until >= now() THEN j.lease_tick ELSE r.tick END,
-                        CASE WHEN j.lease_until >= now() THEN j.lease_started ELSE r.started_at END,
-                        CASE WHEN j.lease_until >= now() THEN NULL ELSE r.finished_at END,
-                        CASE WHEN j.lease_until >= now() THEN NULL ELSE r.error END,
-                        CASE WHEN j.lease_until >= now() THEN j.lease_fence ELSE r.fence END
-                 FROM {s}.jobs j
-                 LEFT JOIN LATERAL (
-                     SELECT instance, state, tick, fence, started_at, finished_at, error FROM {s}.runs
-                     WHERE runs.job = j.name ORDER BY id DESC LIMIT 1
-                 ) r ON true
-                 ORDER BY j.name"
-            ),
+            jobs: jobs_query(&s, ""),
             runs: format!(
                 "SELECT id, tick, fence, instance, state, started_at, finished_at, error FROM {s}.runs
                  WHERE job = $1 ORDER BY id DESC LIMIT $2"
+            ),
+            jobs_named: jobs_query(&s, "WHERE j.name = ANY($1)"),
+            failures: format!(
+                "SELECT job, tick, fence, instance, state, started_at, finished_at, error FROM {s}.runs
+                 WHERE state IN ('failed', 'panicked', 'aborted', 'lost')
+                 ORDER BY id DESC LIMIT $1"
+            ),
+            job_counts: format!(
+                "SELECT count(*)::int8,
+                        count(*) FILTER (WHERE paused)::int8,
+                        count(*) FILTER (WHERE lease_until >= now())::int8
+                 FROM {s}.jobs"
+            ),
+            audit: format!(
+                "INSERT INTO {s}.audit (who, action, target, result, instance)
+                 VALUES ($1, $2, $3, $4, $5)"
+            ),
+            audit_log: format!(
+                "SELECT at, who, action, target, result, instance FROM {s}.audit
+                 ORDER BY id DESC LIMIT $1"
             ),
         }
     }

@@ -87,6 +87,132 @@ impl HostHandle {
             .collect()
     }
 
+    /// The jobs counted by state, in one pass that builds no status: what
+    /// an overview of a host of 100,000 jobs shows.
+    pub fn summary(&self) -> JobSummary {
+        let mut summary = JobSummary::default();
+        for job in self.shared.jobs.iter() {
+            let stats = &job.stats;
+            match job.kind {
+                JobKind::Service => summary.services += 1,
+                JobKind::Queued => summary.handlers += 1,
+                JobKind::Every | JobKind::Cron => summary.scheduled += 1,
+            }
+            if stats.running.load(Ordering::Relaxed) > 0 {
+                summary.running += 1;
+            }
+            if stats.paused.load(Ordering::Relaxed) {
+                summary.paused += 1;
+            }
+            if !job.enabled {
+                summary.disabled += 1;
+            }
+            if stats.last_failed() {
+                summary.failing += 1;
+            }
+        }
+        summary
+    }
+
+    /// The jobs whose last run failed, with that run, newest first: at
+    /// most `limit`.
+    pub fn recent_failures(&self, limit: usize) -> Vec<(String, FinishedRun)> {
+        let mut failed: Vec<(String, FinishedRun)> = self
+            .shared
+            .jobs
+            .iter()
+            .filter(|job| job.stats.last_failed())
+            .filter_map(|job| Some((job.name.to_string(), job.stats.last_run()?)))
+            .collect();
+        failed.sort_by_key(|(_, run)| std::cmp::Reverse(run.started));
+        failed.truncate(limit);
+        failed
+    }
+
+    /// The status of every background service (`#[hosted_service]` fns),
+    /// in start order.
+    pub fn services(&self) -> Vec<JobStatus> {
+        self.shared
+            .jobs
+            .iter()
+            .filter(|job| job.kind == JobKind::Service)
+            .map(|job| JobStatus::of(job))
+            .collect()
+    }
+
+    /// The lifecycle services ([`HostedService`](crate::HostedService)
+    /// implementations, such as a [`WebServer`](crate::web::WebServer)), in
+    /// start order, with where each stands.
+    pub fn lifecycle_services(&self) -> Vec<LifecycleStatus> {
+        self.shared
+            .lifecycle
+            .get()
+            .map(|all| {
+                all.iter()
+                    .map(|status| {
+                        let (state, error) = status.get();
+                        LifecycleStatus {
+                            name: status.name.to_string(),
+                            state,
+                            error,
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// One page of the jobs whose names contain `filter` (ASCII letters
+    /// matched without regard to case; empty matches every job), in start
+    /// order: at most `limit` from the `offset`-th match on, with the
+    /// number of matches. A host of 100,000 jobs is searched without
+    /// building the status of those off the page.
+    pub fn jobs_page(&self, filter: &str, offset: usize, limit: usize) -> JobsPage {
+        let mut total = 0;
+        let mut jobs = Vec::with_capacity(limit.min(1024));
+        for job in self.shared.jobs.iter() {
+            if !contains_ignoring_case(&job.name, filter) {
+                continue;
+            }
+            if total >= offset && jobs.len() < limit {
+                jobs.push(JobStatus::of(job));
+            }
+            total += 1;
+        }
+        JobsPage { total, jobs }
+    }
+
+    /// When job `name` is due next, up to `n` times, each with the local
+    /// time in the job's zone and whether the zone's offset changes before
+    /// it (a daylight saving time transition). `None` if there is no such
+    /// job; empty for services, queued handlers and jobs disabled by
+    /// configuration. A paused job lists the instants its ticks fall on.
+    pub fn next_runs(&self, name: &str, n: usize) -> Option<Vec<NextRun>> {
+        let job = self.find(name).ok()?;
+        if !job.enabled {
+            return Some(Vec::new());
+        }
+        let now = self.shared.wall();
+        let mut offset = job.schedule.utc_offset(now);
+        let runs = job
+            .schedule
+            .upcoming(job.stats.next_run(), now, n)
+            .into_iter()
+            .map(|(at, seconds)| {
+                let zone = chrono::FixedOffset::east_opt(seconds)
+                    .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"));
+                let run = NextRun {
+                    at,
+                    local: at.with_timezone(&zone),
+                    offset_changes: seconds != offset,
+                };
+                offset = seconds;
+                run
+            })
+            .collect();
+        Some(runs)
+    }
+
     /// The status of the job named `name`.
     pub fn job(&self, name: &str) -> Option<JobStatus> {
         self.find(name).ok().map(|job| JobStatus::of(job))
@@ -265,6 +391,9 @@ pub struct JobStatus {
     pub schedule: String,
     /// Its schedule in words, e.g. `every 5 seconds`.
     pub description: String,
+    /// The time zone a cron line is read in (`UTC`, `Local`,
+    /// `Europe/Berlin`); `None` for other kinds.
+    pub time_zone: Option<String>,
     /// Where it was defined: `file:line` of the annotated fn, or
     /// `HostBuilder::job`.
     pub defined_at: String,
@@ -313,6 +442,7 @@ impl JobStatus {
             kind: job.kind,
             schedule: job.schedule.describe(),
             description: job.schedule.in_words(),
+            time_zone: job.schedule.zone(),
             defined_at: job.origin().to_string(),
             next_run: stats.next_run(),
             last_run: stats.last_run(),
@@ -329,4 +459,71 @@ impl JobStatus {
             stale_completions: cluster(|c| &c.stale),
         }
     }
+}
+
+/// The jobs of a host counted by state, as [`HostHandle::summary`] gives
+/// them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobSummary {
+    /// `every` and `cron` jobs.
+    pub scheduled: usize,
+    /// Background services.
+    pub services: usize,
+    /// Handlers of durable work.
+    pub handlers: usize,
+    /// Jobs with a run going now.
+    pub running: usize,
+    /// Paused jobs.
+    pub paused: usize,
+    /// Jobs that configuration disabled.
+    pub disabled: usize,
+    /// Jobs whose last run failed.
+    pub failing: usize,
+}
+
+/// A lifecycle service, as [`HostHandle::lifecycle_services`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LifecycleStatus {
+    /// Its name.
+    pub name: String,
+    /// `not started`, `starting`, `running`, `stopping`, `stopped` or
+    /// `failed`.
+    pub state: &'static str,
+    /// The step that failed and its error, once one has.
+    pub error: Option<String>,
+}
+
+/// A page of [`HostHandle::jobs_page`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobsPage {
+    /// How many jobs match the filter, on every page.
+    pub total: usize,
+    /// The matches on this page.
+    pub jobs: Vec<JobStatus>,
+}
+
+/// One instant a job is due, as [`HostHandle::next_runs`] gives them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NextRun {
+    /// When, in UTC.
+    pub at: DateTime<Utc>,
+    /// The same instant in the job's zone (UTC for `every` jobs).
+    pub local: DateTime<chrono::FixedOffset>,
+    /// Whether the zone's offset from UTC changes before this run: since
+    /// the previous run listed, or since now for the first one.
+    pub offset_changes: bool,
+}
+
+/// Whether `haystack` contains `needle`, ASCII letters compared without
+/// regard to case, without allocating.
+fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
+    let (haystack, needle) = (haystack.as_bytes(), needle.as_bytes());
+    needle.is_empty()
+        || haystack
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle))
 }

@@ -14,7 +14,7 @@ use crate::extract::{Dependencies, StateMap};
 use crate::extract::{Derivation, FromRef};
 use crate::handle::HostHandle;
 use crate::job::{JobCluster, JobDef, JobStats, RunHistory};
-use crate::lifecycle::ServiceSlot;
+use crate::lifecycle::{ServiceSlot, ServiceStatus};
 use crate::outcome::{IntoOutcome, Outcome};
 use crate::queue::TaskQueue;
 use crate::registry::{registered, Candidate, Job, JobKind, Origin, Registration};
@@ -576,6 +576,7 @@ impl HostBuilder {
             seen.insert(name.clone(), origin);
             services.push(ServiceSlot {
                 index: services.len(),
+                status: ServiceStatus::new(name.clone()),
                 name,
                 service,
                 started: false,
@@ -796,6 +797,9 @@ impl HostBuilder {
             process_seed,
             history,
         ));
+        let _ = shared
+            .lifecycle
+            .set(services.iter().map(|slot| slot.status.clone()).collect());
         let handle = HostHandle::new(shared.clone());
         for slot in &mut services {
             slot.service.attach(&handle);

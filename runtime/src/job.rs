@@ -244,6 +244,12 @@ impl JobStats {
             .read()
     }
 
+    /// Whether the last finished run failed, read without copying it.
+    pub(crate) fn last_failed(&self) -> bool {
+        let last = self.last_run.lock().unwrap_or_else(PoisonError::into_inner);
+        last.number != 0 && matches!(last.outcome, FAILED | PANICKED | ABORTED)
+    }
+
     /// The finished runs job `index` keeps in `history`, newest first.
     pub(crate) fn runs(&self, history: &RunHistory, index: usize) -> Vec<FinishedRun> {
         let mut runs: Vec<FinishedRun> = self.last_run().into_iter().collect();

@@ -354,7 +354,9 @@ pub mod work;
 pub use crate::config::{parse_duration, HostConfig, JobConfig, ParseDurationError};
 pub use crate::context::{Run, RunContext};
 pub use crate::extract::{Dependencies, ExtractError, FromRef, FromRun, RunFuture, State};
-pub use crate::handle::{HandleError, HostHandle, JobStatus};
+pub use crate::handle::{
+    HandleError, HostHandle, JobStatus, JobSummary, JobsPage, LifecycleStatus, NextRun,
+};
 pub use crate::host::{
     BuildError, Host, HostBuilder, Problem, DEFAULT_RUN_HISTORY, DEFAULT_RUN_HISTORY_BUDGET,
     DEFAULT_SHUTDOWN_TIMEOUT,

@@ -110,6 +110,58 @@ impl Schedule {
         }
     }
 
+    /// The next `n` instants it is due after `now`, each with its zone's
+    /// offset from UTC in seconds: a cron line's fires in its zone, an
+    /// `every` grid's ticks from `next` (the tick the scheduler has
+    /// planned; later ticks are shown without their jitter). Empty for
+    /// services and queued handlers.
+    pub(crate) fn upcoming(
+        &self,
+        next: Option<chrono::DateTime<chrono::Utc>>,
+        now: chrono::DateTime<chrono::Utc>,
+        n: usize,
+    ) -> Vec<(chrono::DateTime<chrono::Utc>, i32)> {
+        match self {
+            Schedule::Every(every) => {
+                let Some(first) = next else { return Vec::new() };
+                let period =
+                    chrono::TimeDelta::from_std(every.period()).unwrap_or(chrono::TimeDelta::MAX);
+                std::iter::successors(Some(first), |at| at.checked_add_signed(period))
+                    .take(n)
+                    .map(|at| (at, 0))
+                    .collect()
+            }
+            Schedule::Cron(cron) => {
+                let mut out = Vec::with_capacity(n);
+                let mut fire = cron.first_after(now);
+                while let Some(f) = fire.filter(|_| out.len() < n) {
+                    out.push((f.at, cron.utc_offset(f.at)));
+                    fire = cron.after(f);
+                }
+                out
+            }
+            Schedule::Service(_) | Schedule::Queued(_) => Vec::new(),
+        }
+    }
+
+    /// The zone a cron line is read in; `None` for other schedules, which
+    /// follow no wall clock's zone.
+    pub(crate) fn zone(&self) -> Option<String> {
+        match self {
+            Schedule::Cron(cron) => Some(cron.zone_name()),
+            _ => None,
+        }
+    }
+
+    /// The zone's offset from UTC at `at`, in seconds (0 but for cron
+    /// lines in a zone of their own).
+    pub(crate) fn utc_offset(&self, at: chrono::DateTime<chrono::Utc>) -> i32 {
+        match self {
+            Schedule::Cron(cron) => cron.utc_offset(at),
+            _ => 0,
+        }
+    }
+
     /// The schedule as written: `"5s"`, `"*/5 * * * * (Europe/Berlin)"`.
     pub(crate) fn describe(&self) -> String {
         match self {

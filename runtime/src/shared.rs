@@ -87,6 +87,9 @@ pub(crate) struct HostShared {
     pub(crate) seed: u64,
     /// The runs before each job's last that the host keeps.
     pub(crate) history: RunHistory,
+    /// Where each lifecycle service stands, in start order: set once
+    /// `build()` has them.
+    pub(crate) lifecycle: OnceLock<Vec<Arc<crate::lifecycle::ServiceStatus>>>,
     /// The metric handles, resolved at start.
     #[cfg(feature = "metrics")]
     pub(crate) metrics: OnceLock<crate::telemetry::HostMetrics>,
@@ -129,6 +132,7 @@ impl HostShared {
             wall_offset: AtomicI64::new(0),
             seed,
             history,
+            lifecycle: OnceLock::new(),
             #[cfg(feature = "metrics")]
             metrics: OnceLock::new(),
         }

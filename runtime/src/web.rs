@@ -22,6 +22,10 @@ use crate::service::HostedService;
 /// Requests still running then are answered `503 Service Unavailable` at
 /// once, and their connections close, rather than hang on.
 ///
+/// Its handlers can take the host's [`HostHandle`](crate::HostHandle) as
+/// `Extension<HostHandle>` and the peer's address as
+/// `ConnectInfo<SocketAddr>`.
+///
 /// # Examples
 ///
 /// ```no_run
@@ -158,9 +162,14 @@ impl HostedService for WebServer {
             },
         ));
         self.server = Some(tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
+            // With the peer's address (`ConnectInfo<SocketAddr>`), which
+            // handlers that trust loopback callers check.
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
         }));
         tracing::info!(service = %self.name, address = %self.local_addr, "listening on http://{}", self.local_addr);
         Ok(())

@@ -44,6 +44,42 @@ pub(crate) struct ServiceSlot {
     pub(crate) name: Arc<str>,
     pub(crate) service: Box<dyn DynService>,
     pub(crate) started: bool,
+    /// Where it stands, as the host's handle reports it.
+    pub(crate) status: Arc<ServiceStatus>,
+}
+
+/// Where a lifecycle service stands: its last step and how it ended.
+pub(crate) struct ServiceStatus {
+    pub(crate) name: Arc<str>,
+    state: std::sync::Mutex<(&'static str, Option<String>)>,
+}
+
+impl ServiceStatus {
+    pub(crate) fn new(name: Arc<str>) -> Arc<ServiceStatus> {
+        Arc::new(ServiceStatus {
+            name,
+            state: std::sync::Mutex::new(("not started", None)),
+        })
+    }
+
+    pub(crate) fn set(&self, state: &'static str, error: Option<String>) {
+        let mut slot = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A failure stays shown through the steps that follow it.
+        if slot.0 == "failed" && error.is_none() {
+            return;
+        }
+        *slot = (state, error);
+    }
+
+    pub(crate) fn get(&self) -> (&'static str, Option<String>) {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// A host whose services and jobs are running. From [`Host::start`](crate::Host::start).

@@ -143,6 +143,11 @@ async fn run_step(
     in_flight: &InFlight,
 ) -> Option<HostError> {
     in_flight.enter(slot, phase);
+    if matches!(phase, Phase::Starting | Phase::Start) {
+        slot.status.set("starting", None);
+    } else if matches!(phase, Phase::Stopping | Phase::Stop) {
+        slot.status.set("stopping", None);
+    }
     let span = tracing::info_span!("service", name = %slot.name, %phase);
     let result = AssertUnwindSafe(slot.service.call(phase, token))
         .catch_unwind()
@@ -151,8 +156,13 @@ async fn run_step(
     in_flight.leave(slot, phase);
     let outcome = match result {
         Ok(Ok(())) => {
-            if phase == Phase::Start {
-                slot.started = true;
+            match phase {
+                Phase::Start => {
+                    slot.started = true;
+                    slot.status.set("running", None);
+                }
+                Phase::Stop => slot.status.set("stopped", None),
+                _ => {}
             }
             return None;
         }
@@ -160,6 +170,8 @@ async fn run_step(
         Err(panic) => Outcome::Panicked(panic_message(&*panic)),
     };
     tracing::error!(service = %slot.name, %phase, error = %outcome, "service {phase} failed");
+    slot.status
+        .set("failed", Some(format!("{phase}: {outcome}")));
     Some(HostError {
         name: slot.name.to_string(),
         phase,

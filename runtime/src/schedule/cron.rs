@@ -82,6 +82,21 @@ impl CronSchedule {
         }
     }
 
+    /// The zone's offset from UTC at `at`, in seconds.
+    pub(crate) fn utc_offset(&self, at: DateTime<Utc>) -> i32 {
+        let offset = match self.zone {
+            Zone::Utc => TimeDelta::zero(),
+            Zone::Local => offset_of(&chrono::Local, at),
+            Zone::Named(tz) => offset_of(&tz, at),
+        };
+        offset.num_seconds() as i32
+    }
+
+    /// The line's zone, as written (`UTC`, `Local`, `Europe/Berlin`).
+    pub(crate) fn zone_name(&self) -> String {
+        self.zone.to_string()
+    }
+
     fn first_after_in<Tz: TimeZone>(&self, tz: &Tz, after: DateTime<Utc>) -> Option<Fire> {
         if self.parsed.is_fixed_time() {
             // Every local time up to the highest the zone's clock has shown

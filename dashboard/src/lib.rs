@@ -1,0 +1,768 @@
+//! A web dashboard for [`hosted`]: what runs, what failed and what waits,
+//! and the actions on it (trigger, pause, resume; retry and discard dead
+//! letters), as an axum [`Router`] to mount in an application, or served
+//! as a service of the host on an address of its own.
+//!
+//! ```no_run
+//! use hosted::web::WebServer;
+//! use hosted::Host;
+//! use hosted_dashboard::Dashboard;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // On its own address (loopback: no authorizer needed).
+//! let dashboard = Dashboard::new().bind("127.0.0.1:9000").await?;
+//! // Or mounted beside an application's routes.
+//! let app = axum::Router::new().nest("/dashboard", Dashboard::new().router());
+//! let web = WebServer::bind("127.0.0.1:3000", app).await?;
+//! let report = Host::builder().service(dashboard).service(web).build()?.run().await;
+//! # drop(report); Ok(()) }
+//! ```
+//!
+//! # Pages
+//!
+//! - `/`: an overview: jobs by state, recent failures, services, queues,
+//!   the cluster's instances, the latest actions.
+//! - `/jobs`: every job with its schedule as written and in words, its
+//!   zone, its next five fire times (daylight saving transitions marked),
+//!   its last run and counters; searched by name and paged, fast at
+//!   100,000 jobs.
+//! - `/jobs/{name}`: a job's run history, with trigger, pause and resume.
+//! - `/services`, `/queues`, `/instances`, `/audit`; with durable queues,
+//!   `/dead` (dead letters, retried or discarded one by one or all that
+//!   match a filter) and `/items/{id}` (an item's payload and attempts).
+//!
+//! Pages are plain HTML that read well without JavaScript; a small script
+//! (served by the dashboard itself, like its style sheet: no CDN, nothing
+//! to build) refreshes the page's content every two seconds while it is
+//! visible.
+//!
+//! # What it shows
+//!
+//! A [`Source`]: the host that serves the dashboard by default
+//! ([`Dashboard::new`], which finds the host's handle on the requests a
+//! [`WebServer`] hands it), any [`HostHandle`], or with the feature
+//! `postgres` a cluster and its durable queue (`ClusterSource`).
+//!
+//! # Security
+//!
+//! - Without an [`Authorizer`] the dashboard answers only callers on the
+//!   loopback interface that asked for a loopback host, and
+//!   [`Dashboard::bind`] refuses any other address.
+//! - [`Authorizer::bearer`], [`Authorizer::basic`], or
+//!   [`Authorizer::custom`] (the application's closure: full access,
+//!   read-only, forbidden). A request without valid credentials gets
+//!   `401`, a read-only caller's write `403`.
+//! - Every write must come from the dashboard's own origin
+//!   (`Sec-Fetch-Site`, or `Origin` against `Host`) and carry the CSRF
+//!   token of its cookie; otherwise `403`.
+//! - Every response carries a strict `Content-Security-Policy`,
+//!   `X-Frame-Options: DENY`, `X-Content-Type-Options: nosniff`,
+//!   `Referrer-Policy: same-origin` and `Cache-Control: no-store`.
+//! - Every action is logged as a `tracing` event (target
+//!   `hosted_dashboard::audit`, fields `who`, `action`, `target`,
+//!   `result`), kept in the dashboard's memory (the last 200), and, with a
+//!   cluster, recorded in its `audit` table.
+
+#![warn(missing_docs)]
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, NestedPath, Path, Query, Request, State};
+use axum::http::{header, request::Parts, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use hosted::web::WebServer;
+use hosted::HostHandle;
+use serde::Deserialize;
+use tokio::net::{lookup_host, TcpListener, ToSocketAddrs};
+
+mod auth;
+mod pages;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod source;
+
+pub use crate::auth::{Access, Authorizer};
+#[cfg(feature = "postgres")]
+pub use crate::postgres::ClusterSource;
+pub use crate::source::{
+    Action, AuditEntry, BoxFuture, InstanceView, ItemQuery, ItemSelector, ItemView, JobDetail,
+    JobPage, JobQuery, JobView, NextFire, QueueView, RunView, ServiceView, Source, SourceError,
+    Summary,
+};
+
+use crate::auth::Verdict;
+
+/// Jobs on a page of `/jobs`.
+const PAGE: usize = 50;
+/// Runs on a job's page.
+const RUNS: usize = 50;
+/// Actions the dashboard keeps in memory.
+const AUDIT_KEPT: usize = 200;
+
+/// The dashboard: a [`Source`] to show, who may see it, and how it looks.
+pub struct Dashboard {
+    source: Arc<dyn Source>,
+    authorizer: Option<Authorizer>,
+    title: String,
+    refresh: Duration,
+}
+
+impl std::fmt::Debug for Dashboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dashboard")
+            .field("authorizer", &self.authorizer)
+            .field("title", &self.title)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Dashboard {
+    fn default() -> Dashboard {
+        Dashboard::new()
+    }
+}
+
+impl Dashboard {
+    /// A dashboard of the host that serves it: its router, added to a
+    /// [`WebServer`] service of the host (or [`bind`](Dashboard::bind)),
+    /// finds the host's handle on each request.
+    pub fn new() -> Dashboard {
+        Dashboard::with_source(source::ServingHost::default())
+    }
+
+    /// A dashboard of `source`: a [`HostHandle`], a `ClusterSource`, or
+    /// an application's own [`Source`].
+    pub fn with_source(source: impl Source) -> Dashboard {
+        Dashboard {
+            source: Arc::new(source),
+            authorizer: None,
+            title: "hosted".to_owned(),
+            refresh: Duration::from_secs(2),
+        }
+    }
+
+    /// Who may see and steer it (see [`Authorizer`]). Without one, only
+    /// loopback callers may.
+    pub fn authorizer(mut self, authorizer: Authorizer) -> Dashboard {
+        self.authorizer = Some(authorizer);
+        self
+    }
+
+    /// The name in the page's header (default `hosted`): the service's.
+    pub fn title(mut self, title: impl Into<String>) -> Dashboard {
+        self.title = title.into();
+        self
+    }
+
+    /// How often an open page refreshes its content (default 2 s).
+    pub fn refresh_every(mut self, every: Duration) -> Dashboard {
+        self.refresh = every.max(Duration::from_millis(250));
+        self
+    }
+
+    /// The dashboard's routes, to mount (`Router::nest`) or serve. Its
+    /// links follow where it is mounted.
+    ///
+    /// Without an authorizer it answers loopback callers only, which it
+    /// tells from `ConnectInfo<SocketAddr>`: serve the router with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` (a
+    /// [`WebServer`] does), or every request is refused with `403`.
+    pub fn router(self) -> Router {
+        let state = Arc::new(Shared {
+            source: self.source,
+            authorizer: self.authorizer,
+            title: self.title,
+            refresh_ms: self.refresh.as_millis() as u64,
+            audit: Mutex::new(VecDeque::new()),
+            throughput: Mutex::new(Vec::new()),
+        });
+        Router::new()
+            .route("/", get(overview))
+            .route("/jobs", get(jobs))
+            .route("/jobs/{name}", get(job))
+            .route("/jobs/{name}/{action}", post(job_action))
+            .route("/services", get(services))
+            .route("/queues", get(queues))
+            .route("/dead", get(dead_letters))
+            .route("/dead/{action}", post(dead_action))
+            .route("/items/{id}", get(item))
+            .route("/instances", get(instances))
+            .route("/audit", get(audit))
+            .route("/assets/app.css", get(css))
+            .route("/assets/app.js", get(js))
+            .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+            .with_state(state)
+    }
+
+    /// Binds `addr` and returns the dashboard as a service of the host
+    /// (a [`WebServer`] named `dashboard`), which starts and stops with it.
+    ///
+    /// # Errors
+    ///
+    /// An address that is not loopback without an
+    /// [`authorizer`](Dashboard::authorizer) (the dashboard would be open
+    /// to anyone who can reach it), or one that cannot be bound.
+    pub async fn bind(self, addr: impl ToSocketAddrs) -> io::Result<WebServer> {
+        let addrs: Vec<SocketAddr> = lookup_host(addr).await?.collect();
+        if self.authorizer.is_none() {
+            if let Some(open) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "the dashboard would listen on {open}, which is not a loopback address, with no authorizer: anyone who reaches it could trigger and pause jobs. Give it one (Dashboard::authorizer(Authorizer::bearer(token)), ::basic or ::custom), or bind 127.0.0.1"
+                    ),
+                ));
+            }
+        }
+        let listener = TcpListener::bind(&addrs[..]).await?;
+        Ok(WebServer::new(listener, self.router())?.named("dashboard"))
+    }
+}
+
+pub(crate) struct Shared {
+    source: Arc<dyn Source>,
+    authorizer: Option<Authorizer>,
+    pub(crate) title: String,
+    pub(crate) refresh_ms: u64,
+    audit: Mutex<VecDeque<AuditEntry>>,
+    /// The last sample of each queue's finished items, for its rate.
+    throughput: Mutex<Vec<(String, u64, std::time::Instant)>>,
+}
+
+/// Who is asking, and what the page needs to link and post: set by
+/// [`guard`] on every request it lets through.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    pub(crate) who: String,
+    pub(crate) write: bool,
+    pub(crate) csrf: String,
+    /// Where the dashboard is mounted: `""` or `/dashboard`.
+    pub(crate) base: String,
+    /// Only the page's content, for the refresh script.
+    pub(crate) fragment: bool,
+}
+
+impl Caller {
+    pub(crate) fn link(&self, path: &str) -> String {
+        if path == "/" && !self.base.is_empty() {
+            self.base.clone()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = StatusCode;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Caller, StatusCode> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+/// Authenticates, checks writes, sets the CSRF cookie and the security
+/// headers.
+async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    // `Extension(handle)`, as a `WebServer` of the host adds it.
+    if let Some(host) = parts.extensions.get::<HostHandle>() {
+        shared.source.attach(host);
+    }
+    let base = NestedPath::from_request_parts(&mut parts, &())
+        .await
+        .map(|nested| nested.as_str().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    let assets = parts.uri.path().ends_with("/assets/app.css")
+        || parts.uri.path().ends_with("/assets/app.js");
+    let verdict = auth::decide(shared.authorizer.as_ref(), &parts);
+    let mut response = match verdict {
+        Verdict::Unauthenticated(challenge) => {
+            let mut response =
+                pages::refusal(StatusCode::UNAUTHORIZED, "Sign in to see this dashboard.");
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+            response
+        }
+        Verdict::Forbidden(why) => pages::refusal(StatusCode::FORBIDDEN, &why),
+        Verdict::Allowed { who, write } => {
+            let cookie = auth::cookie_token(&parts.headers).map(str::to_owned);
+            let fresh = cookie.is_none();
+            let csrf = cookie.unwrap_or_else(auth::new_token);
+            let is_write = parts.method == axum::http::Method::POST;
+            let refused = if !is_write {
+                None
+            } else if let Err(why) = auth::same_origin(&parts.headers) {
+                Some(format!(
+                    "{why}: actions are taken from the dashboard's own pages"
+                ))
+            } else if !write {
+                Some(format!("{who} may look, not act: this access is read-only"))
+            } else {
+                None
+            };
+            if let Some(why) = refused {
+                tracing::warn!(target: "hosted_dashboard::audit", who = %who, path = %parts.uri.path(), reason = %why, "action refused");
+                pages::refusal(StatusCode::FORBIDDEN, &why)
+            } else {
+                let fragment = parts.headers.contains_key("x-hosted-fragment");
+                parts.extensions.insert(Caller {
+                    who,
+                    write,
+                    csrf: csrf.clone(),
+                    base: base.clone(),
+                    fragment,
+                });
+                let mut response = next.run(Request::from_parts(parts, body)).await;
+                if fresh && !is_write && !assets {
+                    let path = if base.is_empty() { "/" } else { base.as_str() };
+                    if let Ok(value) = HeaderValue::from_str(&format!(
+                        "{}={csrf}; Path={path}; HttpOnly; SameSite=Strict",
+                        auth::CSRF_COOKIE
+                    )) {
+                        response.headers_mut().append(header::SET_COOKIE, value);
+                    }
+                }
+                response
+            }
+        }
+    };
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+        (
+            header::HeaderName::from_static("cross-origin-resource-policy"),
+            "same-origin",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if !assets {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// A page, or what went wrong reading it.
+type Page = Result<Response, Response>;
+
+fn unavailable(error: SourceError) -> Response {
+    pages::refusal(StatusCode::SERVICE_UNAVAILABLE, &error.to_string())
+}
+
+async fn overview(State(shared): State<Arc<Shared>>, caller: Caller) -> Page {
+    let source = &shared.source;
+    let summary = source.summary().await.map_err(unavailable)?;
+    let failures = source.failures(10).await.map_err(unavailable)?;
+    let services = source.services().await.map_err(unavailable)?;
+    let queues = shared.with_rates(source.queues().await.map_err(unavailable)?);
+    let instances = source.instances().await.map_err(unavailable)?;
+    let actions = shared.actions(10).await;
+    Ok(pages::overview(
+        &shared,
+        &caller,
+        &summary,
+        &failures,
+        &services,
+        &queues,
+        &instances,
+        &actions,
+        source.has_items(),
+    ))
+}
+
+#[derive(Deserialize)]
+struct JobsParams {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: usize,
+}
+
+async fn jobs(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    Query(params): Query<JobsParams>,
+) -> Page {
+    let page = params.page.max(1);
+    let query = JobQuery {
+        search: params.q.trim().to_owned(),
+        offset: (page - 1).saturating_mul(PAGE),
+        limit: PAGE,
+    };
+    let found = shared.source.jobs(&query).await.map_err(unavailable)?;
+    Ok(pages::jobs(&shared, &caller, &query, page, PAGE, &found))
+}
+
+#[derive(Deserialize)]
+struct Notice {
+    #[serde(default)]
+    done: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+async fn job(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(notice): Query<Notice>,
+) -> Page {
+    match shared.source.job(&name, RUNS).await.map_err(unavailable)? {
+        Some(detail) => Ok(pages::job(&shared, &caller, &detail, &notice.into())),
+        None => Err(pages::refusal(
+            StatusCode::NOT_FOUND,
+            &format!("There is no job named `{name}`."),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct ActionForm {
+    csrf: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default)]
+    handler: Option<String>,
+}
+
+async fn job_action(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    Path((name, verb)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Page {
+    if let Some(refused) = check_csrf(&headers, &form) {
+        return Err(refused);
+    }
+    let action = match verb.as_str() {
+        "trigger" => Action::Trigger(name.clone()),
+        "pause" => Action::Pause(name.clone()),
+        "resume" => Action::Resume(name.clone()),
+        _ => return Err(not_found().await),
+    };
+    let result = shared.act(&caller, &action).await;
+    Ok(back(
+        &caller,
+        &format!("/jobs/{}", pages::path_segment(&name)),
+        result,
+    ))
+}
+
+async fn dead_action(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    Path(verb): Path<String>,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Page {
+    if let Some(refused) = check_csrf(&headers, &form) {
+        return Err(refused);
+    }
+    let nonempty = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    let id = match nonempty(form.id) {
+        None => None,
+        Some(id) => Some(id.trim().parse::<i64>().map_err(|_| {
+            pages::refusal(
+                StatusCode::BAD_REQUEST,
+                &format!("`{id}` is not an item id"),
+            )
+        })?),
+    };
+    let selector = ItemSelector {
+        id,
+        queue: nonempty(form.queue),
+        handler: nonempty(form.handler),
+    };
+    let action = match verb.as_str() {
+        "retry" => Action::Retry(selector),
+        "discard" => Action::Discard(selector),
+        _ => return Err(not_found().await),
+    };
+    let result = shared.act(&caller, &action).await;
+    Ok(back(&caller, "/dead", result))
+}
+
+/// The refusal of a form whose CSRF token is not its cookie's.
+fn check_csrf(headers: &axum::http::HeaderMap, form: &ActionForm) -> Option<Response> {
+    (!auth::token_matches(auth::cookie_token(headers), &form.csrf)).then(|| {
+        pages::refusal(
+            StatusCode::FORBIDDEN,
+            "The form's CSRF token does not match this browser's: reload the page and try again.",
+        )
+    })
+}
+
+/// Back to the page the action was taken on, saying what came of it.
+fn back(caller: &Caller, path: &str, result: Result<String, SourceError>) -> Response {
+    let (key, text) = match result {
+        Ok(done) => ("done", done),
+        Err(error) => ("error", error.to_string()),
+    };
+    let query = serde_urlencoded_pair(key, &text);
+    Redirect::to(&format!("{}?{query}", caller.link(path))).into_response()
+}
+
+fn serde_urlencoded_pair(key: &str, value: &str) -> String {
+    let mut out = format!("{key}=");
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+async fn services(State(shared): State<Arc<Shared>>, caller: Caller) -> Page {
+    let services = shared.source.services().await.map_err(unavailable)?;
+    Ok(pages::services(&shared, &caller, &services))
+}
+
+async fn queues(State(shared): State<Arc<Shared>>, caller: Caller) -> Page {
+    let queues = shared.with_rates(shared.source.queues().await.map_err(unavailable)?);
+    Ok(pages::queues(
+        &shared,
+        &caller,
+        &queues,
+        shared.source.has_items(),
+    ))
+}
+
+#[derive(Deserialize)]
+struct DeadParams {
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default)]
+    handler: Option<String>,
+    #[serde(default)]
+    done: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+async fn dead_letters(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    Query(params): Query<DeadParams>,
+) -> Page {
+    let nonempty = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+    let query = ItemQuery {
+        queue: nonempty(&params.queue),
+        handler: nonempty(&params.handler),
+        limit: 100,
+    };
+    let items = shared
+        .source
+        .dead_letters(&query)
+        .await
+        .map_err(unavailable)?;
+    let notice = Notice {
+        done: params.done,
+        error: params.error,
+    };
+    Ok(pages::dead_letters(
+        &shared,
+        &caller,
+        &query,
+        &items,
+        shared.source.has_items(),
+        &notice.into(),
+    ))
+}
+
+async fn item(State(shared): State<Arc<Shared>>, caller: Caller, Path(id): Path<i64>) -> Page {
+    match shared.source.item(id).await.map_err(unavailable)? {
+        Some(item) => Ok(pages::item(&shared, &caller, &item)),
+        None => Err(pages::refusal(
+            StatusCode::NOT_FOUND,
+            &format!("There is no item {id} (or it was pruned)."),
+        )),
+    }
+}
+
+async fn instances(State(shared): State<Arc<Shared>>, caller: Caller) -> Page {
+    let instances = shared.source.instances().await.map_err(unavailable)?;
+    Ok(pages::instances(&shared, &caller, &instances))
+}
+
+async fn audit(State(shared): State<Arc<Shared>>, caller: Caller) -> Page {
+    let actions = shared.actions(AUDIT_KEPT).await;
+    Ok(pages::audit(&shared, &caller, &actions))
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../assets/app.css"),
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../assets/app.js"),
+    )
+}
+
+async fn not_found() -> Response {
+    pages::refusal(StatusCode::NOT_FOUND, "There is no such page.")
+}
+
+/// What an action came to, shown on the page it returns to.
+pub(crate) struct Flash {
+    pub(crate) done: Option<String>,
+    pub(crate) error: Option<String>,
+}
+
+impl From<Notice> for Flash {
+    fn from(notice: Notice) -> Flash {
+        Flash {
+            done: notice.done,
+            error: notice.error,
+        }
+    }
+}
+
+impl Shared {
+    /// Carries out an action and audits it: a tracing event, the
+    /// in-memory log, and the source's own log where it keeps one.
+    async fn act(&self, caller: &Caller, action: &Action) -> Result<String, SourceError> {
+        let result = self.source.act(action).await;
+        let entry = AuditEntry {
+            at: chrono::Utc::now(),
+            who: caller.who.clone(),
+            action: action.verb().to_owned(),
+            target: action.target(),
+            result: match &result {
+                Ok(done) => format!("ok: {done}"),
+                Err(error) => format!("refused: {error}"),
+            },
+        };
+        tracing::info!(
+            target: "hosted_dashboard::audit",
+            who = %entry.who,
+            action = %entry.action,
+            target = %entry.target,
+            result = %entry.result,
+            "dashboard action"
+        );
+        if let Err(error) = self.source.record(&entry).await {
+            tracing::error!(target: "hosted_dashboard::audit", who = %entry.who, action = %entry.action, %error, "the action could not be recorded in the audit table");
+        }
+        let mut log = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
+        if log.len() == AUDIT_KEPT {
+            log.pop_back();
+        }
+        log.push_front(entry);
+        result
+    }
+
+    /// The latest actions: the source's durable log where it keeps one,
+    /// else this dashboard's memory.
+    async fn actions(&self, limit: usize) -> Vec<AuditEntry> {
+        match self.source.audit_log(limit).await {
+            Ok(Some(entries)) => entries,
+            Ok(None) | Err(_) => self
+                .audit
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .take(limit)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Each in-process queue's rate of finished items since the previous
+    /// look, per second.
+    fn with_rates(&self, queues: Vec<QueueView>) -> Vec<(QueueView, Option<f64>)> {
+        let now = std::time::Instant::now();
+        let mut samples = self
+            .throughput
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        queues
+            .into_iter()
+            .map(|queue| {
+                let Some(done) = queue.completed.map(|c| c + queue.failed.unwrap_or(0)) else {
+                    return (queue, None);
+                };
+                let rate = match samples.iter_mut().find(|(name, _, _)| *name == queue.name) {
+                    Some(sample) => {
+                        let seconds = now.duration_since(sample.2).as_secs_f64();
+                        let rate =
+                            (seconds > 0.0).then(|| done.saturating_sub(sample.1) as f64 / seconds);
+                        *sample = (queue.name.clone(), done, now);
+                        rate
+                    }
+                    None => {
+                        samples.push((queue.name.clone(), done, now));
+                        None
+                    }
+                };
+                (queue, rate)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn binding_beyond_loopback_without_an_authorizer_is_refused() {
+        let error = Dashboard::new().bind("0.0.0.0:0").await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::PermissionDenied);
+        assert!(error.to_string().contains("Authorizer::bearer"), "{error}");
+        let served = Dashboard::new()
+            .authorizer(Authorizer::bearer("t"))
+            .bind("0.0.0.0:0")
+            .await;
+        assert!(served.is_ok());
+        assert!(Dashboard::new().bind("127.0.0.1:0").await.is_ok());
+    }
+
+    #[test]
+    fn notices_are_percent_encoded() {
+        assert_eq!(
+            serde_urlencoded_pair("done", "a b&c/é"),
+            "done=a%20b%26c%2F%C3%A9"
+        );
+    }
+}
