@@ -16,7 +16,8 @@
 //!   phases either). A schedule of our own rather than a parsed cron line:
 //!   the same ticks, and cheaper than the `cron` crate's iterator.
 //!
-//! Sizes and window: `SCALE_SIZES=1000,10000,100000`, `SCALE_SECS=10`,
+//! With `--features metrics`, `SCALE_PER_JOB=0` builds the host with
+//! `metrics_per_job(false)`. Sizes and window: `SCALE_SIZES=1000,10000,100000`, `SCALE_SECS=10`,
 //! `SCALE_CONTENDERS=hosted,tokio,tcs,apalis`, `SCALE_RUNS=3` (fresh
 //! processes per contender and size; the table gives medians, and the
 //! range of the CPU ratio and of p99 lateness over the runs).
@@ -289,6 +290,12 @@ async fn hosted(jobs: usize) -> hosted::RunningHost {
         })
         .initial_delay(phase(i, jobs));
         builder = builder.job(job);
+    }
+    // `SCALE_PER_JOB=0`: one set of metrics for the host, not seven series
+    // a job.
+    #[cfg(feature = "metrics")]
+    if std::env::var("SCALE_PER_JOB").as_deref() == Ok("0") {
+        builder = builder.metrics_per_job(false);
     }
     builder.build().expect("host").start().await.expect("start")
 }

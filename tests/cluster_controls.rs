@@ -258,3 +258,67 @@ async fn rows_of_jobs_that_are_gone_stay_and_a_newer_schema_is_refused() {
         "{report}"
     );
 }
+
+/// What an operator's page reads: one page's jobs by name, the jobs
+/// counted, the latest failures through their own index, and the audit
+/// table, with the instance that recorded each action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_reads_a_page_of_jobs_its_failures_and_its_audit_log() {
+    let db = TestDb::create().await;
+    let cluster = Cluster::connect_with(&db.url, fast()).await.unwrap();
+    let host = Host::builder()
+        .without_registered()
+        .job(Job::every("steady", Duration::from_millis(100), || async {}))
+        .job(Job::every(
+            "failing",
+            Duration::from_millis(100),
+            |run: Run| async move { Err::<(), _>(format!("run {} broke", run.number())) },
+        ))
+        .cluster(cluster.clone())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let failures = loop {
+        let failures = cluster.failures(5).await.unwrap();
+        if failures.len() >= 2 || tokio::time::Instant::now() > deadline {
+            break failures;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(failures.len() >= 2, "{failures:?}");
+    assert!(failures.iter().all(|(job, run)| job == "failing"
+        && run.state == "failed"
+        && run.error.as_deref().is_some_and(|e| e.ends_with("broke"))));
+    assert!(
+        failures
+            .windows(2)
+            .all(|w| w[0].1.started >= w[1].1.started),
+        "newest first: {failures:?}"
+    );
+
+    let page = cluster
+        .jobs_named(&["steady".to_owned(), "no-such-job".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1, "{page:?}");
+    assert_eq!(page[0].name, "steady");
+    assert!(page[0].last_run.is_some());
+
+    cluster.pause("steady").await.unwrap();
+    let counts = cluster.job_counts().await.unwrap();
+    assert_eq!((counts.jobs, counts.paused), (2, 1), "{counts:?}");
+
+    let action = hosted_postgres::AuditRecord::new("alice", "pause", "steady", "ok: paused");
+    cluster.audit(&action).await.unwrap();
+    let action = hosted_postgres::AuditRecord::new("bob", "trigger", "failing", "ok");
+    cluster.audit(&action).await.unwrap();
+    let log = cluster.audit_log(10).await.unwrap();
+    let who: Vec<&str> = log.iter().map(|r| r.who.as_str()).collect();
+    assert_eq!(who, ["bob", "alice"], "newest first");
+    assert!(log.iter().all(|r| r.instance == cluster.instance_id()));
+    assert_eq!(log[1].target, "steady");
+    let _ = host.stop().await;
+}

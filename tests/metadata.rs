@@ -6,7 +6,7 @@
 use std::path::Path;
 
 /// The crates published to the registry, by folder.
-const PUBLISHED: [&str; 4] = ["runtime", "macros", "spec", "postgres"];
+const PUBLISHED: [&str; 5] = ["runtime", "macros", "spec", "postgres", "dashboard"];
 
 fn manifest(dir: &Path) -> toml::Table {
     let text = std::fs::read_to_string(dir.join("Cargo.toml")).expect("read Cargo.toml");

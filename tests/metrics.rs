@@ -310,3 +310,41 @@ async fn a_clusters_counters_are_published_as_its_stats_give_them() {
         "{runs} runs, {granted} granted"
     );
 }
+
+/// `metrics_per_job(false)`: one set for the host, the jobs' counters
+/// summed and every run in the one pair of histograms; no series names a
+/// job.
+#[tokio::test(start_paused = true)]
+async fn a_host_without_per_job_metrics_publishes_one_set_for_all_its_jobs() {
+    LazyLock::force(&RECORDER);
+    let clock = TestClock::at(t0());
+    let host = Host::builder()
+        .without_registered()
+        .clock(&clock)
+        .metrics_per_job(false)
+        .job(Job::every("summed-ok", Duration::from_secs(1), || async {}))
+        .job(Job::every("summed-bad", Duration::from_secs(2), || async {
+            Err::<(), _>("no".to_owned())
+        }))
+        .build()
+        .unwrap();
+    let test = TestHost::start(host).await;
+    test.advance(Duration::from_millis(9_500)).await;
+    let ok = test.status("summed-ok");
+    let bad = test.status("summed-bad");
+    assert_eq!((ok.succeeded, bad.failed), (10, 5));
+    let snapshot = snapshot();
+    assert!(
+        !snapshot
+            .iter()
+            .any(|(_, labels, _, _)| labels.iter().any(|(_, v)| v.starts_with("summed-"))),
+        "no series names a job: {snapshot:#?}"
+    );
+    let runs =
+        |outcome| counter(metric(&snapshot, "hosted_job_runs_total", &[("outcome", outcome)]).1);
+    assert_eq!((runs("succeeded"), runs("failed")), (10, 5));
+    let (unit, durations) = metric(&snapshot, "hosted_job_run_duration_seconds", &[]);
+    assert_eq!(unit, Some(Unit::Seconds));
+    assert_eq!(histogram(durations).len(), 15, "every run of either job");
+    let _ = test.stop().await;
+}

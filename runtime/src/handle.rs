@@ -302,9 +302,7 @@ impl HostHandle {
 
     fn find(&self, name: &str) -> Result<&Arc<JobDef>, HandleError> {
         self.shared
-            .jobs
-            .iter()
-            .find(|job| &*job.name == name)
+            .job_named(name)
             .ok_or_else(|| HandleError::UnknownJob(name.to_owned()))
     }
 

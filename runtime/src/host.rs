@@ -53,6 +53,9 @@ pub(crate) struct Settings {
     /// Finished runs kept per job, and in all.
     pub(crate) run_history: usize,
     pub(crate) run_history_budget: usize,
+    /// Metrics labelled by job (the default), or one set for the host.
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics_per_job: bool,
 }
 
 /// Finished runs a job keeps by default ([`HostBuilder::run_history`]).
@@ -157,6 +160,8 @@ impl Default for HostBuilder {
                 nothing_registered: false,
                 run_history: DEFAULT_RUN_HISTORY,
                 run_history_budget: DEFAULT_RUN_HISTORY_BUDGET,
+                #[cfg(feature = "metrics")]
+                metrics_per_job: true,
             },
             clock: Clock::System,
             coordinator: None,
@@ -471,6 +476,19 @@ impl HostBuilder {
     /// it has jobs, rather than five million.
     pub fn run_history_budget(mut self, runs: usize) -> Self {
         self.settings.run_history_budget = runs;
+        self
+    }
+
+    /// Whether the jobs' metrics carry a `job` label (the default), or the
+    /// host publishes one set for all its jobs: the runs by outcome, the
+    /// skipped ticks and the running runs summed, and one duration and one
+    /// lateness histogram. Seven series a job are what a host of 100,000
+    /// jobs should not ask of its exporter: with the Prometheus exporter,
+    /// they cost more CPU than the jobs themselves (see BENCHMARKS.md).
+    /// Queues keep their `queue` label either way.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_per_job(mut self, per_job: bool) -> Self {
+        self.settings.metrics_per_job = per_job;
         self
     }
 

@@ -293,6 +293,14 @@
 //! the host has stopped. On a [`TestClock`](testing::TestClock) or paused
 //! time they are published when [`TestHost::advance`](testing::TestHost::advance)
 //! returns instead of every second of test time.
+//!
+//! Seven series a job suit a host of tens or hundreds of jobs. A host of
+//! 100,000 would hand its exporter 700,000 series, which cost more than the
+//! jobs themselves (BENCHMARKS.md measures it): `HostBuilder::metrics_per_job(false)`
+//! publishes one set for the whole host instead, without the `job` label
+//! (the runs, skipped ticks and running runs of every job summed, every
+//! run in one pair of histograms, the services' restarts summed); queues
+//! keep their label.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -67,6 +67,9 @@ pub(crate) struct HostShared {
     pub(crate) tracker: TaskTracker,
     pub(crate) clock: Clock,
     pub(crate) jobs: Vec<Arc<JobDef>>,
+    /// The jobs' indices sorted by name: the handle finds a job of 100,000
+    /// by name in 17 comparisons, for 4 bytes a job.
+    by_name: Box<[u32]>,
     pub(crate) scopes: Vec<ScopeDef>,
     pub(crate) queues: Vec<TaskQueue>,
     reason: Mutex<Option<StopReason>>,
@@ -112,7 +115,10 @@ impl HostShared {
             coordinator,
             sources,
         } = stores;
+        let mut by_name: Box<[u32]> = (0..jobs.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| jobs[a as usize].name.cmp(&jobs[b as usize].name));
         HostShared {
+            by_name,
             stop: CancellationToken::new(),
             stopping: AtomicBool::new(false),
             kill: CancellationToken::new(),
@@ -136,6 +142,14 @@ impl HostShared {
             #[cfg(feature = "metrics")]
             metrics: OnceLock::new(),
         }
+    }
+
+    /// The job named `name`.
+    pub(crate) fn job_named(&self, name: &str) -> Option<&Arc<JobDef>> {
+        self.by_name
+            .binary_search_by(|&i| (*self.jobs[i as usize].name).cmp(name))
+            .ok()
+            .map(|found| &self.jobs[self.by_name[found] as usize])
     }
 
     /// Begins the stop sequence; the first reason given is the one kept.

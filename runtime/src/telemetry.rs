@@ -24,8 +24,12 @@ pub(crate) const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 /// A host's metric handles, resolved once from the recorder installed when
 /// it starts.
 pub(crate) struct HostMetrics {
-    /// By job index.
+    /// By job index; or one for every job, with no `job` label
+    /// (`HostBuilder::metrics_per_job(false)`).
     jobs: Box<[JobMetrics]>,
+    per_job: bool,
+    /// Without per-job metrics: the services' restarts, summed.
+    restarts: Option<Counter>,
     queues: Box<[QueueMetrics]>,
 }
 
@@ -64,41 +68,13 @@ struct QueueMetrics {
 /// Describes the metrics to the recorder (units and help texts), resolves
 /// the host's handles, and spawns the task that publishes them every
 /// [`PUBLISH_EVERY`] until stop begins.
-pub(crate) fn start(shared: &Arc<HostShared>) {
+pub(crate) fn start(shared: &Arc<HostShared>, per_job: bool) {
     describe();
-    let jobs = shared
-        .jobs
-        .iter()
-        .map(|job| {
-            let name = job.name.to_string();
-            let runs = |outcome: &'static str| {
-                metrics::counter!("hosted_job_runs_total", "job" => name.clone(), "outcome" => outcome)
-            };
-            let extra = if job.cluster.is_some() {
-                Some(Box::new(Extra::Cluster {
-                    elsewhere: metrics::counter!("hosted_job_ticks_claimed_elsewhere_total", "job" => name.clone()),
-                    unclaimed: metrics::counter!("hosted_job_ticks_unclaimed_total", "job" => name.clone()),
-                    stale: metrics::counter!("hosted_job_stale_completions_total", "job" => name.clone()),
-                }))
-            } else if job.kind == JobKind::Service {
-                Some(Box::new(Extra::Service {
-                    restarts: metrics::counter!("hosted_service_restarts_total", "service" => name.clone()),
-                }))
-            } else {
-                None
-            };
-            JobMetrics {
-                duration: metrics::histogram!("hosted_job_run_duration_seconds", "job" => name.clone()),
-                lateness: metrics::histogram!("hosted_job_tick_lateness_seconds", "job" => name.clone()),
-                succeeded: runs("succeeded"),
-                failed: runs("failed"),
-                cancelled: runs("cancelled"),
-                skipped: metrics::counter!("hosted_job_ticks_skipped_total", "job" => name.clone()),
-                running: metrics::gauge!("hosted_job_runs_running", "job" => name),
-                extra,
-            }
-        })
-        .collect();
+    let jobs = if per_job {
+        shared.jobs.iter().map(job_metrics).collect()
+    } else {
+        vec![host_metrics(shared)].into_boxed_slice()
+    };
     let queues = shared
         .queues
         .iter()
@@ -117,7 +93,16 @@ pub(crate) fn start(shared: &Arc<HostShared>) {
             }
         })
         .collect();
-    if shared.metrics.set(HostMetrics { jobs, queues }).is_err() {
+    if shared
+        .metrics
+        .set(HostMetrics {
+            jobs,
+            per_job,
+            restarts: (!per_job).then(|| metrics::counter!("hosted_service_restarts_total")),
+            queues,
+        })
+        .is_err()
+    {
         // A host starts once; a second start has nothing to resolve.
         return;
     }
@@ -141,10 +126,67 @@ pub(crate) fn start(shared: &Arc<HostShared>) {
     });
 }
 
+/// One set of handles for every job of the host, with no `job` label.
+fn host_metrics(shared: &HostShared) -> JobMetrics {
+    let runs =
+        |outcome: &'static str| metrics::counter!("hosted_job_runs_total", "outcome" => outcome);
+    let extra = if shared.jobs.iter().any(|job| job.cluster.is_some()) {
+        Some(Box::new(Extra::Cluster {
+            elsewhere: metrics::counter!("hosted_job_ticks_claimed_elsewhere_total"),
+            unclaimed: metrics::counter!("hosted_job_ticks_unclaimed_total"),
+            stale: metrics::counter!("hosted_job_stale_completions_total"),
+        }))
+    } else {
+        None
+    };
+    JobMetrics {
+        duration: metrics::histogram!("hosted_job_run_duration_seconds"),
+        lateness: metrics::histogram!("hosted_job_tick_lateness_seconds"),
+        succeeded: runs("succeeded"),
+        failed: runs("failed"),
+        cancelled: runs("cancelled"),
+        skipped: metrics::counter!("hosted_job_ticks_skipped_total"),
+        running: metrics::gauge!("hosted_job_runs_running"),
+        extra,
+    }
+}
+
+fn job_metrics(job: &Arc<crate::job::JobDef>) -> JobMetrics {
+    let name = job.name.to_string();
+    let runs = |outcome: &'static str| metrics::counter!("hosted_job_runs_total", "job" => name.clone(), "outcome" => outcome);
+    let extra = if job.cluster.is_some() {
+        Some(Box::new(Extra::Cluster {
+            elsewhere: metrics::counter!("hosted_job_ticks_claimed_elsewhere_total", "job" => name.clone()),
+            unclaimed: metrics::counter!("hosted_job_ticks_unclaimed_total", "job" => name.clone()),
+            stale: metrics::counter!("hosted_job_stale_completions_total", "job" => name.clone()),
+        }))
+    } else if job.kind == JobKind::Service {
+        Some(Box::new(Extra::Service {
+            restarts: metrics::counter!("hosted_service_restarts_total", "service" => name.clone()),
+        }))
+    } else {
+        None
+    };
+    JobMetrics {
+        duration: metrics::histogram!("hosted_job_run_duration_seconds", "job" => name.clone()),
+        lateness: metrics::histogram!("hosted_job_tick_lateness_seconds", "job" => name.clone()),
+        succeeded: runs("succeeded"),
+        failed: runs("failed"),
+        cancelled: runs("cancelled"),
+        skipped: metrics::counter!("hosted_job_ticks_skipped_total", "job" => name.clone()),
+        running: metrics::gauge!("hosted_job_runs_running", "job" => name),
+        extra,
+    }
+}
+
 /// Records how long a run of job `index` took and how late it started.
 #[inline]
 pub(crate) fn run_ended(host: &HostShared, index: usize, took: Duration, late: Duration) {
-    if let Some(job) = host.metrics.get().and_then(|m| m.jobs.get(index)) {
+    let Some(metrics) = host.metrics.get() else {
+        return;
+    };
+    let index = if metrics.per_job { index } else { 0 };
+    if let Some(job) = metrics.jobs.get(index) {
         job.duration.record(took.as_secs_f64());
         job.lateness.record(late.as_secs_f64());
     }
@@ -155,7 +197,15 @@ pub(crate) fn publish(host: &HostShared) {
     let Some(metrics) = host.metrics.get() else {
         return;
     };
-    for (job, m) in host.jobs.iter().zip(metrics.jobs.iter()) {
+    if !metrics.per_job {
+        publish_summed(host, metrics);
+    }
+    for (job, m) in host
+        .jobs
+        .iter()
+        .zip(metrics.jobs.iter())
+        .filter(|_| metrics.per_job)
+    {
         let stats = &job.stats;
         m.succeeded
             .absolute(stats.succeeded.load(Ordering::Relaxed));
@@ -192,6 +242,48 @@ pub(crate) fn publish(host: &HostShared) {
         m.failed.absolute(stats.failed);
         m.refused.absolute(stats.refused);
         m.not_run.absolute(stats.not_run);
+    }
+}
+
+/// Publishes every job's counters summed, on the host's one set.
+fn publish_summed(host: &HostShared, metrics: &HostMetrics) {
+    let Some(m) = metrics.jobs.first() else {
+        return;
+    };
+    let mut sums = [0u64; 9];
+    for job in &host.jobs {
+        let stats = &job.stats;
+        if job.kind == JobKind::Service {
+            sums[8] += stats.started.load(Ordering::Relaxed).saturating_sub(1);
+        }
+        sums[0] += stats.succeeded.load(Ordering::Relaxed);
+        sums[1] += stats.failed.load(Ordering::Relaxed);
+        sums[2] += u64::from(stats.cancelled.load(Ordering::Relaxed));
+        sums[3] += stats.skipped.load(Ordering::Relaxed);
+        sums[4] += u64::from(stats.running.load(Ordering::Relaxed));
+        if let Some(cluster) = &job.cluster {
+            sums[5] += cluster.elsewhere.load(Ordering::Relaxed);
+            sums[6] += cluster.unclaimed.load(Ordering::Relaxed);
+            sums[7] += cluster.stale.load(Ordering::Relaxed);
+        }
+    }
+    m.succeeded.absolute(sums[0]);
+    m.failed.absolute(sums[1]);
+    m.cancelled.absolute(sums[2]);
+    m.skipped.absolute(sums[3]);
+    m.running.set(sums[4] as f64);
+    if let Some(Extra::Cluster {
+        elsewhere,
+        unclaimed,
+        stale,
+    }) = m.extra.as_deref()
+    {
+        elsewhere.absolute(sums[5]);
+        unclaimed.absolute(sums[6]);
+        stale.absolute(sums[7]);
+    }
+    if let Some(restarts) = &metrics.restarts {
+        restarts.absolute(sums[8]);
     }
 }
 

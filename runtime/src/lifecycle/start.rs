@@ -286,7 +286,7 @@ impl RunningHost {
             return false;
         }
         #[cfg(feature = "metrics")]
-        crate::telemetry::start(shared);
+        crate::telemetry::start(shared, self.settings.metrics_per_job);
         let scheduler = Scheduler::new(shared.clone());
         shared.tracker.spawn(scheduler.run());
         catch_up(shared);
