@@ -241,13 +241,26 @@ async fn runs_services_and_queues_are_recorded_with_bounded_labels_and_units() {
         .1,
     );
     assert_eq!(depth, 0.0);
+    let (unit, lag) = metric(
+        &stopped,
+        "hosted_queue_lag_seconds",
+        &[("queue", "metered-queue")],
+    );
+    assert_eq!(
+        (unit, gauge(lag)),
+        (Some(Unit::Seconds), 0.0),
+        "nothing waits"
+    );
 
-    // No label carries a run's number or an item's label.
+    // No label carries a run's number or an item's label (the other tests
+    // of this binary record into the same recorder: a cluster's `result`,
+    // a durable queue's `state`).
     for (name, labels, _, _) in &stopped {
         if name.starts_with("hosted_") {
             for (key, _) in labels {
                 assert!(
-                    ["job", "outcome", "service", "queue"].contains(&key.as_str()),
+                    ["job", "outcome", "service", "queue", "result", "state"]
+                        .contains(&key.as_str()),
                     "{name}: {key}"
                 );
             }
@@ -347,4 +360,61 @@ async fn a_host_without_per_job_metrics_publishes_one_set_for_all_its_jobs() {
     assert_eq!(unit, Some(Unit::Seconds));
     assert_eq!(histogram(durations).len(), 15, "every run of either job");
     let _ = test.stop().await;
+}
+
+#[hosted_postgres::queued(queue = "metered-durable", name = "metered-item")]
+async fn metered_item(hosted_postgres::Payload(_): hosted_postgres::Payload<u32>) {}
+
+/// A durable queue's items by state and its lag, as gauges read from
+/// `counts()` at start and every 15 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_queues_items_by_state_and_lag_are_published_as_gauges() {
+    LazyLock::force(&RECORDER);
+    let db = hosted_tests::pg::TestDb::create().await;
+    let queue =
+        hosted_postgres::DurableQueue::connect_with(&db.url, hosted_tests::pg::durable_fast())
+            .await
+            .unwrap();
+    queue.migrate().await.unwrap();
+    for _ in 0..3 {
+        metered_item::enqueue(&queue, 1)
+            .delay(Duration::from_secs(3600))
+            .await
+            .unwrap();
+    }
+    let host = Host::builder()
+        .only_jobs(["metered-item"])
+        .durable(queue.clone())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let scheduled = loop {
+        let recorded = snapshot();
+        let found = recorded.iter().find(|(n, l, _, _)| {
+            n == "hosted_durable_queue_items"
+                && l.contains(&("queue".into(), "metered-durable".into()))
+                && l.contains(&("state".into(), "scheduled".into()))
+        });
+        if let Some((_, _, _, value)) = found {
+            break gauge(value);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no gauge in 5 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(scheduled, 3.0);
+    let recorded = snapshot();
+    let (unit, lag) = metric(
+        &recorded,
+        "hosted_durable_queue_lag_seconds",
+        &[("queue", "metered-durable")],
+    );
+    assert_eq!(
+        (unit, gauge(lag)),
+        (Some(Unit::Seconds), 0.0),
+        "nothing is due"
+    );
+    assert!(host.stop().await.is_clean());
 }

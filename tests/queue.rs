@@ -84,6 +84,25 @@ async fn one_worker_runs_items_in_order() {
     assert!(test.stop().await.is_clean());
 }
 
+/// The lag is how long the oldest waiting item has waited, to within the
+/// time between two reads of the stats; none waiting, none.
+#[tokio::test(start_paused = true)]
+async fn the_lag_is_the_oldest_waiting_items_wait() {
+    let (test, queue) = host(QueueOptions::default().workers(1)).await;
+    // Three items of 1 s each: one runs, two wait.
+    enqueue_slow(&test, &queue, 3).await;
+    assert_eq!(queue.stats().lag, Duration::ZERO, "first seen now");
+    test.advance(Duration::from_millis(600)).await;
+    assert_eq!(queue.stats().lag, Duration::from_millis(600));
+    // The first is done at 1 s: the second runs, the third has waited.
+    test.advance(Duration::from_millis(900)).await;
+    let stats = queue.stats();
+    assert_eq!((stats.depth, stats.lag), (1, Duration::from_millis(1_500)));
+    test.advance(Duration::from_secs(2)).await;
+    assert_eq!(queue.stats().lag, Duration::ZERO, "nothing waits");
+    let _ = test.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn n_workers_run_n_items_at_once() {
     let (test, queue) = host(QueueOptions::default().workers(4).capacity(16)).await;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use hosted::HostHandle;
 use hosted_postgres::{
-    AuditRecord, Cluster, ClusterJobStatus, DurableQueue, ItemFilter, ItemRecord, QueueCounts,
-    RunRecord,
+    AuditRecord, Cluster, ClusterJobCounts, ClusterJobStatus, DurableQueue, ItemFilter, ItemRecord,
+    QueueCounts, RunRecord,
 };
 
 use crate::source::{
@@ -28,8 +28,10 @@ use crate::source::{
 /// The dashboard's reads are bounded: each waits at most
 /// [`timeout`](ClusterSource::timeout) (2 s by default), lists are limited,
 /// the jobs page reads only its own page's jobs (by primary key), failures
-/// come through an index of failures alone, and the durable queue's counts
-/// are read at most once a second however many pages are open. To keep
+/// come through an index of failures alone, and the counts (the durable
+/// queue's items by state, over its live table, which holds only what
+/// waits and runs; the jobs by state) are read at most once a second
+/// however many pages are open. To keep
 /// the dashboard off the pool the instance works with, give it handles of
 /// its own, on a small pool with a short statement timeout:
 ///
@@ -55,9 +57,12 @@ pub struct ClusterSource {
     durable: Option<DurableQueue>,
     timeout: Duration,
     counts: Mutex<Option<(Instant, Vec<QueueCounts>)>>,
+    job_counts: Mutex<Option<(Instant, ClusterJobCounts)>>,
 }
 
-/// How long the durable queue's counts are reused.
+/// How long the durable queue's counts, and the cluster's jobs counted by
+/// state, are reused: however many pages are open, each is read at most
+/// once a second.
 const COUNTS_FOR: Duration = Duration::from_secs(1);
 
 impl Default for ClusterSource {
@@ -75,6 +80,7 @@ impl ClusterSource {
             durable: None,
             timeout: Duration::from_secs(2),
             counts: Mutex::new(None),
+            job_counts: Mutex::new(None),
         }
     }
 
@@ -135,6 +141,26 @@ impl ClusterSource {
             .await?;
         *self.counts.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((Instant::now(), counts.clone()));
+        Ok(counts)
+    }
+
+    async fn cluster_job_counts(&self, cluster: &Cluster) -> Result<ClusterJobCounts, SourceError> {
+        if let Some((at, counts)) = &*self
+            .job_counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            if at.elapsed() < COUNTS_FOR {
+                return Ok(*counts);
+            }
+        }
+        let counts = self
+            .bounded("the jobs' counts", cluster.job_counts())
+            .await?;
+        *self
+            .job_counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), counts));
         Ok(counts)
     }
 
@@ -241,9 +267,7 @@ impl Source for ClusterSource {
         Box::pin(async move {
             let mut summary = self.local().map(local_summary).unwrap_or_default();
             if let Some(cluster) = &self.cluster {
-                let counts = self
-                    .bounded("the jobs' counts", cluster.job_counts())
-                    .await?;
+                let counts = self.cluster_job_counts(cluster).await?;
                 summary.paused = summary.paused.max(counts.paused as usize);
                 summary.running = summary.running.max(counts.running as usize);
             }

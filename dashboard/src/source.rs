@@ -231,7 +231,8 @@ pub struct QueueView {
     pub retrying: u64,
     /// Durable: dead letters kept.
     pub dead: u64,
-    /// How long the oldest due item has waited (durable queues).
+    /// How long the oldest waiting (due) item has waited; `None` where
+    /// the source does not know.
     pub lag: Option<Duration>,
     /// Items finished (in-process queues count them; durable ones keep
     /// them in their `finished` table).
@@ -577,6 +578,7 @@ pub(crate) fn local_queues(host: &HostHandle) -> Vec<QueueView> {
             durable: false,
             depth: q.depth as u64,
             in_flight: q.in_flight,
+            lag: Some(q.lag),
             completed: Some(q.completed),
             failed: Some(q.failed),
             refused: Some(q.refused + q.not_run),

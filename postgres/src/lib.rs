@@ -229,9 +229,13 @@
 //! | `hosted_durable_stale_completions_total` | | ends of attempts rejected: their fence was no longer current |
 //! | `hosted_durable_leases_lost_total` | | leases lost while their items ran |
 //! | `hosted_durable_outages_total` | | times the store stopped answering |
+//! | `hosted_durable_queue_items` (gauge) | `queue`, `state` | items by state: `due`, `scheduled`, `running`, `retrying`, `dead` |
+//! | `hosted_durable_queue_lag_seconds` (gauge) | `queue` | how long the oldest due item has waited |
 //!
-//! Queue depth and lag by queue are in [`DurableQueue::counts`], a query,
-//! not published: a dashboard or an exporter asks it at its own pace.
+//! The two gauges come from [`DurableQueue::counts`], one statement over
+//! the live table that each instance runs every 15 s (not every second);
+//! every instance publishes the same values, so take their `max` across
+//! instances.
 //!
 //! # The driver
 //!

@@ -15,16 +15,66 @@ use crate::{Cluster, ClusterStats, DurableQueue, DurableStats};
 /// How often the counters are published.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
+/// How often each instance reads the durable queues' items by state and
+/// their lag (`DurableQueue::counts`, one statement over the live table)
+/// for their gauges: once a scrape interval, not once a second.
+const COUNTS_EVERY: Duration = Duration::from_secs(15);
+
 /// Publishes `cluster`'s counters until `stop` fires.
 pub(crate) async fn cluster(cluster: Cluster, stop: CancellationToken) {
     describe_cluster();
     every_second(stop, || publish_cluster(&cluster.stats())).await;
 }
 
-/// Publishes `queue`'s counters until `stop` fires.
+/// Publishes `queue`'s counters, and its queues' items by state and lag,
+/// until `stop` fires.
 pub(crate) async fn durable(queue: DurableQueue, stop: CancellationToken) {
     describe_durable();
-    every_second(stop, || publish_durable(&queue.stats())).await;
+    let counters = every_second(stop.clone(), || publish_durable(&queue.stats()));
+    tokio::join!(counters, counts(&queue, stop));
+}
+
+/// Reads the queues' counts every [`COUNTS_EVERY`] (the first at once) and
+/// sets their gauges; a read that fails or takes longer than that leaves
+/// the last values.
+async fn counts(queue: &DurableQueue, stop: CancellationToken) {
+    let mut every = tokio::time::interval(COUNTS_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let read = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            read = tokio::time::timeout(COUNTS_EVERY, queue.counts()) => read,
+        };
+        match read {
+            Ok(Ok(counts)) => {
+                for c in &counts {
+                    let items = |state: &'static str, value: u64| {
+                        metrics::gauge!("hosted_durable_queue_items", "queue" => c.queue.clone(), "state" => state)
+                            .set(value as f64);
+                    };
+                    items("due", c.due);
+                    items("scheduled", c.scheduled);
+                    items("running", c.running);
+                    items("retrying", c.retrying);
+                    items("dead", c.dead);
+                    metrics::gauge!("hosted_durable_queue_lag_seconds", "queue" => c.queue.clone())
+                        .set(c.lag.as_secs_f64());
+                }
+            }
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "could not read the durable queues' counts for their gauges")
+            }
+            Err(_) => {
+                tracing::debug!("the durable queues' counts took longer than {COUNTS_EVERY:?}")
+            }
+        }
+    }
 }
 
 async fn every_second(stop: CancellationToken, publish: impl Fn()) {
@@ -107,6 +157,16 @@ fn describe_cluster() {
 }
 
 fn describe_durable() {
+    metrics::describe_gauge!(
+        "hosted_durable_queue_items",
+        Unit::Count,
+        "Items of a durable queue by state (due, scheduled, running, retrying, dead), read every 15 s"
+    );
+    metrics::describe_gauge!(
+        "hosted_durable_queue_lag_seconds",
+        Unit::Seconds,
+        "How long the oldest due item of a durable queue has waited, read every 15 s"
+    );
     describe_counter!(
         "hosted_durable_items_total",
         Unit::Count,

@@ -283,6 +283,7 @@
 //! | `hosted_job_stale_completions_total` | counter | `job` | with a cluster: completions rejected because the run's lease had run out |
 //! | `hosted_service_restarts_total` | counter | `service` | restarts of a background service |
 //! | `hosted_queue_depth` | gauge | `queue` | items waiting |
+//! | `hosted_queue_lag_seconds` | gauge | `queue` | how long the oldest waiting item has waited (to within the second between two publications) |
 //! | `hosted_queue_in_flight` | gauge | `queue` | items running |
 //! | `hosted_queue_items_total` | counter | `queue`, `outcome` | items by outcome: `completed`, `failed`, `refused`, `not_run` |
 //!

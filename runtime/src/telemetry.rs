@@ -58,6 +58,7 @@ enum Extra {
 
 struct QueueMetrics {
     depth: Gauge,
+    lag: Gauge,
     in_flight: Gauge,
     completed: Counter,
     failed: Counter,
@@ -85,6 +86,7 @@ pub(crate) fn start(shared: &Arc<HostShared>, per_job: bool) {
             };
             QueueMetrics {
                 depth: metrics::gauge!("hosted_queue_depth", "queue" => name.clone()),
+                lag: metrics::gauge!("hosted_queue_lag_seconds", "queue" => name.clone()),
                 in_flight: metrics::gauge!("hosted_queue_in_flight", "queue" => name.clone()),
                 completed: items("completed"),
                 failed: items("failed"),
@@ -237,6 +239,7 @@ pub(crate) fn publish(host: &HostShared) {
     for (queue, m) in host.queues.iter().zip(metrics.queues.iter()) {
         let stats = queue.stats();
         m.depth.set(stats.depth as f64);
+        m.lag.set(stats.lag.as_secs_f64());
         m.in_flight.set(stats.in_flight as f64);
         m.completed.absolute(stats.completed);
         m.failed.absolute(stats.failed);
@@ -334,6 +337,11 @@ fn describe() {
         "hosted_queue_depth",
         Unit::Count,
         "Items waiting in a queue"
+    );
+    describe_gauge!(
+        "hosted_queue_lag_seconds",
+        Unit::Seconds,
+        "How long the oldest waiting item of a queue has waited"
     );
     describe_gauge!(
         "hosted_queue_in_flight",
