@@ -35,11 +35,11 @@
       })
       .finally(function () { busy = false; });
   }
-  // After an action the address carries its notice; keep the page's own.
-  if (/[?&](done|error)=/.test(location.search)) {
+  // After an action the address names its notice: shown once, not on
+  // every refresh.
+  if (/[?&]notice=/.test(location.search)) {
     var url = new URL(location.href);
-    url.searchParams.delete("done");
-    url.searchParams.delete("error");
+    url.searchParams.delete("notice");
     history.replaceState(null, "", url.pathname + url.search);
   }
   setInterval(refresh, every);

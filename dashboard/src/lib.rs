@@ -181,6 +181,7 @@ impl Dashboard {
             title: self.title,
             refresh_ms: self.refresh.as_millis() as u64,
             audit: Mutex::new(VecDeque::new()),
+            notices: Mutex::new(VecDeque::new()),
             throughput: Mutex::new(Vec::new()),
         });
         Router::new()
@@ -233,6 +234,8 @@ pub(crate) struct Shared {
     pub(crate) title: String,
     pub(crate) refresh_ms: u64,
     audit: Mutex<VecDeque<AuditEntry>>,
+    /// What the latest actions came to, by the key their redirect names.
+    notices: Mutex<VecDeque<(String, Flash)>>,
     /// The last sample of each queue's finished items, for its rate.
     throughput: Mutex<Vec<(String, u64, std::time::Instant)>>,
 }
@@ -319,6 +322,11 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
                 pages::refusal(StatusCode::FORBIDDEN, &why)
             } else {
                 let fragment = parts.headers.contains_key("x-hosted-fragment");
+                let https = parts.uri.scheme_str() == Some("https")
+                    || parts
+                        .headers
+                        .get("x-forwarded-proto")
+                        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
                 parts.extensions.insert(Caller {
                     who,
                     write,
@@ -329,8 +337,11 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
                 let mut response = next.run(Request::from_parts(parts, body)).await;
                 if fresh && !is_write && !assets {
                     let path = if base.is_empty() { "/" } else { base.as_str() };
+                    // Behind a proxy that ends TLS, the cookie never
+                    // travels in the clear either.
+                    let secure = if https { "; Secure" } else { "" };
                     if let Ok(value) = HeaderValue::from_str(&format!(
-                        "{}={csrf}; Path={path}; HttpOnly; SameSite=Strict",
+                        "{}={csrf}; Path={path}; HttpOnly; SameSite=Strict{secure}",
                         auth::CSRF_COOKIE
                     )) {
                         response.headers_mut().append(header::SET_COOKIE, value);
@@ -417,12 +428,13 @@ async fn jobs(
     Ok(pages::jobs(&shared, &caller, &query, page, PAGE, &found))
 }
 
+/// `?notice=…`: the key of what an action came to, which the page it
+/// returns to shows. The text stays on the server: a link cannot make a
+/// page say what its author wants.
 #[derive(Deserialize)]
 struct Notice {
     #[serde(default)]
-    done: Option<String>,
-    #[serde(default)]
-    error: Option<String>,
+    notice: Option<String>,
 }
 
 async fn job(
@@ -432,7 +444,12 @@ async fn job(
     Query(notice): Query<Notice>,
 ) -> Page {
     match shared.source.job(&name, RUNS).await.map_err(unavailable)? {
-        Some(detail) => Ok(pages::job(&shared, &caller, &detail, &notice.into())),
+        Some(detail) => Ok(pages::job(
+            &shared,
+            &caller,
+            &detail,
+            &shared.flash(notice.notice.as_deref()),
+        )),
         None => Err(pages::refusal(
             StatusCode::NOT_FOUND,
             &format!("There is no job named `{name}`."),
@@ -468,7 +485,7 @@ async fn job_action(
         _ => return Err(not_found().await),
     };
     let result = shared.act(&caller, &action).await;
-    Ok(back(
+    Ok(shared.back(
         &caller,
         &format!("/jobs/{}", pages::path_segment(&name)),
         result,
@@ -506,7 +523,7 @@ async fn dead_action(
         _ => return Err(not_found().await),
     };
     let result = shared.act(&caller, &action).await;
-    Ok(back(&caller, "/dead", result))
+    Ok(shared.back(&caller, "/dead", result))
 }
 
 /// The refusal of a form whose CSRF token is not its cookie's.
@@ -517,29 +534,6 @@ fn check_csrf(headers: &axum::http::HeaderMap, form: &ActionForm) -> Option<Resp
             "The form's CSRF token does not match this browser's: reload the page and try again.",
         )
     })
-}
-
-/// Back to the page the action was taken on, saying what came of it.
-fn back(caller: &Caller, path: &str, result: Result<String, SourceError>) -> Response {
-    let (key, text) = match result {
-        Ok(done) => ("done", done),
-        Err(error) => ("error", error.to_string()),
-    };
-    let query = serde_urlencoded_pair(key, &text);
-    Redirect::to(&format!("{}?{query}", caller.link(path))).into_response()
-}
-
-fn serde_urlencoded_pair(key: &str, value: &str) -> String {
-    let mut out = format!("{key}=");
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }
 
 async fn services(State(shared): State<Arc<Shared>>, caller: Caller) -> Page {
@@ -564,9 +558,7 @@ struct DeadParams {
     #[serde(default)]
     handler: Option<String>,
     #[serde(default)]
-    done: Option<String>,
-    #[serde(default)]
-    error: Option<String>,
+    notice: Option<String>,
 }
 
 async fn dead_letters(
@@ -585,17 +577,13 @@ async fn dead_letters(
         .dead_letters(&query)
         .await
         .map_err(unavailable)?;
-    let notice = Notice {
-        done: params.done,
-        error: params.error,
-    };
     Ok(pages::dead_letters(
         &shared,
         &caller,
         &query,
         &items,
         shared.source.has_items(),
-        &notice.into(),
+        &shared.flash(params.notice.as_deref()),
     ))
 }
 
@@ -644,21 +632,52 @@ async fn not_found() -> Response {
 }
 
 /// What an action came to, shown on the page it returns to.
+#[derive(Clone, Default)]
 pub(crate) struct Flash {
     pub(crate) done: Option<String>,
     pub(crate) error: Option<String>,
 }
 
-impl From<Notice> for Flash {
-    fn from(notice: Notice) -> Flash {
-        Flash {
-            done: notice.done,
-            error: notice.error,
-        }
-    }
-}
+/// Notices the dashboard keeps for the pages actions return to.
+const NOTICES_KEPT: usize = 200;
 
 impl Shared {
+    /// Back to the page the action was taken on, which shows what came of
+    /// it: the notice is kept here under a random key the address names.
+    fn back(&self, caller: &Caller, path: &str, result: Result<String, SourceError>) -> Response {
+        let flash = match result {
+            Ok(done) => Flash {
+                done: Some(done),
+                error: None,
+            },
+            Err(error) => Flash {
+                done: None,
+                error: Some(error.to_string()),
+            },
+        };
+        let key = auth::new_token();
+        let mut notices = self.notices.lock().unwrap_or_else(PoisonError::into_inner);
+        if notices.len() == NOTICES_KEPT {
+            notices.pop_front();
+        }
+        notices.push_back((key.clone(), flash));
+        Redirect::to(&format!("{}?notice={key}", caller.link(path))).into_response()
+    }
+
+    /// The notice kept under `key`; none for an unknown one.
+    fn flash(&self, key: Option<&str>) -> Flash {
+        let Some(key) = key else {
+            return Flash::default();
+        };
+        self.notices
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, flash)| flash.clone())
+            .unwrap_or_default()
+    }
+
     /// Carries out an action and audits it: a tracing event, the
     /// in-memory log, and the source's own log where it keeps one.
     async fn act(&self, caller: &Caller, action: &Action) -> Result<String, SourceError> {
@@ -756,13 +775,5 @@ mod tests {
             .await;
         assert!(served.is_ok());
         assert!(Dashboard::new().bind("127.0.0.1:0").await.is_ok());
-    }
-
-    #[test]
-    fn notices_are_percent_encoded() {
-        assert_eq!(
-            serde_urlencoded_pair("done", "a b&c/é"),
-            "done=a%20b%26c%2F%C3%A9"
-        );
     }
 }

@@ -53,14 +53,12 @@ struct Response {
     body: String,
 }
 
-/// A request from `peer`, for a loopback host.
-fn request(method: &str, uri: &str, peer: &str) -> axum::http::request::Builder {
-    let builder = Request::builder()
+/// A request for a loopback host.
+fn request(method: &str, uri: &str) -> axum::http::request::Builder {
+    Request::builder()
         .method(method)
         .uri(uri)
-        .header(header::HOST, "127.0.0.1:9000");
-    let _ = peer;
-    builder
+        .header(header::HOST, "127.0.0.1:9000")
 }
 
 async fn send(router: &Router, request: Request<Body>, peer: Option<&str>) -> Response {
@@ -86,7 +84,7 @@ async fn send(router: &Router, request: Request<Body>, peer: Option<&str>) -> Re
 const LOCAL: Option<&str> = Some("127.0.0.1:40000");
 
 async fn get(router: &Router, uri: &str) -> Response {
-    let request = request("GET", uri, "").body(Body::empty()).unwrap();
+    let request = request("GET", uri).body(Body::empty()).unwrap();
     send(router, request, LOCAL).await
 }
 
@@ -113,7 +111,7 @@ fn csrf_of(response: &Response) -> String {
 }
 
 async fn post(router: &Router, uri: &str, csrf: &str, form: &str) -> Response {
-    let request = request("POST", uri, "")
+    let request = request("POST", uri)
         .header(header::COOKIE, format!("hosted_csrf={csrf}"))
         .header(header::ORIGIN, "http://127.0.0.1:9000")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -180,7 +178,7 @@ async fn the_pages_show_jobs_their_schedules_runs_and_failures() {
     assert!(missing.body.contains("no job named `nope`"));
 
     // The refresh script's request gets the content alone.
-    let request = request("GET", "/jobs", "")
+    let request = request("GET", "/jobs")
         .header("x-hosted-fragment", "1")
         .body(Body::empty())
         .unwrap();
@@ -202,10 +200,17 @@ async fn trigger_pause_and_resume_act_on_the_host_and_are_audited() {
     let triggered = post(&router, "/jobs/tick/trigger", &csrf, "").await;
     assert_eq!(triggered.status, StatusCode::SEE_OTHER);
     let location = triggered.headers[header::LOCATION].to_str().unwrap();
-    assert!(
-        location.starts_with("/jobs/tick?done=started%20run"),
-        "{location}"
-    );
+    assert!(location.starts_with("/jobs/tick?notice="), "{location}");
+    let shown = get(&router, location).await;
+    assert!(shown.body.contains("started run"), "{}", shown.body);
+    // A notice is named by a key the server made: a link cannot put words
+    // on the page.
+    let forged = get(
+        &router,
+        "/jobs/tick?notice=0123&done=Your%20session%20expired",
+    )
+    .await;
+    assert!(!forged.body.contains("session expired"), "{}", forged.body);
     test.advance(Duration::from_millis(10)).await;
     assert_eq!(test.status("tick").runs, before + 1);
 
@@ -224,7 +229,9 @@ async fn trigger_pause_and_resume_act_on_the_host_and_are_audited() {
     // A refusal comes back as the page's error notice.
     let refused = post(&router, "/jobs/listener/trigger", &csrf, "").await;
     let location = refused.headers[header::LOCATION].to_str().unwrap();
-    assert!(location.contains("error="), "{location}");
+    let shown = get(&router, location).await;
+    assert!(shown.body.contains("role=\"alert\""), "{}", shown.body);
+    assert!(shown.body.contains("not a scheduled job"), "{}", shown.body);
 
     let audit = get(&router, "/audit").await;
     for action in ["trigger", "pause", "resume"] {
@@ -257,7 +264,7 @@ async fn writes_need_the_csrf_token_and_the_dashboards_own_origin() {
         StatusCode::SEE_OTHER,
         "the right token passes"
     );
-    let wrong = request("POST", "/jobs/tick/trigger", "")
+    let wrong = request("POST", "/jobs/tick/trigger")
         .header(header::COOKIE, format!("hosted_csrf={csrf}"))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from("csrf=00000000000000000000000000000000"))
@@ -270,7 +277,7 @@ async fn writes_need_the_csrf_token_and_the_dashboards_own_origin() {
         ("origin", "http://evil.example"),
         ("sec-fetch-site", "cross-site"),
     ] {
-        let cross = request("POST", "/jobs/tick/trigger", "")
+        let cross = request("POST", "/jobs/tick/trigger")
             .header(header::COOKIE, format!("hosted_csrf={csrf}"))
             .header(name, value)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -294,11 +301,11 @@ async fn without_an_authorizer_only_loopback_callers_get_in() {
     let clock = TestClock::at(t0());
     let test = host(&clock).await;
     let router = Dashboard::with_source(test.handle()).router();
-    let remote = request("GET", "/", "").body(Body::empty()).unwrap();
+    let remote = request("GET", "/").body(Body::empty()).unwrap();
     let remote = send(&router, remote, Some("192.0.2.7:5000")).await;
     assert_eq!(remote.status, StatusCode::FORBIDDEN);
     assert!(remote.body.contains("192.0.2.7"), "{}", remote.body);
-    let unknown = request("GET", "/", "").body(Body::empty()).unwrap();
+    let unknown = request("GET", "/").body(Body::empty()).unwrap();
     let unknown = send(&router, unknown, None).await;
     assert_eq!(unknown.status, StatusCode::FORBIDDEN);
     let rebound = Request::get("/")
@@ -404,6 +411,14 @@ async fn every_response_carries_the_security_headers_and_links_follow_the_mount(
     );
     let cookie = page.headers[header::SET_COOKIE].to_str().unwrap();
     assert!(cookie.contains("Path=/ops/dashboard"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let proxied = request("GET", "/ops/dashboard")
+        .header("x-forwarded-proto", "https")
+        .body(Body::empty())
+        .unwrap();
+    let proxied = send(&app, proxied, LOCAL).await;
+    let cookie = proxied.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.ends_with("; Secure"), "behind TLS: {cookie}");
     let refused = Request::get("/ops/dashboard").body(Body::empty()).unwrap();
     let refused = send(&app, refused, Some("192.0.2.7:1")).await;
     assert_eq!(

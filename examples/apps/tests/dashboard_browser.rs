@@ -42,15 +42,31 @@ async fn screenshot(browser: &Client, name: &str) {
     std::fs::write(screenshots().join(format!("{name}.png")), png).expect("save the screenshot");
 }
 
-/// The text of the page's `<main>`.
+/// The text of the page's `<main>`, read in one script call: the refresh
+/// script replaces its content.
 async fn main_text(browser: &Client) -> String {
-    browser
-        .find(Locator::Css("main"))
-        .await
-        .expect("the page's content")
-        .text()
-        .await
-        .expect("its text")
+    text_of(browser, "main").await
+}
+
+/// The text of the page's first `selector`, read in one script call.
+async fn text_of(browser: &Client, selector: &str) -> String {
+    let began = Instant::now();
+    loop {
+        let read = browser
+            .execute(
+                "const found = document.querySelector(arguments[0]); return found ? found.innerText : null;",
+                vec![serde_json::json!(selector)],
+            )
+            .await;
+        match read {
+            Ok(serde_json::Value::String(text)) => return text,
+            other => assert!(
+                began.elapsed() < Duration::from_secs(10),
+                "no {selector} in 10 s: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Polls the page's content until `done` holds, for 20 s at most; the
@@ -70,25 +86,57 @@ async fn until(browser: &Client, what: &str, done: impl Fn(&str) -> bool) -> Str
     }
 }
 
-async fn click_button(browser: &Client, label: &str) {
-    let xpath = format!("//main//button[normalize-space()='{label}']");
+/// Marks the page, clicks what `find` finds, and waits until the next
+/// page has loaded (the mark is gone): every button and link here leads to
+/// a page of its own.
+async fn click_and_wait(browser: &Client, what: &str, locator: Locator<'_>) {
     browser
-        .find(Locator::XPath(&xpath))
+        .execute("window.__before_click = true;", vec![])
         .await
-        .unwrap_or_else(|e| panic!("a `{label}` button: {e}"))
+        .expect("mark the page");
+    browser
+        .find(locator)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
         .click()
         .await
-        .unwrap_or_else(|e| panic!("click `{label}`: {e}"));
+        .unwrap_or_else(|e| panic!("click {what}: {e}"));
+    let began = Instant::now();
+    loop {
+        let loaded = browser
+            .execute(
+                "return window.__before_click !== true && document.readyState === 'complete';",
+                vec![],
+            )
+            .await;
+        if matches!(loaded, Ok(serde_json::Value::Bool(true))) {
+            return;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "{what} led to no page in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn click_button(browser: &Client, label: &str) {
+    let xpath = format!("//main//button[normalize-space()='{label}']");
+    click_and_wait(
+        browser,
+        &format!("the `{label}` button"),
+        Locator::XPath(&xpath),
+    )
+    .await;
 }
 
 async fn click_link(browser: &Client, label: &str) {
-    browser
-        .find(Locator::LinkText(label))
-        .await
-        .unwrap_or_else(|e| panic!("a `{label}` link: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("follow `{label}`: {e}"));
+    click_and_wait(
+        browser,
+        &format!("the `{label}` link"),
+        Locator::LinkText(label),
+    )
+    .await;
 }
 
 /// How many rows the run history of the job page shows.
@@ -238,13 +286,7 @@ async fn a_browser_without_the_token_gets_401_and_a_form_elsewhere_gets_403() {
         .goto(&format!("{guarded_address}/dashboard"))
         .await
         .expect("open the guarded dashboard");
-    let body = browser
-        .find(Locator::Css("body"))
-        .await
-        .expect("a body")
-        .text()
-        .await
-        .expect("its text");
+    let body = text_of(&browser, "body").await;
     assert!(body.contains("401 Unauthorized"), "{body}");
     let status = browser
         .execute(
@@ -263,27 +305,8 @@ async fn a_browser_without_the_token_gets_401_and_a_form_elsewhere_gets_403() {
     let open_dashboard = format!("{open_address}/dashboard");
     let evil = evil_page(&format!("{open_dashboard}/jobs/prune-finished/trigger")).await;
     browser.goto(&evil).await.expect("open the other page");
-    browser
-        .find(Locator::Css("button"))
-        .await
-        .expect("its button")
-        .click()
-        .await
-        .expect("submit its form");
-    let began = Instant::now();
-    let refused = loop {
-        let body = browser
-            .find(Locator::Css("body"))
-            .await
-            .expect("a body")
-            .text()
-            .await
-            .expect("its text");
-        if body.contains("403") || began.elapsed() > Duration::from_secs(10) {
-            break body;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    click_and_wait(&browser, "its button", Locator::Css("button")).await;
+    let refused = text_of(&browser, "body").await;
     assert!(refused.contains("403 Forbidden"), "{refused}");
     assert!(refused.contains("cross-origin"), "{refused}");
     browser
