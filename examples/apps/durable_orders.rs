@@ -22,11 +22,17 @@
 //!
 //! Ctrl+C stops it: running items get the shutdown timeout, and what did
 //! not finish is handed back for the next start.
+//!
+//! The dashboard (`hosted-dashboard`, as a service of the host on an
+//! address of its own, `DASHBOARD_ADDR`, by default 127.0.0.1:9000) shows
+//! the durable queues by state, their lag, each item's payload and failed
+//! attempts, and the dead letters, with retry and discard.
 
 use std::time::Duration;
 
 use hosted::prelude::*;
 use hosted::work::WorkItem;
+use hosted_dashboard::{ClusterSource, Dashboard};
 use hosted_postgres::{DurableOptions, DurableQueue, Payload, Tx};
 use serde::{Deserialize, Serialize};
 
@@ -125,8 +131,16 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
              )",
         )
         .await?;
+    let dashboard_addr =
+        std::env::var("DASHBOARD_ADDR").unwrap_or_else(|_| "127.0.0.1:9000".to_owned());
+    let dashboard = Dashboard::with_source(ClusterSource::new().durable(queue.clone()))
+        .title("durable_orders")
+        .bind(&dashboard_addr)
+        .await?;
+    println!("the dashboard is on http://{}", dashboard.local_addr());
     let report = Host::builder()
         .state(queue.clone())
+        .service(dashboard)
         .durable(queue)
         .shutdown_timeout(Duration::from_secs(5))
         .build()?

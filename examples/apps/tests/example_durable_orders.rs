@@ -34,7 +34,10 @@ fn orders_are_confirmed_exactly_once_and_a_failed_charge_is_retried() {
     admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
     admin(&format!("CREATE DATABASE {name}"));
     let url = format!("{}/{name}", base());
-    let mut example = start_example("durable_orders", &[("DATABASE_URL", &url)]);
+    let mut example = start_example(
+        "durable_orders",
+        &[("DATABASE_URL", &url), ("DASHBOARD_ADDR", "127.0.0.1:0")],
+    );
     example.wait_for("durable queue started");
     example.wait_for("order placed");
     example.wait_for("order confirmed");
