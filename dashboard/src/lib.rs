@@ -54,7 +54,9 @@
 //!   `401`, a read-only caller's write `403`.
 //! - Every write must come from the dashboard's own origin
 //!   (`Sec-Fetch-Site`, or `Origin` against `Host`) and carry the CSRF
-//!   token of its cookie; otherwise `403`.
+//!   token of its cookie; otherwise `403`. Writes are the forms of its
+//!   pages; a script acts through the host's [`HostHandle`] or the
+//!   cluster's API instead.
 //! - Every response carries a strict `Content-Security-Policy`,
 //!   `X-Frame-Options: DENY`, `X-Content-Type-Options: nosniff`,
 //!   `Referrer-Policy: same-origin` and `Cache-Control: no-store`.
@@ -64,6 +66,7 @@
 //!   cluster, recorded in its `audit` table.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::collections::VecDeque;
 use std::io;
@@ -90,6 +93,7 @@ mod source;
 
 pub use crate::auth::{Access, Authorizer};
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use crate::postgres::ClusterSource;
 pub use crate::source::{
     Action, AuditEntry, BoxFuture, InstanceView, ItemQuery, ItemSelector, ItemView, JobDetail,

@@ -242,6 +242,15 @@
 //! | `BackgroundService.ExecuteAsync` starts inside `StartAsync`, interleaved with other services' starts | background services and scheduled jobs start after every `start` has returned | they may depend on any lifecycle service being up |
 //! | SIGINT and SIGTERM; a second Ctrl+C is ignored by default | SIGINT, SIGTERM and SIGQUIT; a second signal aborts at once | a user pressing Ctrl+C twice means it |
 //!
+//! # Seeing it
+//!
+//! [`HostHandle`] reads it all: jobs with their schedules, next fires and
+//! counters (paged and searched with [`HostHandle::jobs_page`]), each job's
+//! last runs, the services and their states, the queues with their depth
+//! and lag. The crate `hosted-dashboard` shows it as web pages, with
+//! trigger, pause and resume, mounted beside an axum app or on an address
+//! of its own.
+//!
 //! # Tracing
 //!
 //! Every line a job, a service or a queue item writes is inside a span

@@ -446,6 +446,7 @@ async fn a_dead_letter_is_retried_from_the_dashboard_of_a_cluster() {
     let item = main_text(&browser).await;
     assert!(item.contains("\"to\": \"Lisbon\""), "the payload: {item}");
     assert!(item.contains("1 of 1"), "its attempts: {item}");
+    screenshot(&browser, "item").await;
 
     // The carrier takes parcels again; the retry succeeds.
     REFUSE.store(false, Ordering::SeqCst);
@@ -480,6 +481,7 @@ async fn a_dead_letter_is_retried_from_the_dashboard_of_a_cluster() {
         .await
         .expect("open the instances");
     let instances = main_text(&browser).await;
+    screenshot(&browser, "instances").await;
     assert!(
         instances.contains("this one") && instances.contains("running"),
         "{instances}"
