@@ -176,3 +176,159 @@ async fn pause_and_resume() {
     );
     assert!(test.stop().await.is_clean());
 }
+
+/// A lifecycle service that fails its `stop` when told to.
+struct Gate {
+    name: &'static str,
+    fail_stop: bool,
+}
+
+impl hosted::HostedService for Gate {
+    type Error = String;
+
+    fn name(&self) -> std::borrow::Cow<'static, str> {
+        self.name.into()
+    }
+
+    async fn start(&mut self, _: CancellationToken) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn stop(&mut self, _: CancellationToken) -> Result<(), String> {
+        if self.fail_stop {
+            Err("the gate stuck".to_owned())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The lifecycle services, in start order, with where each stands: not
+/// started, running, then stopped or failed with the step and its error.
+#[tokio::test(start_paused = true)]
+async fn the_handle_tells_where_each_lifecycle_service_stands() {
+    let host = Host::builder()
+        .without_registered()
+        .service(Gate {
+            name: "front",
+            fail_stop: false,
+        })
+        .service(Gate {
+            name: "back",
+            fail_stop: true,
+        })
+        .build()
+        .unwrap();
+    let handle = host.handle();
+    let states = |handle: &HostHandle| {
+        handle
+            .lifecycle_services()
+            .into_iter()
+            .map(|s| (s.name, s.state, s.error, s.defined_at))
+            .collect::<Vec<_>>()
+    };
+    let builder = || "HostBuilder::service".to_owned();
+    assert_eq!(
+        states(&handle),
+        [
+            ("front".into(), "not started", None, builder()),
+            ("back".into(), "not started", None, builder()),
+        ]
+    );
+    let running = host.start().await.unwrap();
+    assert_eq!(
+        states(&handle),
+        [
+            ("front".into(), "running", None, builder()),
+            ("back".into(), "running", None, builder()),
+        ]
+    );
+    let report = running.stop().await;
+    assert!(!report.is_clean());
+    assert_eq!(
+        states(&handle),
+        [
+            ("front".into(), "stopped", None, builder()),
+            (
+                "back".into(),
+                "failed",
+                Some("stop: failed: the gate stuck".into()),
+                builder()
+            ),
+        ]
+    );
+}
+
+/// What a page of jobs reads: a page of matches with their number, the
+/// jobs counted by state, the latest failures, and the next fires of a
+/// cron line with the zone's offset change marked.
+#[tokio::test(start_paused = true)]
+async fn the_handle_pages_counts_and_looks_ahead() {
+    // Four days before Europe/Berlin moves its clocks forward (29 March).
+    let clock = TestClock::at("2026-03-25T12:00:00Z".parse().unwrap());
+    let mut builder = Host::builder().without_registered().clock(&clock);
+    for i in 0..120 {
+        builder = builder.job(Job::every(
+            format!("sync-{i:03}"),
+            Duration::from_secs(60),
+            || async {},
+        ));
+    }
+    let host = builder
+        .job(Job::every(
+            "Broken-Feed",
+            Duration::from_secs(60),
+            || async { Err::<(), _>("feed down".to_owned()) },
+        ))
+        .job(Job::cron("nightly", "0 30 2 * * *", || async {}).tz("Europe/Berlin"))
+        .build()
+        .unwrap();
+    let test = TestHost::start(host).await;
+    test.advance(Duration::from_secs(1)).await;
+    let handle = test.handle();
+
+    let page = handle.jobs_page("SYNC-1", 5, 10);
+    assert_eq!(page.total, 20, "sync-100 to sync-119, case ignored");
+    let names: Vec<&str> = page.jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "sync-105", "sync-106", "sync-107", "sync-108", "sync-109", "sync-110", "sync-111",
+            "sync-112", "sync-113", "sync-114"
+        ]
+    );
+    assert_eq!(handle.jobs_page("", 118, 10).jobs.len(), 4, "the last page");
+    assert_eq!(handle.jobs_page("", 0, 10).total, 122);
+
+    handle.pause("sync-000").unwrap();
+    let summary = handle.summary();
+    assert_eq!(
+        (summary.scheduled, summary.paused, summary.failing),
+        (122, 1, 1)
+    );
+    let failures = handle.recent_failures(5);
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].0, "Broken-Feed");
+    assert_eq!(failures[0].1.outcome, Outcome::Failed("feed down".into()));
+
+    let next = handle.next_runs("nightly", 5).unwrap();
+    let shown: Vec<String> = next
+        .iter()
+        .map(|n| n.local.format("%m-%d %H:%M %:z").to_string())
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "03-26 02:30 +01:00",
+            "03-27 02:30 +01:00",
+            "03-28 02:30 +01:00",
+            "03-29 03:00 +02:00",
+            "03-30 02:30 +02:00"
+        ]
+    );
+    let changes: Vec<bool> = next.iter().map(|n| n.offset_changes).collect();
+    assert_eq!(changes, [false, false, false, true, false]);
+    assert_eq!(handle.next_runs("sync-001", 3).unwrap().len(), 3);
+    assert!(handle.next_runs("no-such-job", 3).is_none());
+    let _ = test.stop().await;
+}

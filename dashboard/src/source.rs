@@ -595,7 +595,7 @@ pub(crate) fn local_services(host: &HostHandle) -> Vec<ServiceView> {
         state: s.state,
         restarts: 0,
         last_error: s.error,
-        defined_at: "HostBuilder::service".to_owned(),
+        defined_at: s.defined_at,
     });
     lifecycle
         .chain(

@@ -153,6 +153,7 @@ impl HostHandle {
                         let (state, error) = status.get();
                         LifecycleStatus {
                             name: status.name.to_string(),
+                            defined_at: status.origin.clone(),
                             state,
                             error,
                         }
@@ -486,6 +487,9 @@ pub struct JobSummary {
 pub struct LifecycleStatus {
     /// Its name.
     pub name: String,
+    /// Where it came from: `HostBuilder::service`, or the `file:line` of
+    /// its `#[hosted_service]` type.
+    pub defined_at: String,
     /// `not started`, `starting`, `running`, `stopping`, `stopped` or
     /// `failed`.
     pub state: &'static str,

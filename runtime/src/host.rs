@@ -594,7 +594,13 @@ impl HostBuilder {
             seen.insert(name.clone(), origin);
             services.push(ServiceSlot {
                 index: services.len(),
-                status: ServiceStatus::new(name.clone()),
+                status: ServiceStatus::new(
+                    name.clone(),
+                    match origin {
+                        Origin::Builder => "HostBuilder::service".to_owned(),
+                        declared => declared.to_string(),
+                    },
+                ),
                 name,
                 service,
                 started: false,

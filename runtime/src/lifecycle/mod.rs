@@ -51,13 +51,16 @@ pub(crate) struct ServiceSlot {
 /// Where a lifecycle service stands: its last step and how it ended.
 pub(crate) struct ServiceStatus {
     pub(crate) name: Arc<str>,
+    /// Where it was added or declared.
+    pub(crate) origin: String,
     state: std::sync::Mutex<(&'static str, Option<String>)>,
 }
 
 impl ServiceStatus {
-    pub(crate) fn new(name: Arc<str>) -> Arc<ServiceStatus> {
+    pub(crate) fn new(name: Arc<str>, origin: String) -> Arc<ServiceStatus> {
         Arc::new(ServiceStatus {
             name,
+            origin,
             state: std::sync::Mutex::new(("not started", None)),
         })
     }
