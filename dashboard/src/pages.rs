@@ -301,6 +301,7 @@ pub(crate) fn jobs(
         }
         p.muted {
             @if found.total == 0 { "No job matches." }
+            @else if found.jobs.is_empty() { "No jobs on this page: there are " (found.total) "." }
             @else { "Jobs " (first) "–" (last) " of " (found.total) }
         }
         @if !found.jobs.is_empty() {
