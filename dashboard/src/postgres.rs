@@ -300,17 +300,19 @@ impl Source for ClusterSource {
         runs: usize,
     ) -> BoxFuture<'a, Result<Option<JobDetail>, SourceError>> {
         Box::pin(async move {
-            let local = self.local().and_then(|host| local_job(host, name, runs));
+            let local = |runs| self.local().and_then(|host| local_job(host, name, runs));
             let Some(cluster) = &self.cluster else {
-                return Ok(local);
+                return Ok(local(runs));
             };
             let Some(known) = self.cluster_job(name).await? else {
-                return Ok(local);
+                return Ok(local(runs));
             };
+            // The runs come from the cluster's history: this host's own
+            // are not read.
             let history = self
                 .bounded("the job's runs", cluster.runs(name, runs as i64))
                 .await?;
-            let mut job = match local {
+            let mut job = match local(0) {
                 Some(detail) => detail.job,
                 None => remote_job(&known),
             };

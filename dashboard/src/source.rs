@@ -638,7 +638,11 @@ pub(crate) fn local_jobs(host: &HostHandle, query: &JobQuery) -> JobPage {
 
 pub(crate) fn local_job(host: &HostHandle, name: &str, runs: usize) -> Option<JobDetail> {
     let job = host.job(name)?;
-    let mut history = host.runs(name).unwrap_or_default();
+    let mut history = if runs == 0 {
+        Vec::new()
+    } else {
+        host.runs(name).unwrap_or_default()
+    };
     history.truncate(runs);
     Some(JobDetail {
         job: job_view(host, job),
