@@ -172,7 +172,10 @@ impl Dashboard {
     }
 
     /// The dashboard's routes, to mount (`Router::nest`) or serve. Its
-    /// links follow where it is mounted.
+    /// links follow where it is mounted. Nested at `/dashboard`, it
+    /// serves `/dashboard` and the paths under it; the bare `/dashboard/`
+    /// stays the outer router's, which can redirect it (the `queue_web`
+    /// example does).
     ///
     /// Without an authorizer it answers loopback callers only, which it
     /// tells from `ConnectInfo<SocketAddr>`: serve the router with

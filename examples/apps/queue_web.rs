@@ -318,7 +318,13 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             }),
         )
         .with_state(app.clone())
-        .nest("/dashboard", dashboard().router());
+        .nest("/dashboard", dashboard().router())
+        // `nest` serves `/dashboard` and what is under it, not the bare
+        // `/dashboard/` a person may type.
+        .route(
+            "/dashboard/",
+            get(|| async { axum::response::Redirect::permanent("/dashboard") }),
+        );
     let web = WebServer::bind(&addr, router).await?;
     println!("serving the task queue on http://{}", web.local_addr());
     println!("the dashboard is on http://{}/dashboard", web.local_addr());
