@@ -322,3 +322,35 @@ async fn an_enqueue_inside_a_transaction_exists_only_if_it_commits() {
         1
     );
 }
+
+/// `estimated_counts`: a live table larger than the bound, by the
+/// catalog's estimate, is sampled and its counts marked estimated; one
+/// within it is counted exactly, as `counts` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_table_is_sampled_and_a_small_one_counted() {
+    let db = TestDb::create().await;
+    let (queue, client) = setup(&db).await;
+    let notes = (0..3_000).map(|i| Note {
+        key: format!("e{i}"),
+    });
+    write_note::enqueue_many(&queue, notes)
+        .delay(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    // The catalog's estimate, as autovacuum would leave it.
+    client.batch_execute("ANALYZE hosted.items").await.unwrap();
+
+    let exact = queue.counts().await.unwrap();
+    assert_eq!(exact.len(), 1);
+    assert_eq!((exact[0].scheduled, exact[0].estimated), (3_000, false));
+    assert_eq!(queue.estimated_counts(1_000_000).await.unwrap(), exact);
+
+    let sampled = queue.estimated_counts(1_000).await.unwrap();
+    assert_eq!(sampled.len(), 1, "{sampled:?}");
+    let notes = &sampled[0];
+    assert!(notes.estimated, "{notes:?}");
+    assert_eq!(notes.queue, "notes");
+    // About a third of the pages read, the count scaled back up.
+    assert!(notes.scheduled > 0 && notes.scheduled < 9_000, "{notes:?}");
+    assert_eq!((notes.due, notes.running, notes.dead), (0, 0, 0));
+}

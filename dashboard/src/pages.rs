@@ -439,17 +439,18 @@ fn queues_table(caller: &Caller, queues: &[(QueueView, Option<f64>)], has_items:
                 } }
                 tbody {
                     @for (queue, rate) in queues {
-                        tr {
+                        @let about = if queue.estimated { "≈ " } else { "" };
+                        tr title=[queue.estimated.then_some("estimated from a sample of a large table")] {
                             td { (queue.name) }
                             td { @if queue.durable { "durable" } @else { "in-process" } }
-                            td.num { (queue.depth) }
-                            td.num { (queue.in_flight) }
+                            td.num { (about) (queue.depth) }
+                            td.num { (about) (queue.in_flight) }
                             @if has_items {
-                                td.num { @if queue.durable { (queue.scheduled) } }
-                                td.num { @if queue.durable { (queue.retrying) } }
+                                td.num { @if queue.durable { (about) (queue.scheduled) } }
+                                td.num { @if queue.durable { (about) (queue.retrying) } }
                                 td.num {
                                     @if queue.durable {
-                                        @if queue.dead > 0 { a href=(caller.link(&format!("/dead?queue={}", query_value(&queue.name)))) { (queue.dead) } }
+                                        @if queue.dead > 0 { a href=(caller.link(&format!("/dead?queue={}", query_value(&queue.name)))) { (about) (queue.dead) } }
                                         @else { "0" }
                                     }
                                 }

@@ -28,10 +28,11 @@ use crate::source::{
 /// The dashboard's reads are bounded: each waits at most
 /// [`timeout`](ClusterSource::timeout) (2 s by default), lists are limited,
 /// the jobs page reads only its own page's jobs (by primary key), failures
-/// come through an index of failures alone, and the counts (the durable
-/// queue's items by state, over its live table, which holds only what
-/// waits and runs; the jobs by state) are read at most once a second
-/// however many pages are open. To keep
+/// come through an index of failures alone, the durable queue's items by
+/// state are counted exactly only while its tables hold fewer than 100,000
+/// rows (by the catalog's estimate) and are estimated from a sample of
+/// about that many rows beyond, and these counts and the jobs' are read at
+/// most once a second however many pages are open. To keep
 /// the dashboard off the pool the instance works with, give it handles of
 /// its own, on a small pool with a short statement timeout:
 ///
@@ -59,6 +60,9 @@ pub struct ClusterSource {
     counts: Mutex<Option<(Instant, Vec<QueueCounts>)>>,
     job_counts: Mutex<Option<(Instant, ClusterJobCounts)>>,
 }
+
+/// Larger tables are sampled, not counted ([`DurableQueue::estimated_counts`]).
+const EXACT_BELOW: u64 = 100_000;
 
 /// How long the durable queue's counts, and the cluster's jobs counted by
 /// state, are reused: however many pages are open, each is read at most
@@ -137,7 +141,10 @@ impl ClusterSource {
             }
         }
         let counts = self
-            .bounded("the durable queue's counts", queue.counts())
+            .bounded(
+                "the durable queue's counts",
+                queue.estimated_counts(EXACT_BELOW),
+            )
             .await?;
         *self.counts.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((Instant::now(), counts.clone()));
@@ -368,6 +375,7 @@ impl Source for ClusterSource {
                         retrying: counts.retrying,
                         dead: counts.dead,
                         lag: Some(counts.lag),
+                        estimated: counts.estimated,
                         ..QueueView::default()
                     });
                 }

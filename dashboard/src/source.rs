@@ -241,6 +241,9 @@ pub struct QueueView {
     pub failed: Option<u64>,
     /// Items refused or dropped at shutdown (in-process queues).
     pub refused: Option<u64>,
+    /// Whether the durable counts are estimates from a sample of a large
+    /// table.
+    pub estimated: bool,
 }
 
 /// An instance of the cluster.

@@ -462,3 +462,115 @@ async fn names_are_escaped() {
     }
     let _ = test.stop().await;
 }
+
+/// A source of the application's own: the dashboard shows what it gives,
+/// estimates marked as such, and carries out its actions.
+struct Fixed;
+
+impl hosted_dashboard::Source for Fixed {
+    fn summary(
+        &self,
+    ) -> hosted_dashboard::BoxFuture<
+        '_,
+        Result<hosted_dashboard::Summary, hosted_dashboard::SourceError>,
+    > {
+        Box::pin(async { Ok(hosted_dashboard::Summary::default()) })
+    }
+
+    fn jobs<'a>(
+        &'a self,
+        _: &'a hosted_dashboard::JobQuery,
+    ) -> hosted_dashboard::BoxFuture<
+        'a,
+        Result<hosted_dashboard::JobPage, hosted_dashboard::SourceError>,
+    > {
+        Box::pin(async { Ok(hosted_dashboard::JobPage::default()) })
+    }
+
+    fn job<'a>(
+        &'a self,
+        _: &'a str,
+        _: usize,
+    ) -> hosted_dashboard::BoxFuture<
+        'a,
+        Result<Option<hosted_dashboard::JobDetail>, hosted_dashboard::SourceError>,
+    > {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn failures(
+        &self,
+        _: usize,
+    ) -> hosted_dashboard::BoxFuture<
+        '_,
+        Result<Vec<(String, hosted_dashboard::RunView)>, hosted_dashboard::SourceError>,
+    > {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn services(
+        &self,
+    ) -> hosted_dashboard::BoxFuture<
+        '_,
+        Result<Vec<hosted_dashboard::ServiceView>, hosted_dashboard::SourceError>,
+    > {
+        Box::pin(async {
+            Err(hosted_dashboard::SourceError::failed(
+                "the registry is down",
+            ))
+        })
+    }
+
+    fn queues(
+        &self,
+    ) -> hosted_dashboard::BoxFuture<
+        '_,
+        Result<Vec<hosted_dashboard::QueueView>, hosted_dashboard::SourceError>,
+    > {
+        Box::pin(async {
+            let mut queue = hosted_dashboard::QueueView::default();
+            queue.name = "imports".into();
+            queue.durable = true;
+            queue.depth = 1_234_000;
+            queue.estimated = true;
+            Ok(vec![queue])
+        })
+    }
+
+    fn has_items(&self) -> bool {
+        true
+    }
+
+    fn act<'a>(
+        &'a self,
+        action: &'a hosted_dashboard::Action,
+    ) -> hosted_dashboard::BoxFuture<'a, Result<String, hosted_dashboard::SourceError>> {
+        Box::pin(async move { Ok(format!("{} {}", action.verb(), action.target())) })
+    }
+}
+
+#[tokio::test]
+async fn a_source_of_its_own_is_shown_with_its_estimates_and_its_errors() {
+    let router = Dashboard::with_source(Fixed).router();
+    let queues = get(&router, "/queues").await;
+    assert_eq!(queues.status, StatusCode::OK);
+    assert!(queues.body.contains("≈ 1234000"), "{}", queues.body);
+    assert!(
+        queues.body.contains("estimated from a sample"),
+        "{}",
+        queues.body
+    );
+    let services = get(&router, "/services").await;
+    assert_eq!(services.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        services.body.contains("the registry is down"),
+        "{}",
+        services.body
+    );
+    let csrf = csrf_of(&queues);
+    let retried = post(&router, "/dead/retry", &csrf, "&queue=imports").await;
+    let shown = get(&router, retried.headers[header::LOCATION].to_str().unwrap()).await;
+    assert!(shown.body.contains("retry queue imports"), "{}", shown.body);
+    let bad = post(&router, "/dead/discard", &csrf, "&id=twelve").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}

@@ -232,10 +232,11 @@
 //! | `hosted_durable_queue_items` (gauge) | `queue`, `state` | items by state: `due`, `scheduled`, `running`, `retrying`, `dead` |
 //! | `hosted_durable_queue_lag_seconds` (gauge) | `queue` | how long the oldest due item has waited |
 //!
-//! The two gauges come from [`DurableQueue::counts`], one statement over
-//! the live table that each instance runs every 15 s (not every second);
-//! every instance publishes the same values, so take their `max` across
-//! instances.
+//! The two gauges come from [`DurableQueue::estimated_counts`], which each
+//! instance reads every 15 s (not every second): exact while the tables
+//! hold fewer than 100,000 rows, estimated from a sample of about that
+//! many beyond. Every instance publishes the same values, so take their
+//! `max` across instances.
 //!
 //! # The driver
 //!

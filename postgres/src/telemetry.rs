@@ -16,9 +16,13 @@ use crate::{Cluster, ClusterStats, DurableQueue, DurableStats};
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// How often each instance reads the durable queues' items by state and
-/// their lag (`DurableQueue::counts`, one statement over the live table)
-/// for their gauges: once a scrape interval, not once a second.
+/// their lag (`DurableQueue::estimated_counts`: a statement over the live
+/// table and one over the dead letters) for their gauges: once a scrape
+/// interval, not once a second.
 const COUNTS_EVERY: Duration = Duration::from_secs(15);
+
+/// Tables larger than this are sampled for the gauges, not counted.
+const EXACT_BELOW: u64 = 100_000;
 
 /// Publishes `cluster`'s counters until `stop` fires.
 pub(crate) async fn cluster(cluster: Cluster, stop: CancellationToken) {
@@ -49,7 +53,7 @@ async fn counts(queue: &DurableQueue, stop: CancellationToken) {
         let read = tokio::select! {
             biased;
             () = stop.cancelled() => return,
-            read = tokio::time::timeout(COUNTS_EVERY, queue.counts()) => read,
+            read = tokio::time::timeout(COUNTS_EVERY, queue.estimated_counts(EXACT_BELOW)) => read,
         };
         match read {
             Ok(Ok(counts)) => {

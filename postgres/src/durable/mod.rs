@@ -483,15 +483,63 @@ impl DurableQueue {
     ///
     /// The database failed.
     pub async fn counts(&self) -> Result<Vec<QueueCounts>, Error> {
+        self.counts_sampling(None, None).await
+    }
+
+    /// [`counts`](DurableQueue::counts) for a page that is looked at
+    /// often: a table that holds more than `exact_below` rows, by
+    /// PostgreSQL's own estimate (`pg_class.reltuples`, read from the
+    /// catalog), is sampled (`TABLESAMPLE SYSTEM`, about `exact_below` rows
+    /// read) rather than counted, and its counts are marked
+    /// [`estimated`](QueueCounts::estimated). A dashboard thus costs the
+    /// database the same whether a million items wait or a hundred.
+    ///
+    /// # Errors
+    ///
+    /// The database failed.
+    pub async fn estimated_counts(&self, exact_below: u64) -> Result<Vec<QueueCounts>, Error> {
         let client = self.client().await?;
-        let live = client
-            .query(&self.inner.sql.counts, &[])
+        let sizes = client
+            .query_one(&self.inner.sql.table_sizes, &[])
             .await
             .map_err(|e| self.failed(&e))?;
-        let dead = client
-            .query(&self.inner.sql.dead_counts, &[])
+        drop(client);
+        // The percent of a table's pages to read, if it is too large to
+        // count.
+        let sample = |rows: f64| {
+            (rows > exact_below as f64)
+                .then(|| ((exact_below.max(1) as f64 / rows) * 100.0).clamp(0.001, 100.0))
+        };
+        self.counts_sampling(sample(sizes.get(0)), sample(sizes.get(1)))
             .await
-            .map_err(|e| self.failed(&e))?;
+    }
+
+    /// The counts, each table counted whole or, given a percent, sampled.
+    async fn counts_sampling(
+        &self,
+        live_sample: Option<f64>,
+        dead_sample: Option<f64>,
+    ) -> Result<Vec<QueueCounts>, Error> {
+        let client = self.client().await?;
+        let sql = &self.inner.sql;
+        let live = match live_sample {
+            None => client.query(&sql.counts, &[]).await,
+            Some(percent) => {
+                client
+                    .query(&sql.counts_sampled, &[&(percent as f32)])
+                    .await
+            }
+        }
+        .map_err(|e| self.failed(&e))?;
+        let dead = match dead_sample {
+            None => client.query(&sql.dead_counts, &[]).await,
+            Some(percent) => {
+                client
+                    .query(&sql.dead_counts_sampled, &[&(percent as f32)])
+                    .await
+            }
+        }
+        .map_err(|e| self.failed(&e))?;
         let mut counts: Vec<QueueCounts> = live
             .iter()
             .map(|row| QueueCounts {
@@ -502,16 +550,21 @@ impl DurableQueue {
                 retrying: row.get::<_, i64>(4) as u64,
                 dead: 0,
                 lag: Duration::from_secs_f64(row.get::<_, f64>(5).max(0.0)),
+                estimated: live_sample.is_some(),
             })
             .collect();
         for row in &dead {
             let queue: String = row.get(0);
             let n = row.get::<_, i64>(1) as u64;
             match counts.iter_mut().find(|c| c.queue == queue) {
-                Some(c) => c.dead = n,
+                Some(c) => {
+                    c.dead = n;
+                    c.estimated |= dead_sample.is_some();
+                }
                 None => counts.push(QueueCounts {
                     queue,
                     dead: n,
+                    estimated: dead_sample.is_some(),
                     ..QueueCounts::default()
                 }),
             }
@@ -728,6 +781,10 @@ pub struct QueueCounts {
     pub dead: u64,
     /// How long the oldest due item has waited.
     pub lag: Duration,
+    /// Whether these are estimates from a sample of a large table
+    /// ([`DurableQueue::estimated_counts`]); the lag is then the oldest of
+    /// the sample's due items: at least that.
+    pub estimated: bool,
 }
 
 /// One item, as [`DurableQueue::item`] and
