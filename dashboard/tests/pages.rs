@@ -528,11 +528,13 @@ impl hosted_dashboard::Source for Fixed {
         Result<Vec<hosted_dashboard::QueueView>, hosted_dashboard::SourceError>,
     > {
         Box::pin(async {
-            let mut queue = hosted_dashboard::QueueView::default();
-            queue.name = "imports".into();
-            queue.durable = true;
-            queue.depth = 1_234_000;
-            queue.estimated = true;
+            let queue = hosted_dashboard::QueueView {
+                name: "imports".into(),
+                durable: true,
+                depth: 1_234_000,
+                estimated: true,
+                ..hosted_dashboard::QueueView::default()
+            };
             Ok(vec![queue])
         })
     }
