@@ -509,7 +509,6 @@ async fn dead_action(
     if let Some(refused) = check_csrf(&headers, &form) {
         return Err(refused);
     }
-    let nonempty = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
     let id = match nonempty(form.id) {
         None => None,
         Some(id) => Some(id.trim().parse::<i64>().map_err(|_| {
@@ -531,6 +530,11 @@ async fn dead_action(
     };
     let result = shared.act(&caller, &action).await;
     Ok(shared.back(&caller, "/dead", result))
+}
+
+/// A form's or a query's field, unless it is blank.
+fn nonempty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
 }
 
 /// The refusal of a form whose CSRF token is not its cookie's.
@@ -573,10 +577,9 @@ async fn dead_letters(
     caller: Caller,
     Query(params): Query<DeadParams>,
 ) -> Page {
-    let nonempty = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
     let query = ItemQuery {
-        queue: nonempty(&params.queue),
-        handler: nonempty(&params.handler),
+        queue: nonempty(params.queue),
+        handler: nonempty(params.handler),
         limit: 100,
     };
     let items = shared

@@ -57,8 +57,35 @@ pub struct ClusterSource {
     cluster: Option<Cluster>,
     durable: Option<DurableQueue>,
     timeout: Duration,
-    counts: Mutex<Option<(Instant, Vec<QueueCounts>)>>,
-    job_counts: Mutex<Option<(Instant, ClusterJobCounts)>>,
+    counts: Reused<Vec<QueueCounts>>,
+    job_counts: Reused<ClusterJobCounts>,
+}
+
+/// A value read from the database, reused for [`COUNTS_FOR`].
+struct Reused<T>(Mutex<Option<(Instant, T)>>);
+
+impl<T: Clone> Reused<T> {
+    fn new() -> Reused<T> {
+        Reused(Mutex::new(None))
+    }
+
+    /// The value, if it was read less than [`COUNTS_FOR`] ago.
+    fn fresh(&self) -> Option<T> {
+        let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref()
+            .filter(|(at, _)| at.elapsed() < COUNTS_FOR)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn keep(&self, value: &T) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), value.clone()));
+    }
+
+    /// The next look reads it again.
+    fn forget(&self) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
 }
 
 /// Larger tables are sampled, not counted ([`DurableQueue::estimated_counts`]).
@@ -83,8 +110,8 @@ impl ClusterSource {
             cluster: None,
             durable: None,
             timeout: Duration::from_secs(2),
-            counts: Mutex::new(None),
-            job_counts: Mutex::new(None),
+            counts: Reused::new(),
+            job_counts: Reused::new(),
         }
     }
 
@@ -135,10 +162,8 @@ impl ClusterSource {
     }
 
     async fn durable_counts(&self, queue: &DurableQueue) -> Result<Vec<QueueCounts>, SourceError> {
-        if let Some((at, counts)) = &*self.counts.lock().unwrap_or_else(PoisonError::into_inner) {
-            if at.elapsed() < COUNTS_FOR {
-                return Ok(counts.clone());
-            }
+        if let Some(counts) = self.counts.fresh() {
+            return Ok(counts);
         }
         let counts = self
             .bounded(
@@ -146,28 +171,18 @@ impl ClusterSource {
                 queue.estimated_counts(EXACT_BELOW),
             )
             .await?;
-        *self.counts.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((Instant::now(), counts.clone()));
+        self.counts.keep(&counts);
         Ok(counts)
     }
 
     async fn cluster_job_counts(&self, cluster: &Cluster) -> Result<ClusterJobCounts, SourceError> {
-        if let Some((at, counts)) = &*self
-            .job_counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-        {
-            if at.elapsed() < COUNTS_FOR {
-                return Ok(*counts);
-            }
+        if let Some(counts) = self.job_counts.fresh() {
+            return Ok(counts);
         }
         let counts = self
             .bounded("the jobs' counts", cluster.job_counts())
             .await?;
-        *self
-            .job_counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), counts));
+        self.job_counts.keep(&counts);
         Ok(counts)
     }
 
@@ -491,7 +506,7 @@ impl Source for ClusterSource {
                             .await
                             .map(|n| format!("discarded {n} item(s) of {selector}"))
                     };
-                    *self.counts.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                    self.counts.forget();
                     result.map_err(refuse)
                 }
             }

@@ -199,15 +199,26 @@ pub(crate) fn publish(host: &HostShared) {
     let Some(metrics) = host.metrics.get() else {
         return;
     };
-    if !metrics.per_job {
+    if metrics.per_job {
+        publish_per_job(host, metrics);
+    } else {
         publish_summed(host, metrics);
     }
-    for (job, m) in host
-        .jobs
-        .iter()
-        .zip(metrics.jobs.iter())
-        .filter(|_| metrics.per_job)
-    {
+    for (queue, m) in host.queues.iter().zip(metrics.queues.iter()) {
+        let stats = queue.stats();
+        m.depth.set(stats.depth as f64);
+        m.lag.set(stats.lag.as_secs_f64());
+        m.in_flight.set(stats.in_flight as f64);
+        m.completed.absolute(stats.completed);
+        m.failed.absolute(stats.failed);
+        m.refused.absolute(stats.refused);
+        m.not_run.absolute(stats.not_run);
+    }
+}
+
+/// Publishes each job's counters on its own set.
+fn publish_per_job(host: &HostShared, metrics: &HostMetrics) {
+    for (job, m) in host.jobs.iter().zip(metrics.jobs.iter()) {
         let stats = &job.stats;
         m.succeeded
             .absolute(stats.succeeded.load(Ordering::Relaxed));
@@ -235,16 +246,6 @@ pub(crate) fn publish(host: &HostShared) {
             }
             None => {}
         }
-    }
-    for (queue, m) in host.queues.iter().zip(metrics.queues.iter()) {
-        let stats = queue.stats();
-        m.depth.set(stats.depth as f64);
-        m.lag.set(stats.lag.as_secs_f64());
-        m.in_flight.set(stats.in_flight as f64);
-        m.completed.absolute(stats.completed);
-        m.failed.absolute(stats.failed);
-        m.refused.absolute(stats.refused);
-        m.not_run.absolute(stats.not_run);
     }
 }
 
