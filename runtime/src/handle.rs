@@ -8,15 +8,16 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use crate::context::RunContext;
-use crate::extract::{ExtractError, FromRun};
-use crate::job::{FinishedRun, JobDef, LastRun};
+use crate::base::kind::JobKind;
+use crate::base::queue::{QueueStats, TaskQueue};
+use crate::base::report::StopReason;
 use crate::lifecycle::Lifetime;
-use crate::queue::{QueueStats, TaskQueue};
-use crate::registry::JobKind;
-use crate::report::StopReason;
-use crate::runner::{dispatch, NotStarted};
-use crate::shared::HostShared;
+use crate::lifecycle::{Host, RunningHost};
+use crate::model::context::RunContext;
+use crate::model::extract::{ExtractError, FromRun};
+use crate::model::job::{FinishedRun, JobDef, LastRun};
+use crate::model::shared::HostShared;
+use crate::run::tick::{dispatch, NotStarted};
 
 /// A cloneable handle on a running host. From [`RunningHost::handle`](crate::RunningHost::handle),
 /// or as a job's argument.
@@ -431,11 +432,12 @@ pub struct JobStatus {
 impl JobStatus {
     fn of(job: &JobDef) -> JobStatus {
         let stats = &job.stats;
-        let cluster = |counter: fn(&crate::job::JobCluster) -> &std::sync::atomic::AtomicU64| {
-            job.cluster
-                .as_ref()
-                .map_or(0, |c| counter(c).load(Ordering::Relaxed))
-        };
+        let cluster =
+            |counter: fn(&crate::model::job::JobCluster) -> &std::sync::atomic::AtomicU64| {
+                job.cluster
+                    .as_ref()
+                    .map_or(0, |c| counter(c).load(Ordering::Relaxed))
+            };
         JobStatus {
             name: job.name.to_string(),
             kind: job.kind,
@@ -528,4 +530,26 @@ fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
         || haystack
             .windows(needle.len())
             .any(|window| window.eq_ignore_ascii_case(needle))
+}
+
+impl Host {
+    /// A handle on this host, before it runs: list its jobs, pause and
+    /// resume them, request a stop; triggering a job waits for the host to
+    /// have started ([`HandleError::NotStarted`](crate::HandleError::NotStarted) before). The same handle
+    /// keeps working once the host runs.
+    ///
+    /// An axum app served by [`WebServer`](crate::web::WebServer) as a
+    /// service of the host gets it without asking: the handle is in the
+    /// router's extensions, so a route takes `Extension<HostHandle>`.
+    pub fn handle(&self) -> HostHandle {
+        HostHandle::new(self.shared.clone())
+    }
+}
+
+impl RunningHost {
+    /// A handle on this host, for inspecting it and stopping it from
+    /// anywhere.
+    pub fn handle(&self) -> HostHandle {
+        HostHandle::new(self.shared.clone())
+    }
 }

@@ -319,74 +319,68 @@
 #[allow(unused_extern_crates)]
 extern crate self as hosted;
 
-// The modules, from the foundation up; each imports only from those before
-// it, and within the knot and the host, from one another:
+// The modules, in layers from the bottom up. Each layer is a folder (or a
+// file, at the top) and imports only from the layers below it; inside a
+// folder, a file imports only the files its `mod.rs` names before it, and
+// that `mod.rs`. The one exception is the model, whose eight files
+// (context, shared, job, registry, extract, scope, schedule, service)
+// refer to one another: a run's context holds the host's shared state,
+// which holds the jobs, whose handlers take the context (see
+// `model/mod.rs`). `.ci/layers.py` checks this against
+// `.ci/runtime-layers.txt` on every CI run.
 //
-// - the foundation, importing nothing of the crate: `outcome` (Outcome,
-//   IntoOutcome, Cancelled), `service` (HostedService, Phase), `clock` (the
-//   wall clock), `timer` (the scheduler's precise timer);
-// - `queue` (TaskQueue), and `report` (Report, StopReason, HostError,
-//   Aborted);
-// - the knot, what a run knows and may take: `context` (RunContext, Run),
-//   `shared` (HostShared: tokens, events, state, jobs, scopes, queues), `job`
-//   (JobDef, JobStats, LastRun), `extract` (FromRun, State, FromRef),
-//   `registry` (Registration, Job, Handler), `schedule` (every grids; cron
-//   fire times in `schedule/cron.rs`), `scope` (Scoped<T>), `cluster` (the
-//   Coordinator seam, its options, Fence). They refer to
-//   one another because a run's context holds the host's shared state,
-//   which holds the jobs, whose handlers take the context;
-// - what runs on them: `runner` (one run; the supervision of background
-//   services), `scheduler` (the task that owns every deadline);
-// - the host: `config` (overrides by name), then `host` (HostBuilder,
-//   build()), `lifecycle` (start, stop in `lifecycle/stop.rs`, signals,
-//   Lifetime) and `handle` (HostHandle);
-// - `testing` on top, imported by none of the others.
-mod clock;
-pub mod cluster;
-mod config;
-mod context;
-mod extract;
+// - `base`: what needs nothing else of the crate: outcomes, the wall
+//   clock, the scheduler's timer, the in-process queue, the kinds of job,
+//   and the report `run()` returns;
+// - `seams`: the traits a backend implements (a cluster's coordinator, a
+//   durable work source), their data, and the handles they reach the host
+//   through;
+// - `model`: what a job, a run and its context are, the host's shared
+//   state, the arguments a run can take, schedules, scoped values and
+//   services;
+// - `observe`: metrics, read from the model (feature `metrics`);
+// - `run`: turning a due tick, a claimed tick or a queued item into a
+//   run, the scheduler that owns every deadline, the supervision of
+//   services;
+// - `lifecycle`: start, the lifetime events, stop, signals;
+// - `handle`: the handle on a running host, and its views;
+// - `host`: the builder and `build()`;
+// - `web` and `testing` at the top, imported by none of the others.
+mod base;
 mod handle;
 mod host;
-mod job;
 mod lifecycle;
-mod outcome;
-mod queue;
-mod registry;
-mod report;
-mod runner;
-mod schedule;
-mod scheduler;
-mod scope;
-mod service;
-mod shared;
-#[cfg(feature = "metrics")]
-mod telemetry;
+mod model;
+mod observe;
+mod run;
+mod seams;
 pub mod testing;
-mod timer;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod web;
-pub mod work;
 
-pub use crate::config::{parse_duration, HostConfig, JobConfig, ParseDurationError};
-pub use crate::context::{Run, RunContext};
-pub use crate::extract::{Dependencies, ExtractError, FromRef, FromRun, RunFuture, State};
+pub use crate::seams::{cluster, work};
+
+pub use crate::base::kind::{JobKind, Overlap};
+pub use crate::base::outcome::{Cancelled, IntoOutcome, Outcome};
+pub use crate::base::queue::{QueueOptions, QueueStats, Queued, Refused, TaskQueue, DEFAULT_QUEUE};
+pub use crate::base::report::Phase;
+pub use crate::base::report::{Aborted, HostError, Report, StopReason, Work};
 pub use crate::handle::{
     HandleError, HostHandle, JobStatus, JobSummary, JobsPage, LifecycleStatus, NextRun,
 };
+pub use crate::host::config::{parse_duration, HostConfig, JobConfig, ParseDurationError};
 pub use crate::host::{
-    BuildError, Host, HostBuilder, Problem, DEFAULT_RUN_HISTORY, DEFAULT_RUN_HISTORY_BUDGET,
+    BuildError, HostBuilder, Problem, DEFAULT_RUN_HISTORY, DEFAULT_RUN_HISTORY_BUDGET,
     DEFAULT_SHUTDOWN_TIMEOUT,
 };
-pub use crate::job::{FinishedRun, LastRun};
-pub use crate::lifecycle::{Lifetime, RunningHost};
-pub use crate::outcome::{Cancelled, IntoOutcome, Outcome};
-pub use crate::queue::{QueueOptions, QueueStats, Queued, Refused, TaskQueue, DEFAULT_QUEUE};
-pub use crate::registry::{Backoff, FailurePolicy, Handler, Job, JobKind, Overlap};
-pub use crate::report::{Aborted, HostError, Report, StopReason, Work};
-pub use crate::scope::{ScopeFactory, Scoped};
-pub use crate::service::{HostedService, Phase};
+pub use crate::lifecycle::{Host, Lifetime, RunningHost};
+pub use crate::model::context::{Run, RunContext};
+pub use crate::model::extract::{Dependencies, ExtractError, FromRef, FromRun, RunFuture, State};
+pub use crate::model::job::{FinishedRun, LastRun};
+pub use crate::model::registry::{Backoff, FailurePolicy, Handler, Job};
+pub use crate::model::scope::{ScopeFactory, Scoped};
+pub use crate::model::service::HostedService;
 /// Derives [`FromRef`] for each field of an app state struct; see there.
 pub use hosted_macros::FromRef;
 pub use tokio_util::sync::CancellationToken;
@@ -663,19 +657,19 @@ pub mod prelude {
 /// Not public API: the paths the macros' expansion uses.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::cluster::{ClusterOptions, Missed, OnCrash, Scope};
-    pub use crate::context::RunContext;
-    pub use crate::extract::{
+    pub use crate::base::kind::Overlap;
+    pub use crate::base::outcome::IntoOutcome;
+    pub use crate::model::context::RunContext;
+    pub use crate::model::extract::{
         any_state, AnyState, Dependencies, ExtractError, FromRun, RunFuture, SubState,
     };
-    pub use crate::outcome::IntoOutcome;
-    pub use crate::registry::{
-        Backoff, CronSpec, EverySpec, FailurePolicy, Overlap, QueuedSpec, Registration, Trigger,
-        ZoneSpec,
+    pub use crate::model::registry::{
+        Backoff, CronSpec, EverySpec, FailurePolicy, QueuedSpec, Registration, Trigger, ZoneSpec,
     };
-    pub use crate::service::{
+    pub use crate::model::service::{
         construct, constructor_dependencies, erase, ErasedService, HostedService,
         ServiceRegistration,
     };
+    pub use crate::seams::cluster::{ClusterOptions, Missed, OnCrash, Scope};
     pub use inventory;
 }

@@ -38,12 +38,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::clock::{Clock, ManualWall};
+use crate::base::clock::{Clock, ManualWall};
+use crate::base::report::Report;
 use crate::handle::{HostHandle, JobStatus};
-use crate::host::{Host, HostBuilder};
+use crate::host::HostBuilder;
+use crate::lifecycle::Host;
 use crate::lifecycle::RunningHost;
-use crate::report::Report;
-use crate::shared::{RunHook, RunStart};
+use crate::model::shared::{RunHook, RunStart};
 
 /// A wall clock for tests: it starts at a chosen instant, moves with tokio's
 /// (paused) clock, and can be stepped forward or back.
@@ -171,7 +172,7 @@ impl TestHost {
         // With the feature `metrics`, what a running host publishes every
         // second is published here instead.
         #[cfg(feature = "metrics")]
-        crate::telemetry::publish(&self.handle.shared);
+        crate::observe::telemetry::publish(&self.handle.shared);
     }
 
     /// Every run started so far, in start order.

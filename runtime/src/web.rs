@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::service::HostedService;
+use crate::model::service::HostedService;
 
 /// An axum app served as a lifecycle service of the host.
 ///

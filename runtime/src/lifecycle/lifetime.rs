@@ -3,10 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::context::RunContext;
-use crate::extract::{ExtractError, FromRun};
-use crate::report::StopReason;
-use crate::shared::HostShared;
+use crate::base::report::StopReason;
+use crate::model::context::RunContext;
+use crate::model::extract::{ExtractError, FromRun};
+use crate::model::shared::HostShared;
 
 /// The host's lifetime events, `IHostApplicationLifetime` in .NET: await
 /// them from anywhere, and request a stop. Cloneable; jobs can take it as an

@@ -28,12 +28,12 @@ mod stop;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::handle::HostHandle;
-use crate::host::Settings;
-use crate::report::{Report, StopReason};
-use crate::service::DynService;
-use crate::shared::HostShared;
+use crate::base::report::{Report, StopReason};
+use crate::model::service::DynService;
+use crate::model::service::ServiceStatus;
+use crate::model::shared::HostShared;
 
 pub use self::lifetime::Lifetime;
 
@@ -48,40 +48,63 @@ pub(crate) struct ServiceSlot {
     pub(crate) status: Arc<ServiceStatus>,
 }
 
-/// Where a lifecycle service stands: its last step and how it ended.
-pub(crate) struct ServiceStatus {
-    pub(crate) name: Arc<str>,
-    /// Where it was added or declared.
-    pub(crate) origin: String,
-    state: std::sync::Mutex<(&'static str, Option<String>)>,
+/// A host whose services and jobs are running. From [`Host::start`](crate::Host::start).
+///
+/// Stop it with [`stop`](RunningHost::stop) or [`wait`](RunningHost::wait)
+/// for the graceful stop sequence. Dropped without either (or with its stop
+/// cut short by dropping the future), it aborts: every token is cancelled,
+/// runs and queue items still going are dropped at their next await, and
+/// nothing more is scheduled; the services' `stop` methods and hooks do not
+/// run, as they cannot be awaited from `drop`.
+/// A configured host, ready to [`run`](Host::run).
+///
+/// Built by [`Host::builder`]; every job's schedule and arguments have been
+/// checked.
+pub struct Host {
+    pub(crate) shared: Arc<HostShared>,
+    pub(crate) settings: Settings,
+    pub(crate) services: Vec<ServiceSlot>,
 }
 
-impl ServiceStatus {
-    pub(crate) fn new(name: Arc<str>, origin: String) -> Arc<ServiceStatus> {
-        Arc::new(ServiceStatus {
-            name,
-            origin,
-            state: std::sync::Mutex::new(("not started", None)),
-        })
+/// How the lifecycle runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Settings {
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) startup_timeout: Option<Duration>,
+    pub(crate) start_concurrently: bool,
+    pub(crate) stop_concurrently: bool,
+    /// The builder took every registered job and service, and the binary
+    /// holds none: almost always jobs declared in a library crate that the
+    /// linker dropped. Said at start.
+    pub(crate) nothing_registered: bool,
+    /// Finished runs kept per job, and in all.
+    pub(crate) run_history: usize,
+    pub(crate) run_history_budget: usize,
+    /// Metrics labelled by job (the default), or one set for the host.
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics_per_job: bool,
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host")
+            .field("services", &self.service_names().collect::<Vec<_>>())
+            .field("jobs", &self.job_names().collect::<Vec<_>>())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// The names of the host's jobs (scheduled jobs and background fns), in
+    /// start order.
+    pub fn job_names(&self) -> impl Iterator<Item = &str> {
+        self.shared.jobs.iter().map(|job| &*job.name)
     }
 
-    pub(crate) fn set(&self, state: &'static str, error: Option<String>) {
-        let mut slot = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // A failure stays shown through the steps that follow it.
-        if slot.0 == "failed" && error.is_none() {
-            return;
-        }
-        *slot = (state, error);
-    }
-
-    pub(crate) fn get(&self) -> (&'static str, Option<String>) {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+    /// The names of the host's lifecycle services, in start order.
+    pub fn service_names(&self) -> impl Iterator<Item = &str> {
+        self.services.iter().map(|slot| &*slot.name)
     }
 }
 
@@ -119,12 +142,6 @@ impl fmt::Debug for RunningHost {
 }
 
 impl RunningHost {
-    /// A handle on this host, for inspecting it and stopping it from
-    /// anywhere.
-    pub fn handle(&self) -> HostHandle {
-        HostHandle::new(self.shared.clone())
-    }
-
     /// The host's lifetime events.
     pub fn lifetime(&self) -> Lifetime {
         Lifetime::new(self.shared.clone())
@@ -136,7 +153,7 @@ impl RunningHost {
         self.wait().await
     }
 
-    /// Waits until stop is requested (through a [`HostHandle`], a
+    /// Waits until stop is requested (through a [`HostHandle`](crate::HostHandle), a
     /// [`Lifetime`] or a failed service), then runs the stop sequence. Does
     /// not listen for signals.
     pub async fn wait(self) -> Report {

@@ -8,17 +8,17 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::steps::{run_phase, InFlight};
+use super::Host;
 use super::{Lifetime, RunningHost};
-use crate::cluster::{ClusterHost, Missed};
-use crate::host::Host;
-use crate::outcome::Outcome;
-use crate::queue::TaskQueue;
-use crate::registry::JobKind;
-use crate::report::{HostError, Report, StopReason};
-use crate::runner::supervise;
-use crate::scheduler::Scheduler;
-use crate::service::Phase;
-use crate::work::WorkHost;
+use crate::base::kind::JobKind;
+use crate::base::outcome::Outcome;
+use crate::base::queue::TaskQueue;
+use crate::base::report::Phase;
+use crate::base::report::{HostError, Report, StopReason};
+use crate::run::host_side::{cluster_host, work_host};
+use crate::run::scheduler::Scheduler;
+use crate::run::supervise::supervise;
+use crate::seams::cluster::Missed;
 
 use super::signals::Signals;
 
@@ -99,7 +99,7 @@ impl Host {
             Some("is not a tokio runtime: run the host on one (`#[tokio::main]` makes one)")
         } else if std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_err() {
             Some("has no timers: build it with `enable_all()` (as `#[tokio::main]` does), or at least `enable_time()` and `enable_io()`")
-        } else if !crate::timer::runtime_has_io() {
+        } else if !crate::base::timer::runtime_has_io() {
             Some("has no I/O driver, which the signals and the scheduler's timer need: build it with `enable_all()` (as `#[tokio::main]` does), or at least `enable_io()` and `enable_time()`")
         } else {
             None
@@ -157,7 +157,7 @@ impl Host {
         let outcome = {
             let startup = async {
                 if let Some(coordinator) = &shared.coordinator {
-                    if let Err(error) = coordinator.start(ClusterHost::new(&shared)).await {
+                    if let Err(error) = coordinator.start(cluster_host(&shared)).await {
                         tracing::error!(error = %error, "could not join the cluster");
                         return Err(vec![HostError {
                             name: "cluster".to_owned(),
@@ -167,7 +167,7 @@ impl Host {
                     }
                 }
                 for source in &shared.sources {
-                    if let Err(error) = source.start(WorkHost::new(&shared)).await {
+                    if let Err(error) = source.start(work_host(&shared)).await {
                         tracing::error!(error = %error, "could not start the durable queue");
                         return Err(vec![HostError {
                             name: "durable queue".to_owned(),
@@ -253,7 +253,7 @@ impl Host {
 /// With a cluster: claims, once, the last tick of each job of
 /// [`Missed::Once`] that fell while no instance claimed it (judged from the
 /// last tick the store recorded).
-fn catch_up(shared: &std::sync::Arc<crate::shared::HostShared>) {
+fn catch_up(shared: &std::sync::Arc<crate::model::shared::HostShared>) {
     let Some(coordinator) = &shared.coordinator else {
         return;
     };
@@ -271,7 +271,7 @@ fn catch_up(shared: &std::sync::Arc<crate::shared::HostShared>) {
         };
         if let Some(at) = job.schedule.last_due(last, now) {
             tracing::info!(job = %job.name, tick = %at, "the cluster missed this job's tick at {at}; running it once (missed = \"once\")");
-            crate::runner::claim_tick(shared, job, at, true);
+            crate::run::tick::claim_tick(shared, job, at, true);
         }
     }
 }
@@ -286,7 +286,7 @@ impl RunningHost {
             return false;
         }
         #[cfg(feature = "metrics")]
-        crate::telemetry::start(shared, self.settings.metrics_per_job);
+        crate::observe::telemetry::start(shared, self.settings.metrics_per_job);
         let scheduler = Scheduler::new(shared.clone());
         shared.tracker.spawn(scheduler.run());
         catch_up(shared);

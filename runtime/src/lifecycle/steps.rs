@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::ServiceSlot;
-use crate::outcome::{panic_message, Outcome};
-use crate::report::HostError;
-use crate::service::Phase;
+use crate::base::outcome::{panic_message, Outcome};
+use crate::base::report::HostError;
+use crate::base::report::Phase;
 
 /// The steps in progress, for naming them when they are abandoned; the
 /// steps finished, so that the ones never begun can be told apart; and the

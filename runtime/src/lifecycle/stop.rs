@@ -15,11 +15,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::steps::{run_phase, InFlight, Key};
 use super::RunningHost;
-use crate::outcome::{panic_message, Outcome};
-use crate::queue::TaskQueue;
-use crate::registry::JobKind;
-use crate::report::{Aborted, HostError, Report, StopReason, Work};
-use crate::service::Phase;
+use crate::base::kind::JobKind;
+use crate::base::outcome::{panic_message, Outcome};
+use crate::base::queue::TaskQueue;
+use crate::base::report::Phase;
+use crate::base::report::{Aborted, HostError, Report, StopReason, Work};
 
 /// How long aborted tasks get to be dropped after the deadline. A task that
 /// blocks its thread cannot be aborted; past this, the host stops waiting.
@@ -208,7 +208,7 @@ impl RunningHost {
             queue.close();
         }
         #[cfg(feature = "metrics")]
-        crate::telemetry::publish(&shared);
+        crate::observe::telemetry::publish(&shared);
         let queues = shared.queues.iter().map(TaskQueue::stats).collect();
         let errors =
             std::mem::take(&mut *shared.errors.lock().unwrap_or_else(PoisonError::into_inner));

@@ -21,11 +21,9 @@ use std::sync::{Arc, Weak};
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::context::RunContext;
-use crate::extract::{Dependencies, ExtractError, FromRun};
-use crate::outcome::Outcome;
-use crate::registry::{JobKind, Overlap};
-use crate::shared::HostShared;
+use super::HostSide;
+use crate::base::kind::{JobKind, Overlap};
+use crate::base::outcome::Outcome;
 
 /// A boxed future, as the [`Coordinator`] trait returns them.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -252,7 +250,7 @@ pub trait Coordinator: Send + Sync + 'static {
 /// a coordinator that outlives its host gets `false` and empty answers.
 #[derive(Clone)]
 pub struct ClusterHost {
-    shared: Weak<HostShared>,
+    host: Weak<dyn HostSide>,
     jobs: Arc<[ClusterJob]>,
 }
 
@@ -265,24 +263,8 @@ impl fmt::Debug for ClusterHost {
 }
 
 impl ClusterHost {
-    pub(crate) fn new(shared: &Arc<HostShared>) -> ClusterHost {
-        let jobs = shared
-            .jobs
-            .iter()
-            .map(|job| ClusterJob {
-                name: job.name.to_string(),
-                kind: job.kind,
-                options: job
-                    .cluster
-                    .as_ref()
-                    .map_or(ClusterOptions::default_for(job.kind), |c| c.options),
-                overlap: job.overlap,
-            })
-            .collect();
-        ClusterHost {
-            shared: Arc::downgrade(shared),
-            jobs,
-        }
+    pub(crate) fn new(host: Weak<dyn HostSide>, jobs: Arc<[ClusterJob]>) -> ClusterHost {
+        ClusterHost { host, jobs }
     }
 
     /// Every job of the host, in the order claims refer to them.
@@ -297,28 +279,16 @@ impl ClusterHost {
     /// or the job is unknown or disabled: the lease is then the
     /// coordinator's to release.
     pub fn run_claimed(&self, job: usize, at: DateTime<Utc>, lease: Lease) -> bool {
-        let Some(shared) = self.shared.upgrade() else {
-            return false;
-        };
-        let Some(def) = shared.jobs.get(job).cloned() else {
-            return false;
-        };
-        if !def.enabled || def.kind == JobKind::Service || shared.is_stopping() {
-            return false;
-        }
-        crate::runner::run_granted(&shared, &def, at, lease);
-        true
+        self.host
+            .upgrade()
+            .is_some_and(|host| host.run_claimed(job, at, lease))
     }
 
     /// Mirrors the cluster's pause flag of a job into this host's view
     /// ([`JobStatus::paused`](crate::JobStatus::paused)).
     pub fn set_paused(&self, job: usize, paused: bool) {
-        if let Some(shared) = self.shared.upgrade() {
-            if let Some(def) = shared.jobs.get(job) {
-                def.stats
-                    .paused
-                    .store(paused, std::sync::atomic::Ordering::Relaxed);
-            }
+        if let Some(host) = self.host.upgrade() {
+            host.set_paused(job, paused);
         }
     }
 
@@ -326,12 +296,12 @@ impl ClusterHost {
     /// leaves its leases to run out, and the coordinator stops renewing
     /// them.
     pub fn is_alive(&self) -> bool {
-        self.shared.strong_count() > 0
+        self.host.strong_count() > 0
     }
 
     /// The host's clock, uncorrected.
     pub fn own_clock(&self) -> Option<DateTime<Utc>> {
-        self.shared.upgrade().map(|shared| shared.clock.wall())
+        self.host.upgrade().map(|host| host.own_clock())
     }
 
     /// Makes the host follow the cluster's clock: `offset` is the cluster's
@@ -341,14 +311,14 @@ impl ClusterHost {
     /// refine it later; the scheduler takes a later change as a step of
     /// the wall clock.
     pub fn set_clock_offset(&self, offset: chrono::TimeDelta) {
-        if let Some(shared) = self.shared.upgrade() {
-            shared.set_wall_offset(offset);
+        if let Some(host) = self.host.upgrade() {
+            host.set_clock_offset(offset);
         }
     }
 
     /// The host's stop token: cancelled when the host begins to stop.
     pub fn stop_token(&self) -> CancellationToken {
-        crate::shared::stop_token_of(&self.shared)
+        super::stop_token_of(&self.host)
     }
 }
 
@@ -375,21 +345,3 @@ impl ClusterHost {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Fence(pub i64);
-
-impl FromRun for Fence {
-    fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
-        if let Some(item) = cx.item() {
-            return Ok(Fence(item.fence()));
-        }
-        match cx.lease {
-            Some(lease) => Ok(Fence(lease.fence)),
-            None => Err(ExtractError::new(
-                "`Fence` is given only to runs claimed through a cluster and to queued handlers; this run has neither",
-            )),
-        }
-    }
-
-    fn dependencies(deps: &mut Dependencies) {
-        deps.fence = true;
-    }
-}

@@ -21,9 +21,11 @@ use std::pin::Pin;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{Run, RunContext};
-use crate::outcome::Outcome;
-use crate::queue::{TaskQueue, DEFAULT_QUEUE};
+use crate::base::outcome::Outcome;
+use crate::base::queue::{TaskQueue, DEFAULT_QUEUE};
+use crate::model::context::{Run, RunContext};
+use crate::seams::cluster::Fence;
+use crate::seams::work::WorkItem;
 
 /// A type that a job can take as an argument.
 ///
@@ -255,7 +257,7 @@ pub struct Dependencies {
     pub(crate) states: Vec<(TypeId, &'static str)>,
     pub(crate) scoped: Vec<(TypeId, &'static str)>,
     pub(crate) queues: Vec<&'static str>,
-    /// Takes the run's [`Fence`](crate::cluster::Fence): needs a cluster.
+    /// Takes the run's [`Fence`](crate::seams::cluster::Fence): needs a cluster.
     pub(crate) fence: bool,
     /// Takes the run's work item: only queued handlers have one.
     pub(crate) item: bool,
@@ -277,7 +279,7 @@ impl Dependencies {
     }
 
     /// Declares that the argument is built from the run's work item
-    /// ([`WorkItem`](crate::work::WorkItem)): only a queued handler may
+    /// ([`WorkItem`](crate::seams::work::WorkItem)): only a queued handler may
     /// take it, and `build()` rejects any other job that does.
     pub fn work_item(&mut self) {
         self.item = true;
@@ -399,3 +401,33 @@ impl FromRun for TaskQueue {
 
 /// The future of one run, as the runtime drives it.
 pub type RunFuture = Pin<Box<dyn Future<Output = Outcome> + Send + 'static>>;
+
+impl FromRun for Fence {
+    fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
+        if let Some(item) = cx.item() {
+            return Ok(Fence(item.fence()));
+        }
+        match cx.lease {
+            Some(lease) => Ok(Fence(lease.fence)),
+            None => Err(ExtractError::new(
+                "`Fence` is given only to runs claimed through a cluster and to queued handlers; this run has neither",
+            )),
+        }
+    }
+
+    fn dependencies(deps: &mut Dependencies) {
+        deps.fence = true;
+    }
+}
+
+impl FromRun for WorkItem {
+    fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
+        cx.item().cloned().ok_or_else(|| {
+            ExtractError::new("`WorkItem` is given only to queued handlers, and this run has none")
+        })
+    }
+
+    fn dependencies(deps: &mut Dependencies) {
+        deps.work_item();
+    }
+}

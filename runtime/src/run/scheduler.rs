@@ -24,12 +24,12 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::time::Instant;
 
-use crate::clock::Clock;
-use crate::job::JobDef;
-use crate::runner::dispatch;
-use crate::schedule::{CronSchedule, Fire, Schedule};
-use crate::shared::HostShared;
-use crate::timer::{earliest_next, few_gap, Timer, FEW_GAP};
+use crate::base::clock::Clock;
+use crate::base::timer::{earliest_next, few_gap, Timer, FEW_GAP};
+use crate::model::job::JobDef;
+use crate::model::schedule::{CronSchedule, Fire, Schedule};
+use crate::model::shared::HostShared;
+use crate::run::tick::dispatch;
 
 /// How often the wall clock is compared with the monotonic clock while cron
 /// jobs exist.
@@ -71,7 +71,7 @@ pub(crate) struct Scheduler {
     /// deadline is its offset minus this.
     anchor: u64,
     /// With a cluster: how long before its instant a tick is claimed, in
-    /// nanoseconds (see [`Coordinator::claim_ahead`](crate::cluster::Coordinator::claim_ahead)).
+    /// nanoseconds (see [`Coordinator::claim_ahead`](crate::seams::cluster::Coordinator::claim_ahead)).
     ahead: u64,
     /// What fell behind since the last line about it, and when that was.
     behind: Behind,

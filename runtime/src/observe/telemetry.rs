@@ -12,60 +12,19 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics::{Counter, Gauge, Histogram, Unit};
+use metrics::Unit;
 
-use crate::clock::Clock;
-use crate::registry::JobKind;
-use crate::shared::HostShared;
+use crate::model::metrics::{Extra, HostMetrics, JobMetrics, QueueMetrics};
+
+use crate::base::clock::Clock;
+use crate::base::kind::JobKind;
+use crate::model::shared::HostShared;
 
 /// How often the counters and gauges are published.
 pub(crate) const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// A host's metric handles, resolved once from the recorder installed when
 /// it starts.
-pub(crate) struct HostMetrics {
-    /// By job index; or one for every job, with no `job` label
-    /// (`HostBuilder::metrics_per_job(false)`).
-    jobs: Box<[JobMetrics]>,
-    per_job: bool,
-    /// Without per-job metrics: the services' restarts, summed.
-    restarts: Option<Counter>,
-    queues: Box<[QueueMetrics]>,
-}
-
-struct JobMetrics {
-    duration: Histogram,
-    lateness: Histogram,
-    succeeded: Counter,
-    failed: Counter,
-    cancelled: Counter,
-    skipped: Counter,
-    running: Gauge,
-    /// With a cluster, or for a service, its extra counters.
-    extra: Option<Box<Extra>>,
-}
-
-enum Extra {
-    Cluster {
-        elsewhere: Counter,
-        unclaimed: Counter,
-        stale: Counter,
-    },
-    Service {
-        restarts: Counter,
-    },
-}
-
-struct QueueMetrics {
-    depth: Gauge,
-    lag: Gauge,
-    in_flight: Gauge,
-    completed: Counter,
-    failed: Counter,
-    refused: Counter,
-    not_run: Counter,
-}
-
 /// Describes the metrics to the recorder (units and help texts), resolves
 /// the host's handles, and spawns the task that publishes them every
 /// [`PUBLISH_EVERY`] until stop begins.
@@ -111,7 +70,7 @@ pub(crate) fn start(shared: &Arc<HostShared>, per_job: bool) {
     // On a test clock or paused time, a timer a second would make a test
     // that lets a year pass wake 31 million times: there, the counters are
     // published when `TestHost::advance` returns, and at stop.
-    if matches!(shared.clock, Clock::Manual(_)) || crate::timer::time_is_paused() {
+    if matches!(shared.clock, Clock::Manual(_)) || crate::base::timer::time_is_paused() {
         return;
     }
     let host = shared.clone();
@@ -153,7 +112,7 @@ fn host_metrics(shared: &HostShared) -> JobMetrics {
     }
 }
 
-fn job_metrics(job: &Arc<crate::job::JobDef>) -> JobMetrics {
+fn job_metrics(job: &Arc<crate::model::job::JobDef>) -> JobMetrics {
     let name = job.name.to_string();
     let runs = |outcome: &'static str| metrics::counter!("hosted_job_runs_total", "job" => name.clone(), "outcome" => outcome);
     let extra = if job.cluster.is_some() {

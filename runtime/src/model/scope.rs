@@ -9,10 +9,10 @@ use std::pin::Pin;
 
 use futures_util::FutureExt as _;
 
-use crate::context::RunContext;
-use crate::extract::{Dependencies, ExtractError, FromRun};
-use crate::outcome::panic_message;
-use crate::outcome::{IntoOutcome, Outcome};
+use crate::base::outcome::panic_message;
+use crate::base::outcome::{IntoOutcome, Outcome};
+use crate::model::context::RunContext;
+use crate::model::extract::{Dependencies, ExtractError, FromRun};
 
 /// A value made for one run by the factory registered with
 /// [`HostBuilder::scoped`](crate::HostBuilder::scoped), and dropped (or

@@ -6,54 +6,12 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::cluster::{ClusterOptions, Missed, OnCrash, Scope};
-use crate::context::RunContext;
-use crate::extract::{Dependencies, ExtractError, FromRun, RunFuture};
-use crate::outcome::IntoOutcome;
-
-/// What a job is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum JobKind {
-    /// A fixed-rate job (`#[every]`).
-    Every,
-    /// A cron job (`#[cron]`).
-    Cron,
-    /// A long-running service (`#[hosted_service]`).
-    Service,
-    /// A handler of durable work items (`#[queued]` of `hosted-postgres`):
-    /// runs once per item a durable queue hands it, never on a schedule.
-    Queued,
-}
-
-impl JobKind {
-    /// `"every"`, `"cron"`, `"service"` or `"queued"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::Every => "every",
-            JobKind::Cron => "cron",
-            JobKind::Service => "service",
-            JobKind::Queued => "queued",
-        }
-    }
-}
-
-impl fmt::Display for JobKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What happens when a tick comes due while the job's previous run is still
-/// going.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Overlap {
-    /// The tick is skipped and counted; the next run is the next tick on the
-    /// schedule (the default).
-    #[default]
-    Skip,
-    /// The tick starts another run beside the one still going.
-    Allow,
-}
+use crate::base::kind::{JobKind, Overlap};
+use crate::base::outcome::IntoOutcome;
+use crate::model::context::RunContext;
+use crate::model::extract::{Dependencies, ExtractError, FromRun, RunFuture};
+use crate::seams::cluster::{ClusterOptions, Missed, OnCrash, Scope};
+use crate::seams::work::HandlerOptions;
 
 /// What happens when a background service (`#[hosted_service]` on an
 /// `async fn`, or [`Job::service`]) returns `Err` or panics.
@@ -107,7 +65,8 @@ impl Backoff {
             .saturating_mul(1_u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX));
         let full = doubled.min(self.max);
         // Equal jitter: half fixed, half pseudo-random.
-        let random = crate::schedule::splitmix64(seed ^ u64::from(n)) as f64 / u64::MAX as f64;
+        let random =
+            crate::model::schedule::splitmix64(seed ^ u64::from(n)) as f64 / u64::MAX as f64;
         full.mul_f64(0.5 + 0.5 * random)
     }
 }
@@ -138,6 +97,20 @@ pub struct QueuedSpec {
     pub backoff_min: Duration,
     pub backoff_max: Duration,
     pub priority: i16,
+}
+
+impl QueuedSpec {
+    /// The options this registration declares.
+    pub(crate) fn options(self) -> HandlerOptions {
+        HandlerOptions {
+            queue: self.queue.to_owned(),
+            max_attempts: self.max_attempts,
+            timeout: self.timeout,
+            backoff_min: self.backoff_min,
+            backoff_max: self.backoff_max,
+            priority: self.priority,
+        }
+    }
 }
 
 #[doc(hidden)]
@@ -272,12 +245,7 @@ impl Job {
     ) -> Job {
         let mut dependencies = Dependencies::default();
         H::dependencies(&mut dependencies);
-        let kind = match schedule {
-            ScheduleSpec::Every { .. } => JobKind::Every,
-            ScheduleSpec::Cron { .. } => JobKind::Cron,
-            ScheduleSpec::Service => JobKind::Service,
-            ScheduleSpec::Queued(_) => JobKind::Queued,
-        };
+        let kind = schedule.kind();
         Job {
             name: name.into(),
             schedule,
@@ -445,7 +413,7 @@ impl_handler!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12);
 #[derive(Clone, Copy)]
 pub(crate) enum Origin {
     Job(&'static Registration),
-    Service(&'static crate::service::ServiceRegistration),
+    Service(&'static crate::model::service::ServiceRegistration),
     Builder,
 }
 
@@ -487,7 +455,19 @@ pub(crate) enum ScheduleSpec {
         zone: Option<String>,
     },
     Service,
-    Queued(crate::work::HandlerOptions),
+    Queued(crate::seams::work::HandlerOptions),
+}
+
+impl ScheduleSpec {
+    /// The kind of job this schedule makes.
+    pub(crate) fn kind(&self) -> JobKind {
+        match self {
+            ScheduleSpec::Every { .. } => JobKind::Every,
+            ScheduleSpec::Cron { .. } => JobKind::Cron,
+            ScheduleSpec::Service => JobKind::Service,
+            ScheduleSpec::Queued(_) => JobKind::Queued,
+        }
+    }
 }
 
 impl Candidate {
@@ -510,9 +490,7 @@ impl Candidate {
                 },
             },
             Trigger::Service(_) => ScheduleSpec::Service,
-            &Trigger::Queued(spec) => {
-                ScheduleSpec::Queued(crate::work::HandlerOptions::from_spec(spec))
-            }
+            &Trigger::Queued(spec) => ScheduleSpec::Queued(spec.options()),
         };
         let on_failure = match r.trigger {
             Trigger::Service(policy) => policy,

@@ -5,9 +5,8 @@ use std::fmt;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::outcome::Outcome;
-use crate::queue::QueueStats;
-use crate::service::Phase;
+use crate::base::outcome::Outcome;
+use crate::base::queue::QueueStats;
 
 /// Why a host stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -243,5 +242,44 @@ impl std::process::Termination for Report {
             eprintln!("host stopped: {self}");
         }
         self.exit_code()
+    }
+}
+
+/// One step of a service's lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// The `starting` hook.
+    Starting,
+    /// `start`.
+    Start,
+    /// The `started` hook.
+    Started,
+    /// A background fn's run (`#[hosted_service]` on an `async fn`).
+    Run,
+    /// The `stopping` hook.
+    Stopping,
+    /// `stop`.
+    Stop,
+    /// The `stopped` hook.
+    Stopped,
+}
+
+impl Phase {
+    pub(crate) fn is_startup(self) -> bool {
+        matches!(self, Phase::Starting | Phase::Start | Phase::Started)
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Starting => "starting",
+            Phase::Start => "start",
+            Phase::Started => "started",
+            Phase::Run => "run",
+            Phase::Stopping => "stopping",
+            Phase::Stop => "stop",
+            Phase::Stopped => "stopped",
+        })
     }
 }

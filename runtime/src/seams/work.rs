@@ -1,5 +1,5 @@
 //! The seam a durable queue plugs into: queued handlers (jobs of
-//! [`JobKind::Queued`], declared with `#[queued]` of `hosted-postgres`),
+//! [`JobKind::Queued`](crate::JobKind::Queued), declared with `#[queued]` of `hosted-postgres`),
 //! the [`WorkItem`] a run of one is given, and the [`WorkSource`] trait a
 //! durable queue implements to be started, fed and stopped with the host.
 //!
@@ -26,12 +26,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{BoxError, BoxFuture};
-use crate::context::RunContext;
-use crate::extract::{Dependencies, ExtractError, FromRun};
-use crate::outcome::Outcome;
-use crate::registry::{JobKind, QueuedSpec};
-use crate::shared::HostShared;
+use super::HostSide;
+use crate::base::outcome::Outcome;
+use crate::seams::cluster::{BoxError, BoxFuture};
 
 /// What a queued handler declares about its items: from `#[queued]`'s
 /// options.
@@ -55,17 +52,6 @@ pub struct HandlerOptions {
 }
 
 impl HandlerOptions {
-    pub(crate) fn from_spec(spec: QueuedSpec) -> HandlerOptions {
-        HandlerOptions {
-            queue: spec.queue.to_owned(),
-            max_attempts: spec.max_attempts,
-            timeout: spec.timeout,
-            backoff_min: spec.backoff_min,
-            backoff_max: spec.backoff_max,
-            priority: spec.priority,
-        }
-    }
-
     /// Checks the options; the error says what to change.
     pub(crate) fn check(&self) -> Result<(), String> {
         if self.queue.trim().is_empty() || self.queue.trim() != self.queue {
@@ -172,7 +158,7 @@ impl ItemParts {
     pub fn new(id: i64, payload: String, token: CancellationToken) -> ItemParts {
         ItemParts {
             id,
-            queue: crate::queue::DEFAULT_QUEUE.to_owned(),
+            queue: crate::base::queue::DEFAULT_QUEUE.to_owned(),
             attempt: 1,
             max_attempts: 1,
             fence: 1,
@@ -223,7 +209,7 @@ impl WorkItem {
 
     /// The fencing number of this claim of the item: pass it with external
     /// writes, which refuse a lower one than they saw (see
-    /// [`Fence`](crate::cluster::Fence)).
+    /// [`Fence`](crate::seams::cluster::Fence)).
     pub fn fence(&self) -> i64 {
         self.inner.parts.fence
     }
@@ -252,18 +238,6 @@ impl WorkItem {
     /// The data its source attached, if it is a `T`.
     pub fn data<T: Any>(&self) -> Option<&T> {
         self.inner.data.downcast_ref()
-    }
-}
-
-impl FromRun for WorkItem {
-    fn from_run(cx: &RunContext<'_>) -> Result<Self, ExtractError> {
-        cx.item().cloned().ok_or_else(|| {
-            ExtractError::new("`WorkItem` is given only to queued handlers, and this run has none")
-        })
-    }
-
-    fn dependencies(deps: &mut Dependencies) {
-        deps.work_item();
     }
 }
 
@@ -301,7 +275,7 @@ pub struct HandlerInfo {
 /// weakly: a source that outlives its host gets `None` and `false`.
 #[derive(Clone)]
 pub struct WorkHost {
-    shared: Weak<HostShared>,
+    host: Weak<dyn HostSide>,
     handlers: Arc<[(usize, HandlerInfo)]>,
 }
 
@@ -314,28 +288,8 @@ impl fmt::Debug for WorkHost {
 }
 
 impl WorkHost {
-    pub(crate) fn new(shared: &Arc<HostShared>) -> WorkHost {
-        let handlers = shared
-            .jobs
-            .iter()
-            .enumerate()
-            .filter(|(_, job)| job.kind == JobKind::Queued)
-            .filter_map(|(index, job)| match &job.schedule {
-                crate::schedule::Schedule::Queued(options) => Some((
-                    index,
-                    HandlerInfo {
-                        name: job.name.to_string(),
-                        options: (**options).clone(),
-                        enabled: job.enabled,
-                    },
-                )),
-                _ => None,
-            })
-            .collect();
-        WorkHost {
-            shared: Arc::downgrade(shared),
-            handlers,
-        }
+    pub(crate) fn new(host: Weak<dyn HostSide>, handlers: Arc<[(usize, HandlerInfo)]>) -> WorkHost {
+        WorkHost { host, handlers }
     }
 
     /// The host's queued handlers, in the order [`run`](Self::run) refers
@@ -357,23 +311,22 @@ impl WorkHost {
         handler: usize,
         item: WorkItem,
     ) -> Option<impl Future<Output = Outcome> + Send + 'static> {
-        let shared = self.shared.upgrade()?;
+        let host = self.host.upgrade()?;
         let (index, info) = self.handlers.get(handler)?;
         if !info.enabled {
             return None;
         }
-        let job = shared.jobs.get(*index)?.clone();
         let timeout = (!info.options.timeout.is_zero()).then_some(info.options.timeout);
-        Some(crate::runner::run_item(shared, job, item, timeout))
+        host.run_item(*index, item, timeout)
     }
 
     /// Spawns `task` on the host's tracker: the host's stop waits for it
     /// (up to the shutdown deadline) before it stops the sources. `false`
     /// if the host is gone or its tracker closed; the task is then dropped.
     pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> bool {
-        match self.shared.upgrade() {
-            Some(shared) if !shared.tracker.is_closed() => {
-                shared.tracker.spawn(task);
+        match self.host.upgrade().map(|host| host.tracker()) {
+            Some(tracker) if !tracker.is_closed() => {
+                tracker.spawn(task);
                 true
             }
             _ => false,
@@ -383,7 +336,7 @@ impl WorkHost {
     /// The host's stop token: cancelled when the host begins to stop. A
     /// source stops claiming then.
     pub fn stop_token(&self) -> CancellationToken {
-        crate::shared::stop_token_of(&self.shared)
+        super::stop_token_of(&self.host)
     }
 
     /// Fired once the host has started (every service's `start` and
@@ -391,14 +344,14 @@ impl WorkHost {
     /// runs before the services it may use. Never fired if startup fails
     /// or the host is gone.
     pub fn started(&self) -> CancellationToken {
-        match self.shared.upgrade() {
-            Some(shared) => shared.started.clone(),
+        match self.host.upgrade() {
+            Some(host) => host.started(),
             None => CancellationToken::new(),
         }
     }
 
     /// Whether the host still exists.
     pub fn is_alive(&self) -> bool {
-        self.shared.strong_count() > 0
+        self.host.strong_count() > 0
     }
 }

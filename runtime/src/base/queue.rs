@@ -18,7 +18,7 @@ use crossbeam_utils::CachePadded;
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::outcome::{panic_message, IntoOutcome, Outcome};
+use crate::base::outcome::{panic_message, IntoOutcome, Outcome};
 
 /// The name of the queue that [`TaskQueue`] arguments get.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -189,7 +189,7 @@ where
 /// stop counts what never ran. For work that must happen even then (an
 /// email, a payment, the follow-up of a committed order), use the durable
 /// queue of `hosted-postgres` (`#[queued]` handlers fed by a
-/// `DurableQueue`, see [`work`](crate::work)).
+/// `DurableQueue`, see [`work`](crate::seams::work)).
 ///
 /// # Examples
 ///

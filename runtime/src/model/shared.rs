@@ -8,16 +8,16 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::clock::Clock;
-use crate::cluster::Coordinator;
-use crate::extract::StateMap;
-use crate::job::{JobDef, RunHistory};
-use crate::outcome::Outcome;
-use crate::queue::TaskQueue;
-use crate::report::{HostError, StopReason};
-use crate::scope::ScopeDef;
-use crate::service::Phase;
-use crate::work::WorkSource;
+use crate::base::clock::Clock;
+use crate::base::outcome::Outcome;
+use crate::base::queue::TaskQueue;
+use crate::base::report::Phase;
+use crate::base::report::{HostError, StopReason};
+use crate::model::extract::StateMap;
+use crate::model::job::{JobDef, RunHistory};
+use crate::model::scope::ScopeDef;
+use crate::seams::cluster::Coordinator;
+use crate::seams::work::WorkSource;
 
 /// A run that starts, as the run hook sees it.
 pub(crate) struct RunStart<'a> {
@@ -30,18 +30,6 @@ pub(crate) struct RunStart<'a> {
 
 /// Called as each run starts.
 pub(crate) type RunHook = Box<dyn Fn(RunStart<'_>) + Send + Sync>;
-
-/// The stop token of a host held weakly: a host that is gone has stopped.
-pub(crate) fn stop_token_of(shared: &std::sync::Weak<HostShared>) -> CancellationToken {
-    match shared.upgrade() {
-        Some(shared) => shared.stop.clone(),
-        None => {
-            let gone = CancellationToken::new();
-            gone.cancel();
-            gone
-        }
-    }
-}
 
 /// What a host coordinates through and is fed from, outside the process.
 pub(crate) struct Stores {
@@ -92,10 +80,10 @@ pub(crate) struct HostShared {
     pub(crate) history: RunHistory,
     /// Where each lifecycle service stands, in start order: set once
     /// `build()` has them.
-    pub(crate) lifecycle: OnceLock<Vec<Arc<crate::lifecycle::ServiceStatus>>>,
+    pub(crate) lifecycle: OnceLock<Vec<Arc<crate::model::service::ServiceStatus>>>,
     /// The metric handles, resolved at start.
     #[cfg(feature = "metrics")]
-    pub(crate) metrics: OnceLock<crate::telemetry::HostMetrics>,
+    pub(crate) metrics: OnceLock<crate::model::metrics::HostMetrics>,
 }
 
 impl HostShared {

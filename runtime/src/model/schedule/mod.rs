@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::registry::{FailurePolicy, ScheduleSpec};
+use crate::model::registry::{FailurePolicy, ScheduleSpec};
 
 mod cron;
 
@@ -21,7 +21,7 @@ pub(crate) enum Schedule {
     /// no more than their own fields).
     Service(Box<FailurePolicy>),
     /// A handler of durable work: runs per item, never on a schedule.
-    Queued(Box<crate::work::HandlerOptions>),
+    Queued(Box<crate::seams::work::HandlerOptions>),
 }
 
 impl Schedule {
@@ -51,7 +51,7 @@ impl Schedule {
 
     /// The latest tick after `after` and at or before `now`, on the grid
     /// a cluster uses (an `every` grid anchored at the Unix epoch): the one
-    /// [`Missed::Once`](crate::cluster::Missed::Once) runs.
+    /// [`Missed::Once`](crate::seams::cluster::Missed::Once) runs.
     pub(crate) fn last_due(
         &self,
         after: chrono::DateTime<chrono::Utc>,

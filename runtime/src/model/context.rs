@@ -7,12 +7,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::Lease;
-use crate::job::JobDef;
-use crate::registry::JobKind;
-use crate::scope::ScopeMap;
-use crate::shared::HostShared;
-use crate::work::WorkItem;
+use crate::base::kind::JobKind;
+use crate::model::job::JobDef;
+use crate::model::scope::ScopeMap;
+use crate::model::shared::HostShared;
+use crate::seams::cluster::Lease;
+use crate::seams::work::WorkItem;
 
 /// Everything a job's arguments can be built from, for one run.
 ///

@@ -7,7 +7,8 @@ use std::time::Duration;
 use hosted_spec::{parse_cron, parse_millis, parse_zone};
 use serde::Deserialize;
 
-use crate::registry::{Candidate, Overlap, ScheduleSpec};
+use crate::base::kind::Overlap;
+use crate::model::registry::{Candidate, ScheduleSpec};
 
 /// Settings of a host and its jobs, as a configuration file holds them.
 /// Derives `Deserialize`, so TOML, JSON, YAML or environment variables

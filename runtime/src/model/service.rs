@@ -10,10 +10,12 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::extract::{Dependencies, State, StateMap};
+use crate::base::report::Phase;
+use crate::model::extract::{Dependencies, State, StateMap};
 
 /// A service the host starts before any background job and stops after
 /// them, in a deterministic order (see [the crate docs](crate#lifecycle)).
@@ -166,45 +168,6 @@ fn short_type_name(full: &str) -> &str {
     &full[start..]
 }
 
-/// One step of a service's lifecycle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Phase {
-    /// The `starting` hook.
-    Starting,
-    /// `start`.
-    Start,
-    /// The `started` hook.
-    Started,
-    /// A background fn's run (`#[hosted_service]` on an `async fn`).
-    Run,
-    /// The `stopping` hook.
-    Stopping,
-    /// `stop`.
-    Stop,
-    /// The `stopped` hook.
-    Stopped,
-}
-
-impl Phase {
-    pub(crate) fn is_startup(self) -> bool {
-        matches!(self, Phase::Starting | Phase::Start | Phase::Started)
-    }
-}
-
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Phase::Starting => "starting",
-            Phase::Start => "start",
-            Phase::Started => "started",
-            Phase::Run => "run",
-            Phase::Stopping => "stopping",
-            Phase::Stop => "stop",
-            Phase::Stopped => "stopped",
-        })
-    }
-}
-
 pub(crate) type PhaseFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// [`HostedService`] with its futures boxed, so the host can hold services
@@ -212,8 +175,10 @@ pub(crate) type PhaseFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>
 pub(crate) trait DynService: Send {
     fn name(&self) -> Cow<'static, str>;
     fn call(&mut self, phase: Phase, token: CancellationToken) -> PhaseFuture<'_>;
-    /// Meets the host it belongs to, once built.
-    fn attach(&mut self, handle: &crate::HostHandle);
+    /// The service as `Any`, for the host to give a service it knows
+    /// (a `WebServer`) what only that type takes.
+    #[cfg(feature = "axum")]
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
 }
 
 impl<S: HostedService> DynService for S {
@@ -221,17 +186,9 @@ impl<S: HostedService> DynService for S {
         HostedService::name(self)
     }
 
-    fn attach(&mut self, handle: &crate::HostHandle) {
-        // A `WebServer` gives its routes the host's handle; no other
-        // service needs one, so this is a check of the concrete type rather
-        // than a method every service would carry.
-        #[cfg(feature = "axum")]
-        if let Some(web) = (self as &mut dyn std::any::Any).downcast_mut::<crate::web::WebServer>()
-        {
-            web.attach(handle.clone());
-        }
-        #[cfg(not(feature = "axum"))]
-        let _ = handle;
+    #[cfg(feature = "axum")]
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 
     fn call(&mut self, phase: Phase, token: CancellationToken) -> PhaseFuture<'_> {
@@ -350,4 +307,41 @@ pub fn construct<S: HostedService, Args, F: Constructor<Args, S>>(
 #[doc(hidden)]
 pub fn constructor_dependencies<S, Args, F: Constructor<Args, S>>(_: F, deps: &mut Dependencies) {
     F::dependencies(deps);
+}
+
+/// Where a lifecycle service stands: its last step and how it ended.
+pub(crate) struct ServiceStatus {
+    pub(crate) name: Arc<str>,
+    /// Where it was added or declared.
+    pub(crate) origin: String,
+    state: std::sync::Mutex<(&'static str, Option<String>)>,
+}
+
+impl ServiceStatus {
+    pub(crate) fn new(name: Arc<str>, origin: String) -> Arc<ServiceStatus> {
+        Arc::new(ServiceStatus {
+            name,
+            origin,
+            state: std::sync::Mutex::new(("not started", None)),
+        })
+    }
+
+    pub(crate) fn set(&self, state: &'static str, error: Option<String>) {
+        let mut slot = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A failure stays shown through the steps that follow it.
+        if slot.0 == "failed" && error.is_none() {
+            return;
+        }
+        *slot = (state, error);
+    }
+
+    pub(crate) fn get(&self) -> (&'static str, Option<String>) {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }

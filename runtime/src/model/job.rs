@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::cluster::ClusterOptions;
-use crate::outcome::Outcome;
-use crate::registry::{FailurePolicy, Invoke, JobKind, Origin, Overlap, Registration};
-use crate::schedule::Schedule;
+use crate::base::kind::{JobKind, Overlap};
+use crate::base::outcome::Outcome;
+use crate::model::registry::{FailurePolicy, Invoke, Origin, Registration};
+use crate::model::schedule::Schedule;
+use crate::seams::cluster::ClusterOptions;
 
 /// A job as the running host holds it.
 pub(crate) struct JobDef {
@@ -42,7 +43,7 @@ pub(crate) struct JobDef {
 pub(crate) struct JobCluster {
     pub(crate) options: ClusterOptions,
     /// Whether each tick is claimed from the host's coordinator: the job
-    /// is scheduled with [`Scope::Cluster`](crate::cluster::Scope::Cluster).
+    /// is scheduled with [`Scope::Cluster`](crate::seams::cluster::Scope::Cluster).
     pub(crate) claims: bool,
     /// Ticks another instance claimed (and ran).
     pub(crate) elsewhere: AtomicU64,
@@ -77,9 +78,9 @@ impl JobDef {
     }
 
     /// Where the job runs in a cluster (the kind's default without one).
-    pub(crate) fn scope(&self) -> crate::cluster::Scope {
+    pub(crate) fn scope(&self) -> crate::seams::cluster::Scope {
         self.cluster.as_ref().map_or_else(
-            || crate::cluster::Scope::default_for(self.kind),
+            || crate::seams::cluster::Scope::default_for(self.kind),
             |c| c.options.scope,
         )
     }
