@@ -202,7 +202,7 @@ fn run_of(run: &RunRecord) -> RunView {
         scheduled: Some(run.tick),
         started: run.started,
         took: run.finished.and_then(|f| (f - run.started).to_std().ok()),
-        outcome: run.state.clone(),
+        outcome: run.state.as_str().to_owned(),
         error: run.error.clone(),
         instance: Some(run.instance.clone()),
     }
@@ -254,7 +254,7 @@ fn item_of(item: ItemRecord) -> ItemView {
         handler: item.handler,
         payload: item.payload,
         priority: item.priority,
-        state: item.state,
+        state: item.state.as_str().to_owned(),
         attempt: item.attempt,
         max_attempts: item.max_attempts,
         key: item.key,

@@ -1,27 +1,44 @@
 //! Errors, each with what to do about it.
 
+use hosted::cluster::BoxError;
 use tokio_postgres::error::SqlState;
 
-/// What went wrong talking to the cluster's store.
+/// What went wrong talking to the cluster's store. Each message says what
+/// to do about it; [`source`](std::error::Error::source) gives the error
+/// it came from.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An option of [`ClusterOptions`](crate::ClusterOptions) is out of range.
+    /// An option of [`ClusterOptions`](crate::ClusterOptions) or
+    /// [`DurableOptions`](crate::DurableOptions) is out of range.
     #[error("invalid cluster options: {0}")]
     Options(String),
     /// The URL does not parse.
     #[error(
         "invalid PostgreSQL URL: {0}; write it as `postgres://user:password@host:5432/database`"
     )]
-    Url(String),
+    Url(#[source] tokio_postgres::Error),
     /// The server could not be reached, refused the credentials, or lacks
     /// the database; the message says which, and what to check.
-    #[error("{0}")]
-    Connect(String),
+    #[error("{message}")]
+    Connect {
+        /// What failed, and what to check.
+        message: String,
+        /// The driver's or the pool's error.
+        #[source]
+        source: BoxError,
+    },
     /// The schema could not be created or migrated; the message says why
     /// and what to grant.
-    #[error("{0}")]
-    Schema(String),
+    #[error("{message}")]
+    Schema {
+        /// What failed, and what to grant or upgrade.
+        message: String,
+        /// The driver's error, unless the schema is newer than this
+        /// release knows.
+        #[source]
+        source: Option<tokio_postgres::Error>,
+    },
     /// The cluster has no job of that name.
     #[error("the cluster has no job named `{0}` (a job's row appears when an instance that has the job starts)")]
     UnknownJob(String),
@@ -29,11 +46,66 @@ pub enum Error {
     #[error("this `Cluster` already serves a running host; connect one `Cluster` per host")]
     AlreadyStarted,
     /// A statement failed.
-    #[error("the database failed: {0}")]
-    Database(String),
+    #[error("the database failed: {message}")]
+    Database {
+        /// What failed, and what to check.
+        message: String,
+        /// The driver's or the pool's error, if a statement or a
+        /// connection failed (not when the store's answer was wrong).
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A payload did not serialize.
-    #[error("{0}")]
-    Payload(String),
+    #[error("{message}")]
+    Payload {
+        /// Which payload, and why.
+        message: String,
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    /// A statement that failed on a connection to `target`.
+    pub(crate) fn database(error: tokio_postgres::Error, target: &str) -> Error {
+        Error::Database {
+            message: describe(&error, target),
+            source: Some(Box::new(error)),
+        }
+    }
+
+    /// A connection the pool for `target` could not give.
+    pub(crate) fn pool(error: deadpool_postgres::PoolError, target: &str) -> Error {
+        Error::Database {
+            message: describe_pool(&error, target),
+            source: Some(Box::new(error)),
+        }
+    }
+
+    /// The store answered, but not as it should have.
+    pub(crate) fn store(message: impl Into<String>) -> Error {
+        Error::Database {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A connection that could not be opened to `target`.
+    pub(crate) fn connect(error: tokio_postgres::Error, target: &str) -> Error {
+        Error::Connect {
+            message: describe(&error, target),
+            source: Box::new(error),
+        }
+    }
+
+    /// A connection the pool for `target` could not open.
+    pub(crate) fn connect_pool(error: deadpool_postgres::PoolError, target: &str) -> Error {
+        Error::Connect {
+            message: describe_pool(&error, target),
+            source: Box::new(error),
+        }
+    }
 }
 
 /// A connection or statement error, described for a person: what failed

@@ -17,10 +17,13 @@
 //!   durable queue, described in `sql/migrations/002_durable_queue.sql`.
 //! - `audit` (version 3): actions operators took, and an index of the
 //!   failed runs (`sql/migrations/003_audit.sql`).
+//!
+//! Version 1 is `sql/migrations/001_cluster.sql`.
 
 use deadpool_postgres::Client;
 
 use crate::error::{describe, Error};
+use crate::sql::{render, SchemaSql, MIGRATIONS};
 
 /// The newest schema version this release knows.
 pub(crate) const VERSION: i32 = 3;
@@ -30,77 +33,6 @@ pub(crate) const VERSION: i32 = 3;
 /// independently.
 const LOCK_KEY: i32 = 0x686f_7374; // "host"
 
-/// Each version's statements; `{s}` is the quoted schema name.
-const MIGRATIONS: &[(i32, &str)] = &[
-    (1, V1),
-    (2, include_str!("sql/migrations/002_durable_queue.sql")),
-    (3, include_str!("sql/migrations/003_audit.sql")),
-];
-
-/// Version 1: the cluster's scheduling.
-const V1: &str = r"
-CREATE TABLE {s}.instances (
-    id text PRIMARY KEY,
-    host_name text NOT NULL,
-    pid integer NOT NULL,
-    started_at timestamptz NOT NULL DEFAULT now(),
-    heartbeat_at timestamptz NOT NULL DEFAULT now(),
-    stopped_at timestamptz
-);
-CREATE SEQUENCE {s}.fences;
-CREATE TABLE {s}.jobs (
-    name text PRIMARY KEY,
-    kind text NOT NULL,
-    paused boolean NOT NULL DEFAULT false,
-    last_tick timestamptz,
-    fence bigint NOT NULL DEFAULT 0,
-    lease_until timestamptz,
-    lease_fence bigint,
-    lease_holder text,
-    lease_tick timestamptz,
-    lease_rerun boolean,
-    lease_started timestamptz,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE {s}.running (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    job text NOT NULL,
-    tick timestamptz NOT NULL,
-    fence bigint NOT NULL,
-    instance text NOT NULL,
-    rerun boolean NOT NULL,
-    started_at timestamptz NOT NULL DEFAULT now(),
-    lease_until timestamptz NOT NULL
-);
-CREATE INDEX running_lease ON {s}.running (lease_until);
-CREATE TABLE {s}.runs (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    job text NOT NULL,
-    tick timestamptz NOT NULL,
-    fence bigint NOT NULL,
-    instance text NOT NULL,
-    state text NOT NULL,
-    started_at timestamptz NOT NULL,
-    finished_at timestamptz NOT NULL DEFAULT now(),
-    error text
-);
-CREATE INDEX runs_by_job ON {s}.runs (job, id DESC);
-CREATE INDEX runs_finished ON {s}.runs (finished_at);
-CREATE TABLE {s}.leases (
-    name text PRIMARY KEY,
-    holder text,
-    fence bigint NOT NULL DEFAULT 0,
-    lease_until timestamptz,
-    acquired_at timestamptz
-);
-CREATE TABLE {s}.triggers (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    job text NOT NULL,
-    requested_by text,
-    requested_at timestamptz NOT NULL DEFAULT now()
-);
-";
-
 /// Creates or migrates the schema `name` (already checked as an
 /// identifier) to [`VERSION`]; returns the version found before.
 pub(crate) async fn migrate(client: &mut Client, name: &str, target: &str) -> Result<i32, Error> {
@@ -109,53 +41,46 @@ pub(crate) async fn migrate(client: &mut Client, name: &str, target: &str) -> Re
         let denied = error
             .as_db_error()
             .filter(|db| *db.code() == tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE);
-        Error::Schema(match denied {
+        let message = match denied {
             Some(db) => format!(
                 "could not {what} the schema `{name}`: PostgreSQL at {target} said: {}. Grant it with `GRANT CREATE ON DATABASE <database> TO <user>`, or have an owner create the schema once (`CREATE SCHEMA {quoted} AUTHORIZATION <user>`), or choose a schema the user owns with `ClusterOptions::schema`",
                 db.message()
             ),
             None => format!("could not {what} the schema `{name}`: {}", describe(&error, target)),
-        })
+        };
+        Error::Schema {
+            message,
+            source: Some(error),
+        }
     };
     let tx = client.transaction().await.map_err(|e| fail("migrate", e))?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        &[&LOCK_KEY, &name],
-    )
-    .await
-    .map_err(|e| fail("lock", e))?;
-    tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {quoted};
-         CREATE TABLE IF NOT EXISTS {quoted}.schema_version (
-             version integer NOT NULL,
-             applied_at timestamptz NOT NULL DEFAULT now()
-         );"
-    ))
-    .await
-    .map_err(|e| fail("create", e))?;
+    let sql = SchemaSql::new(name);
+    tx.execute(&sql.lock, &[&LOCK_KEY, &name])
+        .await
+        .map_err(|e| fail("lock", e))?;
+    tx.batch_execute(&sql.prepare)
+        .await
+        .map_err(|e| fail("create", e))?;
     let row = tx
-        .query_one(
-            &format!("SELECT coalesce(max(version), 0) FROM {quoted}.schema_version"),
-            &[],
-        )
+        .query_one(&sql.version, &[])
         .await
         .map_err(|e| fail("read the version of", e))?;
     let found: i32 = row.get(0);
     if found > VERSION {
-        return Err(Error::Schema(format!(
-            "the schema `{name}` is at version {found}, newer than this release of hosted-postgres knows ({VERSION}); upgrade hosted-postgres on this instance"
-        )));
+        return Err(Error::Schema {
+            message: format!(
+                "the schema `{name}` is at version {found}, newer than this release of hosted-postgres knows ({VERSION}); upgrade hosted-postgres on this instance"
+            ),
+            source: None,
+        });
     }
     for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
-        tx.batch_execute(&statements.replace("{s}", &quoted))
+        tx.batch_execute(&render(statements, name))
             .await
             .map_err(|e| fail("migrate", e))?;
-        tx.execute(
-            &format!("INSERT INTO {quoted}.schema_version (version) VALUES ($1)"),
-            &[version],
-        )
-        .await
-        .map_err(|e| fail("migrate", e))?;
+        tx.execute(&sql.record_version, &[version])
+            .await
+            .map_err(|e| fail("migrate", e))?;
     }
     tx.commit().await.map_err(|e| fail("migrate", e))?;
     if found < VERSION {

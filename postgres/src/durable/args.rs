@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use crate::error::{describe, describe_pool, Error};
+use crate::error::Error;
 
 /// The item's payload, read from its JSON as a `T`.
 ///
@@ -168,11 +168,11 @@ impl Tx {
                 .pool
                 .get()
                 .await
-                .map_err(|e| Error::Database(describe_pool(&e, &slot.target)))?;
+                .map_err(|e| Error::pool(e, &slot.target))?;
             client
                 .batch_execute("BEGIN")
                 .await
-                .map_err(|e| Error::Database(describe(&e, &slot.target)))?;
+                .map_err(|e| Error::database(e, &slot.target))?;
             *state = TxState::Open(Box::new(client));
         }
         tokio::sync::MutexGuard::try_map(state, |state| match state {
@@ -180,11 +180,7 @@ impl Tx {
             TxState::Unused | TxState::Done => None,
         })
         .map(|client| TxClient { client })
-        .map_err(|_| {
-            Error::Database(
-                "the item's transaction has ended: it completed with the item".to_owned(),
-            )
-        })
+        .map_err(|_| Error::store("the item's transaction has ended: it completed with the item"))
     }
 
     /// Executes a statement in the transaction; returns the rows changed.
@@ -201,7 +197,7 @@ impl Tx {
         client
             .execute(statement, params)
             .await
-            .map_err(|e| Error::Database(describe(&e, &self.slot.target)))
+            .map_err(|e| Error::database(e, &self.slot.target))
     }
 
     /// Runs a query in the transaction.
@@ -218,7 +214,7 @@ impl Tx {
         client
             .query(statement, params)
             .await
-            .map_err(|e| Error::Database(describe(&e, &self.slot.target)))
+            .map_err(|e| Error::database(e, &self.slot.target))
     }
 }
 

@@ -324,11 +324,12 @@ impl Rows {
                 rows.slots.push((row, false));
                 continue;
             }
-            let json = serde_json::to_string(&payload).map_err(|e| {
-                Error::Payload(format!(
-                    "the payload of `{}` did not serialize to JSON: {e}",
+            let json = serde_json::to_string(&payload).map_err(|source| Error::Payload {
+                message: format!(
+                    "the payload of `{}` did not serialize to JSON: {source}",
                     H::NAME
-                ))
+                ),
+                source,
             })?;
             let row = rows.handler.len();
             if let Some(k) = &key {
@@ -359,7 +360,7 @@ async fn on_pool(queue: &DurableQueue, rows: Rows) -> Result<Vec<Enqueued>, Erro
     let enqueue = client
         .prepare_cached(&queue.inner.sql.enqueue)
         .await
-        .map_err(|e| queue.failed(&e))?;
+        .map_err(|e| queue.failed(e))?;
     let written = insert(queue, &**client, &enqueue, &rows, notify).await;
     drop(client);
     let written = written?;
@@ -389,7 +390,6 @@ where
     C: GenericClient + Sync,
     S: ToStatement + Sync + Send + ?Sized,
 {
-    let sql = &queue.inner.sql;
     let result = client
         .query(
             statement,
@@ -403,12 +403,12 @@ where
                 &rows.max_attempts,
                 &rows.key,
                 &rows.window_s,
-                &sql.channel,
+                &queue.inner.channel,
                 &notify,
             ],
         )
         .await
-        .map_err(|e| queue.failed(&e))?;
+        .map_err(|e| queue.failed(e))?;
     let mut sent = Vec::with_capacity(result.len());
     for (row, item) in result.iter().enumerate() {
         let new: bool = item.get(1);
@@ -449,9 +449,9 @@ async fn key_holder<C: GenericClient + Sync>(
     let found = client
         .query_opt(&queue.inner.sql.key_holder, &[handler, &key])
         .await
-        .map_err(|e| queue.failed(&e))?;
+        .map_err(|e| queue.failed(e))?;
     found.map(|r| r.get(0)).ok_or_else(|| {
-        Error::Database(format!(
+        Error::store(format!(
             "the key `{key}` of `{handler}` was held, but its holder vanished before it could be read; enqueue again"
         ))
     })

@@ -1,0 +1,1 @@
+SELECT name FROM {s}.jobs WHERE paused AND name = ANY($1)

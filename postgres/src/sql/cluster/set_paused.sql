@@ -1,0 +1,1 @@
+UPDATE {s}.jobs SET paused = $2 WHERE name = $1 RETURNING name

@@ -1,0 +1,2 @@
+-- A round trip, to check a new connection.
+SELECT 1

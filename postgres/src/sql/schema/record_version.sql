@@ -1,0 +1,2 @@
+-- $1 the version just applied.
+INSERT INTO {s}.schema_version (version) VALUES ($1)
