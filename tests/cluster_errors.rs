@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hosted::cluster::{Fence, Scope};
+use hosted::cluster::{Fence, Placement};
 use hosted::{Host, Job, Problem};
 use hosted_postgres::{Cluster, ClusterOptions, Error};
 use hosted_tests::pg::{admin, base_url, fast, TestDb};
@@ -131,7 +131,7 @@ fn cluster_options_that_do_not_fit_the_job_are_build_errors_that_name_it() {
     );
     let singleton_job = Host::builder()
         .without_registered()
-        .job(Job::every("tick", Duration::from_secs(1), || async {}).scope(Scope::Singleton))
+        .job(Job::every("tick", Duration::from_secs(1), || async {}).scope(Placement::Singleton))
         .build()
         .expect_err("a scheduled job cannot be a singleton");
     assert!(
@@ -142,7 +142,7 @@ fn cluster_options_that_do_not_fit_the_job_are_build_errors_that_name_it() {
     );
     let cluster_service = Host::builder()
         .without_registered()
-        .job(Job::service("consume", || async {}).scope(Scope::Cluster))
+        .job(Job::service("consume", || async {}).scope(Placement::Cluster))
         .build()
         .expect_err("a service is a singleton or runs everywhere");
     assert!(

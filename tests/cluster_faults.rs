@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hosted::cluster::Scope;
+use hosted::cluster::Placement;
 use hosted::{CancellationToken, Host, Job, Overlap, RunningHost};
 use hosted_postgres::Cluster;
 use hosted_tests::pg::{fast, record, Recorder, TestDb};
@@ -211,7 +211,7 @@ async fn past_the_trust_window_an_instance_cut_off_claims_nothing_cancels_its_ru
             events.lock().unwrap().push(("cancelled", Utc::now()));
         }
     })
-    .scope(Scope::Singleton);
+    .scope(Placement::Singleton);
     let (a, cluster_a) = host(&through_proxy, &db, Some(watcher)).await;
     let (b, _) = host(&db.url, &db, None).await;
     tokio::time::sleep(Duration::from_millis(800)).await;

@@ -117,9 +117,9 @@ pub(crate) fn job(job: Job) -> TokenStream {
         catch_up,
     } = cluster;
     let scope = match scope {
-        Scope::Cluster => quote!(#private::Scope::Cluster),
-        Scope::Instance => quote!(#private::Scope::Instance),
-        Scope::Singleton => quote!(#private::Scope::Singleton),
+        Scope::Cluster => quote!(#private::Placement::Cluster),
+        Scope::Instance => quote!(#private::Placement::Instance),
+        Scope::Singleton => quote!(#private::Placement::Singleton),
     };
     let on_crash = if rerun {
         quote!(#private::OnCrash::Rerun)
@@ -190,7 +190,7 @@ pub(crate) fn job(job: Job) -> TokenStream {
                     line: #line,
                     trigger: #trigger,
                     overlap: #overlap,
-                    cluster: #private::ClusterOptions {
+                    cluster: #private::ClusterJobOptions {
                         scope: #scope,
                         on_crash: #on_crash,
                         missed: #missed,

@@ -263,9 +263,11 @@ pub use crate::cluster::{
     AuditRecord, Cluster, ClusterJobCounts, ClusterJobStatus, ClusterOptions, ClusterStats,
     InstanceInfo, RunRecord,
 };
+#[allow(deprecated)]
+pub use crate::durable::Cancelled;
 pub use crate::durable::{
-    Cancelled, Durable, DurableOptions, DurableQueue, DurableStats, Enqueue, EnqueueMany, Enqueued,
-    ItemFilter, ItemRecord, Payload, QueueCounts, QueueLimits, Tx, TxClient,
+    CancelCounts, Durable, DurableOptions, DurableQueue, DurableStats, Enqueue, EnqueueMany,
+    Enqueued, ItemFilter, ItemRecord, Payload, QueueCounts, QueueLimits, Tx, TxClient,
 };
 pub use crate::error::Error;
 pub use crate::state::{ItemState, RunState};

@@ -15,7 +15,7 @@ use crate::lifecycle::Lifetime;
 use crate::lifecycle::{Host, RunningHost};
 use crate::model::context::RunContext;
 use crate::model::extract::{ExtractError, FromRun};
-use crate::model::job::{FinishedRun, JobDef, LastRun};
+use crate::model::job::{FinishedRun, JobDef};
 use crate::model::shared::HostShared;
 use crate::run::tick::{dispatch, NotStarted};
 
@@ -401,7 +401,7 @@ pub struct JobStatus {
     /// cron lines that never fire again).
     pub next_run: Option<DateTime<Utc>>,
     /// The last run that finished.
-    pub last_run: Option<LastRun>,
+    pub last_run: Option<FinishedRun>,
     /// Whether it runs at all: `false` when configuration disabled it.
     pub enabled: bool,
     /// Whether it is paused.

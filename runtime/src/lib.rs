@@ -377,7 +377,9 @@ pub use crate::host::{
 pub use crate::lifecycle::{Host, Lifetime, RunningHost};
 pub use crate::model::context::{Run, RunContext};
 pub use crate::model::extract::{Dependencies, ExtractError, FromRef, FromRun, RunFuture, State};
-pub use crate::model::job::{FinishedRun, LastRun};
+pub use crate::model::job::FinishedRun;
+#[allow(deprecated)]
+pub use crate::model::job::LastRun;
 pub use crate::model::registry::{Backoff, FailurePolicy, Handler, Job};
 pub use crate::model::scope::{ScopeFactory, Scoped};
 pub use crate::model::service::HostedService;
@@ -670,6 +672,6 @@ pub mod __private {
         construct, constructor_dependencies, erase, ErasedService, HostedService,
         ServiceRegistration,
     };
-    pub use crate::seams::cluster::{ClusterOptions, Missed, OnCrash, Scope};
+    pub use crate::seams::cluster::{ClusterJobOptions, Missed, OnCrash, Placement};
     pub use inventory;
 }

@@ -13,6 +13,8 @@
 //!   treats the line (the runtime applies it): a line is *fixed-time* when
 //!   none of its second (6 fields), minute and hour fields begins with `*`.
 
+use crate::error::{Grammar, ParseError};
+
 use croner::parser::{CronParser, Seconds, Year};
 use croner::time::Weekday;
 use croner::Cron;
@@ -57,7 +59,11 @@ const FORMS: &str = "write 5 fields (minute, hour, day of month, month, day of w
 /// A message in rustc's voice: the bad field and what it accepts, a wrong
 /// number of fields, an unknown alias, `@reboot`, or a line that never
 /// fires.
-pub fn parse_cron(line: &str) -> Result<CronLine, String> {
+pub fn parse_cron(text: &str) -> Result<CronLine, ParseError> {
+    cron_line(text).map_err(|message| ParseError::new(Grammar::Cron, message))
+}
+
+fn cron_line(line: &str) -> Result<CronLine, String> {
     let trimmed = line.trim();
     let expanded = match alias(trimmed)? {
         Some(expanded) => expanded,
@@ -426,7 +432,7 @@ fn lowercase_message(error: &croner::errors::CronError) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_cron;
+    use super::cron_line;
     use chrono::{DateTime, Utc};
 
     #[test]
@@ -448,9 +454,9 @@ mod tests {
             "0 0 * * +1-5",
         ] {
             assert!(
-                parse_cron(line).is_ok(),
+                cron_line(line).is_ok(),
                 "{line}: {:?}",
-                parse_cron(line).err()
+                cron_line(line).err()
             );
         }
     }
@@ -480,11 +486,11 @@ mod tests {
             ),
         ];
         for (line, expected) in cases {
-            let error = parse_cron(line).unwrap_err();
+            let error = cron_line(line).unwrap_err();
             assert!(error.contains(expected), "{line}: {error}");
         }
         // The empty item is blamed on its own field, not on the calendar.
-        let error = parse_cron(", * * * *").unwrap_err();
+        let error = cron_line(", * * * *").unwrap_err();
         assert!(error.contains("empty list item"), "{error}");
     }
 
@@ -497,8 +503,8 @@ mod tests {
     fn checking_a_line_is_bounded() {
         let long = format!("{} * * * *", vec!["1"; 95].join(","));
         assert!(long.len() <= 200);
-        assert!(parse_cron(&long).is_ok());
-        assert!(parse_cron(", * * * *").is_err());
+        assert!(cron_line(&long).is_ok());
+        assert!(cron_line(", * * * *").is_err());
         for line in ["0 0 30,31 2 *", "0 0 */3 2 1#5", "0 0 31 4,6,9,11 *"] {
             let fields: Vec<&str> = line.split(' ').collect();
             let cron = croner::parser::CronParser::builder()
@@ -509,10 +515,10 @@ mod tests {
             let mut checks = 0;
             assert!(!super::fires_some_day(&cron, &mut checks), "{line}");
             assert!(checks <= super::MAX_DAY_CHECKS, "{line}: {checks}");
-            assert!(parse_cron(line).is_err(), "{line}");
+            assert!(cron_line(line).is_err(), "{line}");
         }
         let mut checks = 0;
-        let daily = parse_cron("0 0 * * *").unwrap();
+        let daily = cron_line("0 0 * * *").unwrap();
         assert!(super::fires_some_day(daily.cron(), &mut checks));
         assert_eq!(checks, 1, "the first day of the first month fires");
     }
@@ -522,11 +528,11 @@ mod tests {
         let sunday: DateTime<Utc> = "2026-12-06T00:00:00Z".parse().unwrap();
         let monday: DateTime<Utc> = "2026-12-07T00:00:00Z".parse().unwrap();
         for line in ["0 0 * * SUN-SUN", "0 0 * * 0-SUN", "0 0 * * 7"] {
-            let cron = parse_cron(line).unwrap();
+            let cron = cron_line(line).unwrap();
             assert!(cron.cron().is_time_matching(&sunday).unwrap(), "{line}");
             assert!(!cron.cron().is_time_matching(&monday).unwrap(), "{line}");
         }
-        let week = parse_cron("0 0 * * MON-SUN").unwrap();
+        let week = cron_line("0 0 * * MON-SUN").unwrap();
         assert!(week.cron().is_time_matching(&sunday).unwrap());
         assert!(week.cron().is_time_matching(&monday).unwrap());
     }
@@ -547,7 +553,7 @@ mod tests {
             "@monthly",
             "@yearly",
         ] {
-            assert!(parse_cron(line).unwrap().is_fixed_time(), "{line}");
+            assert!(cron_line(line).unwrap().is_fixed_time(), "{line}");
         }
         for line in [
             "*/15 * * * *",
@@ -556,7 +562,7 @@ mod tests {
             "* 2 * * *",
             "*/10 30 2 * * *",
         ] {
-            assert!(!parse_cron(line).unwrap().is_fixed_time(), "{line}");
+            assert!(!cron_line(line).unwrap().is_fixed_time(), "{line}");
         }
     }
 }

@@ -7,12 +7,18 @@
 //! strict grammar, the same in attributes and in configuration, whose errors
 //! name exactly the valid units.
 
+use crate::error::{Grammar, ParseError};
+
 /// Parses `text` into milliseconds.
 ///
 /// # Errors
 ///
 /// A message in rustc's voice naming the valid units.
-pub fn parse_millis(text: &str) -> Result<u64, String> {
+pub fn parse_millis(text: &str) -> Result<u64, ParseError> {
+    millis(text).map_err(|message| ParseError::new(Grammar::Duration, message))
+}
+
+fn millis(text: &str) -> Result<u64, String> {
     const HINT: &str = "write integers with units `ms`, `s`, `m`, `h` or `d`, e.g. `\"1m30s\"`";
     if text.trim().is_empty() {
         return Err(format!("empty duration; {HINT}"));
@@ -38,7 +44,7 @@ pub fn parse_millis(text: &str) -> Result<u64, String> {
             .flat_map(split_units)
             .map(|part| spelled(part).unwrap_or(part))
             .collect();
-        let fix = parse_millis(&joined).is_ok().then_some(joined);
+        let fix = millis(&joined).is_ok().then_some(joined);
         return refuse(
             format!("`{text}`: spaces are not part of the duration grammar"),
             fix,
@@ -153,14 +159,18 @@ fn fraction_fix(whole: &str, fraction: &str) -> Option<String> {
 ///
 /// A malformed range, a bad duration, a zero first delay, or a first delay
 /// longer than the last.
-pub fn parse_backoff(text: &str) -> Result<(u64, u64), String> {
+pub fn parse_backoff(text: &str) -> Result<(u64, u64), ParseError> {
+    backoff(text).map_err(|message| ParseError::new(Grammar::Backoff, message))
+}
+
+fn backoff(text: &str) -> Result<(u64, u64), String> {
     let Some((min, max)) = text.split_once("..") else {
         return Err(format!(
             "invalid backoff `{text}`; write the first and the longest delay as `\"1s..5m\"`"
         ));
     };
-    let min = parse_millis(min).map_err(|e| format!("in backoff `{text}`: {e}"))?;
-    let max = parse_millis(max).map_err(|e| format!("in backoff `{text}`: {e}"))?;
+    let min = millis(min).map_err(|e| format!("in backoff `{text}`: {e}"))?;
+    let max = millis(max).map_err(|e| format!("in backoff `{text}`: {e}"))?;
     if min == 0 || min > max {
         return Err(format!(
             "invalid backoff `{text}`: the first delay must be above zero and at most the longest, e.g. `\"1s..5m\"`"
@@ -171,52 +181,52 @@ pub fn parse_backoff(text: &str) -> Result<(u64, u64), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_backoff, parse_millis};
+    use super::{backoff, millis};
 
     #[test]
     fn a_fraction_is_refused_with_the_exact_spelling_when_there_is_one() {
-        let error = parse_millis("1.5s").unwrap_err();
+        let error = millis("1.5s").unwrap_err();
         assert!(
             error.contains("fractions are not part of the duration grammar"),
             "{error}"
         );
         assert!(error.contains(": write `1s500ms`"), "{error}");
-        assert!(parse_millis("2.5m").unwrap_err().contains("write `2m30s`"));
-        assert!(parse_millis("0.25h").unwrap_err().contains("write `15m`"));
+        assert!(millis("2.5m").unwrap_err().contains("write `2m30s`"));
+        assert!(millis("0.25h").unwrap_err().contains("write `15m`"));
         // No exact spelling in whole milliseconds: the reason alone.
-        let error = parse_millis("1.5ms").unwrap_err();
+        let error = millis("1.5ms").unwrap_err();
         assert!(error.contains("fractions are not part"), "{error}");
         assert!(!error.contains("write `"), "{error}");
     }
 
     #[test]
     fn spaces_and_spelled_out_units_are_refused_with_the_fix() {
-        let error = parse_millis("5 s").unwrap_err();
+        let error = millis("5 s").unwrap_err();
         assert!(
             error.contains("spaces are not part of the duration grammar"),
             "{error}"
         );
         assert!(error.contains("write `5s`"), "{error}");
-        let error = parse_millis("1 min 30 sec").unwrap_err();
+        let error = millis("1 min 30 sec").unwrap_err();
         assert!(error.contains("write `1m30s`"), "{error}");
-        let error = parse_millis("5 seconds").unwrap_err();
+        let error = millis("5 seconds").unwrap_err();
         assert!(error.contains("write `5s`"), "{error}");
-        let error = parse_millis("5sec").unwrap_err();
+        let error = millis("5sec").unwrap_err();
         assert!(error.contains("for `sec` write `s`"), "{error}");
-        let error = parse_millis("10minutes").unwrap_err();
+        let error = millis("10minutes").unwrap_err();
         assert!(error.contains("for `minutes` write `m`"), "{error}");
-        let error = parse_millis("500us").unwrap_err();
+        let error = millis("500us").unwrap_err();
         assert!(error.contains("the smallest unit is `ms`"), "{error}");
     }
 
     #[test]
     fn accepts_sequences_of_integer_and_unit() {
-        assert_eq!(parse_millis("250ms"), Ok(250));
-        assert_eq!(parse_millis("5s"), Ok(5_000));
-        assert_eq!(parse_millis("1m30s"), Ok(90_000));
-        assert_eq!(parse_millis("2h"), Ok(7_200_000));
-        assert_eq!(parse_millis("1d1h1m1s1ms"), Ok(90_061_001));
-        assert_eq!(parse_millis("0s"), Ok(0));
+        assert_eq!(millis("250ms"), Ok(250));
+        assert_eq!(millis("5s"), Ok(5_000));
+        assert_eq!(millis("1m30s"), Ok(90_000));
+        assert_eq!(millis("2h"), Ok(7_200_000));
+        assert_eq!(millis("1d1h1m1s1ms"), Ok(90_061_001));
+        assert_eq!(millis("0s"), Ok(0));
     }
 
     #[test]
@@ -234,7 +244,7 @@ mod tests {
             "5s ",
             "99999999999999999999s",
         ] {
-            let err = parse_millis(bad).unwrap_err();
+            let err = millis(bad).unwrap_err();
             assert!(
                 err.contains("`ms`, `s`, `m`, `h` or `d`") || err.contains("too large"),
                 "{bad:?}: {err}"
@@ -244,10 +254,10 @@ mod tests {
 
     #[test]
     fn backoff_ranges() {
-        assert_eq!(parse_backoff("1s..5m"), Ok((1_000, 300_000)));
-        assert_eq!(parse_backoff("500ms..500ms"), Ok((500, 500)));
+        assert_eq!(backoff("1s..5m"), Ok((1_000, 300_000)));
+        assert_eq!(backoff("500ms..500ms"), Ok((500, 500)));
         for bad in ["1s", "5m..1s", "0s..1s", "1s..", "..1s", "1x..2s"] {
-            assert!(parse_backoff(bad).is_err(), "{bad}");
+            assert!(backoff(bad).is_err(), "{bad}");
         }
     }
 }

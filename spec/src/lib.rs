@@ -10,8 +10,10 @@
 
 mod cron;
 mod duration;
+mod error;
 mod zone;
 
 pub use crate::cron::{parse_cron, CronLine};
 pub use crate::duration::{parse_backoff, parse_millis};
+pub use crate::error::{Grammar, ParseError};
 pub use crate::zone::{parse_zone, Zone};

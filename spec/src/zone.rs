@@ -1,5 +1,7 @@
 //! Time zones: IANA names through `chrono-tz`, plus `"UTC"` and `"local"`.
 
+use crate::error::{Grammar, ParseError};
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -31,7 +33,11 @@ impl fmt::Display for Zone {
 ///
 /// An unknown name; the message suggests the right spelling of a name that
 /// differs only in case.
-pub fn parse_zone(name: &str) -> Result<Zone, String> {
+pub fn parse_zone(text: &str) -> Result<Zone, ParseError> {
+    zone(text).map_err(|message| ParseError::new(Grammar::Zone, message))
+}
+
+fn zone(name: &str) -> Result<Zone, String> {
     match name {
         "UTC" | "utc" | "Etc/UTC" => return Ok(Zone::Utc),
         "local" => return Ok(Zone::Local),
@@ -83,31 +89,29 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(parse_zone("UTC"), Ok(Zone::Utc));
-        assert_eq!(parse_zone("local"), Ok(Zone::Local));
+        assert_eq!(zone("UTC"), Ok(Zone::Utc));
+        assert_eq!(zone("local"), Ok(Zone::Local));
         assert_eq!(
-            parse_zone("Europe/Berlin"),
+            zone("Europe/Berlin"),
             Ok(Zone::Named(chrono_tz::Europe::Berlin))
         );
-        assert!(parse_zone("europe/berlin")
+        assert!(zone("europe/berlin")
             .unwrap_err()
             .contains("did you mean `Europe/Berlin`?"));
-        assert!(parse_zone("Mars/Olympus_Mons")
-            .unwrap_err()
-            .contains("IANA name"));
+        assert!(zone("Mars/Olympus_Mons").unwrap_err().contains("IANA name"));
     }
 
     #[test]
     fn a_typo_gets_the_nearest_iana_names() {
-        let error = parse_zone("America/New_Yrok").unwrap_err();
+        let error = zone("America/New_Yrok").unwrap_err();
         assert!(
             error.contains("did you mean `America/New_York`?"),
             "{error}"
         );
-        let error = parse_zone("Europe/Berlni").unwrap_err();
+        let error = zone("Europe/Berlni").unwrap_err();
         assert!(error.contains("`Europe/Berlin`"), "{error}");
         // A city without its region.
-        let error = parse_zone("Berlin").unwrap_err();
+        let error = zone("Berlin").unwrap_err();
         assert!(error.contains("`Europe/Berlin`"), "{error}");
     }
 }

@@ -15,7 +15,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use hosted::cluster::{Fence, OnCrash, Scope};
+use hosted::cluster::{Fence, OnCrash, Placement};
 use hosted::{CancellationToken, Host, Job, Overlap, Run, State};
 use hosted_postgres::deadpool_postgres::Pool;
 use hosted_postgres::Cluster;
@@ -106,7 +106,7 @@ async fn main() -> ExitCode {
         .shutdown_timeout(Duration::from_secs(5))
         .cluster(cluster.clone());
     builder = match mode {
-        "singleton" => builder.job(Job::service("leader", leader).scope(Scope::Singleton)),
+        "singleton" => builder.job(Job::service("leader", leader).scope(Placement::Singleton)),
         _ => builder.job(
             Job::every("work", Duration::from_millis(500), work)
                 .overlap(Overlap::Allow)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use hosted::cluster::{
     BoxError, BoxFuture, Claim, ClusterHost, Completion, Coordinator, Declined, Lease, OnCrash,
-    Scope, TickClaim,
+    Placement, TickClaim,
 };
 use hosted::{JobKind, Outcome, Overlap};
 use tokio::sync::{mpsc, oneshot};
@@ -26,11 +26,11 @@ impl Inner {
         let names: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
         let claimable: Vec<bool> = jobs
             .iter()
-            .map(|j| j.kind != JobKind::Service && j.options.scope == Scope::Cluster)
+            .map(|j| j.kind != JobKind::Service && j.options.scope == Placement::Cluster)
             .collect();
         let services: Vec<bool> = jobs
             .iter()
-            .map(|j| j.kind == JobKind::Service && j.options.scope == Scope::Singleton)
+            .map(|j| j.kind == JobKind::Service && j.options.scope == Placement::Singleton)
             .collect();
         let skip_overlap: Vec<bool> = jobs.iter().map(|j| j.overlap == Overlap::Skip).collect();
         let rerun: Vec<bool> = jobs

@@ -22,6 +22,8 @@ use serde::Serialize;
 
 pub use self::args::{Payload, Tx, TxClient};
 pub use self::enqueue::{Enqueue, EnqueueMany, Enqueued};
+pub use self::operate::CancelCounts;
+#[allow(deprecated)]
 pub use self::operate::Cancelled;
 pub use self::options::{DurableOptions, QueueLimits};
 pub use self::read::{DurableStats, ItemFilter, ItemRecord, QueueCounts};

@@ -57,7 +57,7 @@ impl DurableQueue {
     /// # Errors
     ///
     /// The database failed.
-    pub async fn cancel(&self, filter: &ItemFilter) -> Result<Cancelled, Error> {
+    pub async fn cancel(&self, filter: &ItemFilter) -> Result<CancelCounts, Error> {
         let client = self.client().await?;
         let row = client
             .query_one(
@@ -66,7 +66,7 @@ impl DurableQueue {
             )
             .await
             .map_err(|e| self.failed(e))?;
-        let cancelled = Cancelled {
+        let cancelled = CancelCounts {
             waiting: row.get::<_, i64>(0) as u64,
             running: row.get::<_, i64>(1) as u64,
         };
@@ -78,9 +78,23 @@ impl DurableQueue {
 /// What [`DurableQueue::cancel`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Cancelled {
+pub struct CancelCounts {
     /// Waiting items, ended at once.
     pub waiting: u64,
     /// Running items, flagged: their instances cancel them.
     pub running: u64,
 }
+
+/// The old name of [`CancelCounts`], kept for one release.
+///
+/// ```
+/// # #![allow(deprecated)]
+/// fn counts(old: hosted_postgres::Cancelled) -> hosted_postgres::CancelCounts {
+///     old
+/// }
+/// ```
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed `CancelCounts`, apart from `hosted::Cancelled` (the error of a cancelled run)"
+)]
+pub type Cancelled = CancelCounts;

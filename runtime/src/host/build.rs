@@ -19,7 +19,7 @@ use crate::model::registry::{registered, Candidate, Origin, Registration};
 use crate::model::schedule::Schedule;
 use crate::model::service::{ServiceRegistration, ServiceStatus};
 use crate::model::shared::{HostShared, Stores};
-use crate::seams::cluster::Scope;
+use crate::seams::cluster::Placement;
 
 impl HostBuilder {
     /// Checks the configuration and builds the host.
@@ -247,7 +247,7 @@ impl HostBuilder {
         }
         let claims = self.coordinator.is_some()
             && matches!(kind, JobKind::Every | JobKind::Cron)
-            && scope == Scope::Cluster;
+            && scope == Placement::Cluster;
         // The one place that decides whose jitter a job gets: a claimed
         // tick's instant must be the same on every instance, so it depends
         // on the job and the tick only; any other job's on this process's
@@ -299,13 +299,13 @@ impl HostBuilder {
     fn cluster_problem(&self, candidate: &Candidate, kind: JobKind) -> Option<&'static str> {
         let deps = &candidate.dependencies;
         match (kind, candidate.cluster.scope) {
-            (JobKind::Service, Scope::Cluster) => Some(
+            (JobKind::Service, Placement::Cluster) => Some(
                 "a service cannot have `scope = \"cluster\"`; use `\"singleton\"` (one instance at a time) or `\"instance\"` (every instance)",
             ),
-            (JobKind::Every | JobKind::Cron, Scope::Singleton) => Some(
+            (JobKind::Every | JobKind::Cron, Placement::Singleton) => Some(
                 "a scheduled job cannot have `scope = \"singleton\"`; use `\"cluster\"` (each tick once across the cluster) or `\"instance\"` (every instance)",
             ),
-            (JobKind::Queued, Scope::Cluster | Scope::Singleton) => Some(
+            (JobKind::Queued, Placement::Cluster | Placement::Singleton) => Some(
                 "a queued handler runs each item once through its durable queue, whatever the scope; remove `scope`",
             ),
             (JobKind::Every | JobKind::Cron | JobKind::Service, _) if deps.item => {
@@ -315,7 +315,7 @@ impl HostBuilder {
             _ if deps.fence && self.coordinator.is_none() => Some(
                 "it takes `Fence`, which only runs claimed through a cluster have; configure one with `HostBuilder::cluster`",
             ),
-            (_, Scope::Instance) if deps.fence => Some(
+            (_, Placement::Instance) if deps.fence => Some(
                 "it takes `Fence` but has `scope = \"instance\"`, whose runs are not claimed through the cluster; remove one of the two",
             ),
             _ => None,

@@ -122,10 +122,10 @@ impl HostBuilder {
     /// Coordinates this host with the other instances of the service
     /// through `coordinator` (`hosted_postgres::Cluster`): each tick of a
     /// scheduled job then runs once across every instance that shares it,
-    /// services with [`Scope::Singleton`](crate::cluster::Scope::Singleton) run on one instance at a time,
+    /// services with [`Placement::Singleton`](crate::cluster::Placement::Singleton) run on one instance at a time,
     /// and `every` grids are anchored at the Unix epoch, so that every
     /// instance computes the same instants. Jobs need no change; a job of
-    /// [`Scope::Instance`](crate::cluster::Scope::Instance) still runs on every instance.
+    /// [`Placement::Instance`](crate::cluster::Placement::Instance) still runs on every instance.
     ///
     /// The coordinator starts before any service, and a failure to start
     /// it fails the host's startup.

@@ -210,7 +210,7 @@ impl Overrides {
 pub fn parse_duration(text: &str) -> Result<Duration, ParseDurationError> {
     parse_millis(text)
         .map(Duration::from_millis)
-        .map_err(ParseDurationError)
+        .map_err(|error| ParseDurationError(error.into()))
 }
 
 /// A malformed duration; see [`parse_duration`].
@@ -290,7 +290,7 @@ pub(crate) fn apply(job: &mut Candidate, config: JobConfig) -> Vec<Invalid> {
                     jitter,
                 };
             }
-            Err(message) => invalid.push(("every", message)),
+            Err(message) => invalid.push(("every", message.into())),
         },
         (None, Some(line)) => match parse_cron(&line) {
             Ok(_) => {
@@ -300,14 +300,14 @@ pub(crate) fn apply(job: &mut Candidate, config: JobConfig) -> Vec<Invalid> {
                 };
                 job.schedule = ScheduleSpec::Cron { line, zone };
             }
-            Err(message) => invalid.push(("cron", message)),
+            Err(message) => invalid.push(("cron", message.into())),
         },
         (None, None) => {}
     }
     if let Some(name) = tz {
         match (&mut job.schedule, parse_zone(&name)) {
             (ScheduleSpec::Cron { zone, .. }, Ok(_)) => *zone = Some(name),
-            (ScheduleSpec::Cron { .. }, Err(message)) => invalid.push(("tz", message)),
+            (ScheduleSpec::Cron { .. }, Err(message)) => invalid.push(("tz", message.into())),
             _ => invalid.push(("tz", "`tz` applies to cron jobs".to_owned())),
         }
     }
@@ -318,7 +318,7 @@ pub(crate) fn apply(job: &mut Candidate, config: JobConfig) -> Vec<Invalid> {
                 *initial_delay = Duration::from_millis(ms);
             }
             (ScheduleSpec::Every { jitter, .. }, Ok(ms)) => *jitter = Duration::from_millis(ms),
-            (ScheduleSpec::Every { .. }, Err(message)) => invalid.push((key, message)),
+            (ScheduleSpec::Every { .. }, Err(message)) => invalid.push((key, message.into())),
             _ => invalid.push((key, format!("`{key}` applies to `every` jobs"))),
         }
     }

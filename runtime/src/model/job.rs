@@ -12,7 +12,7 @@ use crate::base::kind::{JobKind, Overlap};
 use crate::base::outcome::Outcome;
 use crate::model::registry::{FailurePolicy, Invoke, Origin, Registration};
 use crate::model::schedule::Schedule;
-use crate::seams::cluster::ClusterOptions;
+use crate::seams::cluster::ClusterJobOptions;
 
 /// A job as the running host holds it.
 pub(crate) struct JobDef {
@@ -41,9 +41,9 @@ pub(crate) struct JobDef {
 
 /// A job's part in a cluster.
 pub(crate) struct JobCluster {
-    pub(crate) options: ClusterOptions,
+    pub(crate) options: ClusterJobOptions,
     /// Whether each tick is claimed from the host's coordinator: the job
-    /// is scheduled with [`Scope::Cluster`](crate::seams::cluster::Scope::Cluster).
+    /// is scheduled with [`Placement::Cluster`](crate::seams::cluster::Placement::Cluster).
     pub(crate) claims: bool,
     /// Ticks another instance claimed (and ran).
     pub(crate) elsewhere: AtomicU64,
@@ -54,7 +54,7 @@ pub(crate) struct JobCluster {
 }
 
 impl JobCluster {
-    pub(crate) fn new(options: ClusterOptions, claims: bool) -> JobCluster {
+    pub(crate) fn new(options: ClusterJobOptions, claims: bool) -> JobCluster {
         JobCluster {
             options,
             claims,
@@ -78,9 +78,9 @@ impl JobDef {
     }
 
     /// Where the job runs in a cluster (the kind's default without one).
-    pub(crate) fn scope(&self) -> crate::seams::cluster::Scope {
+    pub(crate) fn scope(&self) -> crate::seams::cluster::Placement {
         self.cluster.as_ref().map_or_else(
-            || crate::seams::cluster::Scope::default_for(self.kind),
+            || crate::seams::cluster::Placement::default_for(self.kind),
             |c| c.options.scope,
         )
     }
@@ -343,7 +343,14 @@ pub struct FinishedRun {
     pub outcome: Outcome,
 }
 
-/// The last finished run of a job: a [`FinishedRun`].
+/// The old name of [`FinishedRun`] where it was a job's last run; kept for
+/// one release.
+///
+/// ```
+/// # #![allow(deprecated)]
+/// fn last(run: hosted::LastRun) -> hosted::FinishedRun { run }
+/// ```
+#[deprecated(since = "0.2.0", note = "use `FinishedRun`, the same type")]
 pub type LastRun = FinishedRun;
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::base::kind::{JobKind, Overlap};
 use crate::base::outcome::IntoOutcome;
 use crate::model::context::RunContext;
 use crate::model::extract::{Dependencies, ExtractError, FromRun, RunFuture};
-use crate::seams::cluster::{ClusterOptions, Missed, OnCrash, Scope};
+use crate::seams::cluster::{ClusterJobOptions, Missed, OnCrash, Placement};
 use crate::seams::work::HandlerOptions;
 
 /// What happens when a background service (`#[hosted_service]` on an
@@ -147,7 +147,7 @@ pub struct Registration {
     pub line: u32,
     pub trigger: Trigger,
     pub overlap: Overlap,
-    pub cluster: ClusterOptions,
+    pub cluster: ClusterJobOptions,
     pub dependencies: fn(&mut Dependencies),
     pub run: fn(&RunContext<'_>) -> Result<RunFuture, ExtractError>,
 }
@@ -191,7 +191,7 @@ pub struct Job {
     pub(crate) schedule: ScheduleSpec,
     pub(crate) overlap: Overlap,
     pub(crate) on_failure: FailurePolicy,
-    pub(crate) cluster: ClusterOptions,
+    pub(crate) cluster: ClusterJobOptions,
     pub(crate) dependencies: Dependencies,
     pub(crate) invoke: Invoke,
 }
@@ -251,7 +251,7 @@ impl Job {
             schedule,
             overlap: Overlap::Skip,
             on_failure: FailurePolicy::Stop,
-            cluster: ClusterOptions::default_for(kind),
+            cluster: ClusterJobOptions::default_for(kind),
             dependencies,
             invoke: Invoke::Dyn(Box::new(move |cx: &RunContext<'_>| handler.call(cx))),
         }
@@ -284,12 +284,12 @@ impl Job {
     }
 
     /// Where the job runs once the host has a cluster: each tick once
-    /// across the cluster ([`Scope::Cluster`], the default for scheduled
-    /// jobs), on every instance ([`Scope::Instance`], the default for
+    /// across the cluster ([`Placement::Cluster`], the default for scheduled
+    /// jobs), on every instance ([`Placement::Instance`], the default for
     /// services), or, for a service, on one instance at a time
-    /// ([`Scope::Singleton`]). `build()` rejects a scope the job's kind
+    /// ([`Placement::Singleton`]). `build()` rejects a scope the job's kind
     /// cannot have.
-    pub fn scope(mut self, scope: Scope) -> Job {
+    pub fn scope(mut self, scope: Placement) -> Job {
         self.cluster.scope = scope;
         self
     }
@@ -435,7 +435,7 @@ pub(crate) struct Candidate {
     pub(crate) schedule: ScheduleSpec,
     pub(crate) overlap: Overlap,
     pub(crate) on_failure: FailurePolicy,
-    pub(crate) cluster: ClusterOptions,
+    pub(crate) cluster: ClusterJobOptions,
     pub(crate) dependencies: Dependencies,
     pub(crate) invoke: Invoke,
 }

@@ -13,7 +13,7 @@ use crate::base::kind::JobKind;
 use crate::base::outcome::Outcome;
 use crate::model::schedule::Schedule;
 use crate::model::shared::HostShared;
-use crate::seams::cluster::{BoxFuture, ClusterHost, ClusterJob, ClusterOptions, Lease};
+use crate::seams::cluster::{BoxFuture, ClusterHost, ClusterJob, ClusterJobOptions, Lease};
 use crate::seams::work::{HandlerInfo, WorkHost, WorkItem};
 use crate::seams::HostSide;
 
@@ -29,7 +29,7 @@ pub(crate) fn cluster_host(shared: &Arc<HostShared>) -> ClusterHost {
             options: job
                 .cluster
                 .as_ref()
-                .map_or(ClusterOptions::default_for(job.kind), |c| c.options),
+                .map_or(ClusterJobOptions::default_for(job.kind), |c| c.options),
             overlap: job.overlap,
         })
         .collect();

@@ -15,7 +15,7 @@ use crate::model::job::JobDef;
 use crate::model::registry::FailurePolicy;
 use crate::model::schedule::seed_of;
 use crate::model::shared::HostShared;
-use crate::seams::cluster::Scope;
+use crate::seams::cluster::Placement;
 
 /// Runs a background service (`#[hosted_service]` on an `async fn`) and
 /// applies its failure policy.
@@ -23,7 +23,7 @@ pub(crate) async fn supervise(host: Arc<HostShared>, job: Arc<JobDef>) {
     let mut failures_in_row = 0_u32;
     let seed = seed_of(&job.name) ^ host.seed;
     let singleton = match &host.coordinator {
-        Some(coordinator) if job.scope() == Scope::Singleton => Some(coordinator.clone()),
+        Some(coordinator) if job.scope() == Placement::Singleton => Some(coordinator.clone()),
         _ => None,
     };
     loop {

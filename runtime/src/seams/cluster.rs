@@ -5,8 +5,8 @@
 //! Without a coordinator (the default) nothing here is consulted: every job
 //! runs in this process, and the scheduler's hot path pays one branch. With
 //! one ([`HostBuilder::cluster`](crate::HostBuilder::cluster); the crate
-//! `hosted-postgres` provides it), each tick of a job of [`Scope::Cluster`]
-//! is claimed before it runs, a service of [`Scope::Singleton`] runs only
+//! `hosted-postgres` provides it), each tick of a job of [`Placement::Cluster`]
+//! is claimed before it runs, a service of [`Placement::Singleton`] runs only
 //! while it holds a lease, and the `every` grid is anchored at the Unix
 //! epoch so that every instance computes the same instants.
 //!
@@ -35,7 +35,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///
 /// Without a cluster every job runs in this process, whatever its scope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Scope {
+pub enum Placement {
     /// Scheduled jobs: each tick runs once across every instance that shares
     /// the cluster (the default for `#[every]` and `#[cron]`).
     Cluster,
@@ -47,22 +47,35 @@ pub enum Scope {
     Singleton,
 }
 
-impl Scope {
+/// The old name of [`Placement`], kept for one release.
+///
+/// ```
+/// # #![allow(deprecated)]
+/// use hosted::cluster::{Placement, Scope};
+/// assert_eq!(Scope::Singleton, Placement::Singleton);
+/// ```
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed `Placement`, apart from `Scoped` (the per-run values)"
+)]
+pub type Scope = Placement;
+
+impl Placement {
     /// `"cluster"`, `"instance"` or `"singleton"`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Scope::Cluster => "cluster",
-            Scope::Instance => "instance",
-            Scope::Singleton => "singleton",
+            Placement::Cluster => "cluster",
+            Placement::Instance => "instance",
+            Placement::Singleton => "singleton",
         }
     }
 
-    /// The default for a kind of job: [`Cluster`](Scope::Cluster) for
-    /// scheduled jobs, [`Instance`](Scope::Instance) for services.
-    pub fn default_for(kind: JobKind) -> Scope {
+    /// The default for a kind of job: [`Cluster`](Placement::Cluster) for
+    /// scheduled jobs, [`Instance`](Placement::Instance) for services.
+    pub fn default_for(kind: JobKind) -> Placement {
         match kind {
-            JobKind::Every | JobKind::Cron => Scope::Cluster,
-            JobKind::Service | JobKind::Queued => Scope::Instance,
+            JobKind::Every | JobKind::Cron => Placement::Cluster,
+            JobKind::Service | JobKind::Queued => Placement::Instance,
         }
     }
 }
@@ -93,22 +106,37 @@ pub enum Missed {
 /// A job's cluster options: from the macro's `scope`, `on_crash` and
 /// `missed`, or from [`Job`](crate::Job)'s setters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ClusterOptions {
+pub struct ClusterJobOptions {
     /// Where it runs.
-    pub scope: Scope,
+    pub scope: Placement,
     /// After its instance died mid-run.
     pub on_crash: OnCrash,
     /// After the cluster was down.
     pub missed: Missed,
 }
 
-impl ClusterOptions {
+/// The old name of [`ClusterJobOptions`], kept for one release.
+///
+/// ```
+/// # #![allow(deprecated)]
+/// use hosted::cluster::{ClusterJobOptions, ClusterOptions};
+/// use hosted::JobKind;
+/// let options: ClusterOptions = ClusterJobOptions::default_for(JobKind::Every);
+/// assert_eq!(options, ClusterJobOptions::default_for(JobKind::Every));
+/// ```
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed `ClusterJobOptions`, apart from `hosted_postgres::ClusterOptions` (a cluster's connection settings)"
+)]
+pub type ClusterOptions = ClusterJobOptions;
+
+impl ClusterJobOptions {
     /// The defaults for a kind of job.
-    pub const fn default_for(kind: JobKind) -> ClusterOptions {
-        ClusterOptions {
+    pub const fn default_for(kind: JobKind) -> ClusterJobOptions {
+        ClusterJobOptions {
             scope: match kind {
-                JobKind::Every | JobKind::Cron => Scope::Cluster,
-                JobKind::Service | JobKind::Queued => Scope::Instance,
+                JobKind::Every | JobKind::Cron => Placement::Cluster,
+                JobKind::Service | JobKind::Queued => Placement::Instance,
             },
             on_crash: OnCrash::Skip,
             missed: Missed::Skip,
@@ -124,9 +152,9 @@ pub struct ClusterJob {
     pub name: String,
     /// Its kind.
     pub kind: JobKind,
-    /// Its options; only jobs of scope [`Cluster`](Scope::Cluster) and
-    /// [`Singleton`](Scope::Singleton) are ever claimed.
-    pub options: ClusterOptions,
+    /// Its options; only jobs of scope [`Cluster`](Placement::Cluster) and
+    /// [`Singleton`](Placement::Singleton) are ever claimed.
+    pub options: ClusterJobOptions,
     /// Whether a tick may start while an earlier run holds its lease.
     pub overlap: Overlap,
 }
