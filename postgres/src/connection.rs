@@ -54,31 +54,6 @@ impl Instance {
     }
 }
 
-/// Checks that positive durations are positive, and that leases are renewed
-/// within the trust window, which is shorter than the lease: an instance
-/// cut off from the database lets go of its work before another may take
-/// it over. `goes_on` says what it would do otherwise; `one` is a unit of
-/// its work.
-pub(crate) fn check_leases(
-    lease: Duration,
-    renew_every: Duration,
-    trust_window: Duration,
-    goes_on: &str,
-    one: &str,
-) -> Result<(), Error> {
-    if trust_window >= lease {
-        return Err(Error::Options(format!(
-            "the trust window ({trust_window:?}) is not shorter than the lease ({lease:?}): an instance cut off from the database would still {goes_on}; shorten the window or lengthen the lease"
-        )));
-    }
-    if renew_every >= trust_window {
-        return Err(Error::Options(format!(
-            "leases are renewed every {renew_every:?}, not within the trust window ({trust_window:?}): one late renewal would cancel every {one}; renew more often"
-        )));
-    }
-    Ok(())
-}
-
 /// Checks that `name` is a lowercase SQL identifier, safe to quote into
 /// every statement.
 pub(crate) fn check_schema_name(name: &str) -> Result<(), Error> {

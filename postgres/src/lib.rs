@@ -253,6 +253,7 @@ mod cluster;
 mod connection;
 mod durable;
 mod error;
+mod leases;
 mod schema;
 mod sql;
 mod state;

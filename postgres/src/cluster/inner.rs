@@ -143,7 +143,7 @@ impl Inner {
         instance: Instance,
         target: String,
     ) -> Inner {
-        let sql = ClusterSql::new(&options.schema);
+        let sql = ClusterSql::new(&options.leases.schema);
         Inner {
             pool,
             options,
@@ -163,7 +163,7 @@ impl Inner {
     }
 
     pub(super) fn lease_secs(&self) -> f64 {
-        self.options.lease.as_secs_f64()
+        self.options.leases.lease.as_secs_f64()
     }
 
     /// Runs one statement on a pooled connection, retrying once on a
@@ -235,7 +235,7 @@ impl Inner {
     /// `sent` plus the trust window.
     pub(super) fn reached(&self, sent: Instant) {
         let mut state = self.state();
-        let until = sent + self.options.trust_window;
+        let until = sent + self.options.leases.trust_window;
         if state.trusted_until.is_none_or(|t| t < until) {
             state.trusted_until = Some(until);
         }
@@ -261,7 +261,7 @@ impl Inner {
                 instance = %self.instance.id,
                 error = message,
                 "lost the cluster's database; retrying with backoff, and claiming nothing once the trust window ({:?}) passes",
-                self.options.trust_window
+                self.options.leases.trust_window
             );
         }
     }

@@ -50,7 +50,7 @@ impl fmt::Debug for Cluster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cluster")
             .field("instance", &self.inner.instance.id)
-            .field("schema", &self.inner.options.schema)
+            .field("schema", &self.inner.options.leases.schema)
             .finish_non_exhaustive()
     }
 }
@@ -79,9 +79,9 @@ impl Cluster {
         let connection = Connection::open(
             url,
             &instance,
-            options.pool_size,
-            options.connect_timeout,
-            options.statement_timeout,
+            options.leases.pool_size,
+            options.leases.connect_timeout,
+            options.leases.statement_timeout,
         )?;
         let cluster = Cluster {
             inner: Arc::new(Inner::new(

@@ -57,7 +57,7 @@ impl Inner {
             }
             tokio::select! {
                 () = token.cancelled() => return None,
-                () = tokio::time::sleep(self.options.poll_every) => {}
+                () = tokio::time::sleep(self.options.leases.poll_every) => {}
             }
         }
     }

@@ -43,7 +43,7 @@ impl Inner {
             .get()
             .await
             .map_err(|e| Error::connect_pool(e, &self.target))?;
-        crate::schema::migrate(&mut client, &self.options.schema, &self.target).await?;
+        crate::schema::migrate(&mut client, &self.options.leases.schema, &self.target).await?;
         let database = |e: tokio_postgres::Error| Error::database(e, &self.target);
         client
             .execute(
@@ -149,7 +149,7 @@ impl Inner {
         }
         {
             let mut state = self.state();
-            state.trusted_until = Some(Instant::now() + self.options.trust_window);
+            state.trusted_until = Some(Instant::now() + self.options.leases.trust_window);
             state.paused = paused;
         }
         self.tasks.spawn(self.clone().claim_loop(claims_rx));
@@ -159,7 +159,7 @@ impl Inner {
         self.tasks.spawn(self.clone().watchdog());
         tracing::info!(
             instance = %self.instance.id,
-            schema = %self.options.schema,
+            schema = %self.options.leases.schema,
             "joined the cluster: {claimed} job(s) claimed per tick, {singletons} singleton service(s)"
         );
         Ok(())

@@ -22,12 +22,13 @@ impl Inner {
     pub(super) async fn maintain(self: Arc<Self>) {
         let options = &self.options;
         let tick = options
+            .leases
             .renew_every
-            .min(options.poll_every)
-            .min(options.rescue_every);
+            .min(options.leases.poll_every)
+            .min(options.leases.rescue_every);
         let mut backoff = Duration::from_millis(100);
         let now = Instant::now();
-        let mut next_renew = now + options.renew_every;
+        let mut next_renew = now + options.leases.renew_every;
         let mut next_poll = now;
         let mut next_rescue = now;
         let mut next_prune = now + Duration::from_secs(60);
@@ -41,20 +42,20 @@ impl Inner {
             }
             let now = Instant::now();
             if !healthy || now >= next_renew {
-                next_renew = now + options.renew_every;
+                next_renew = now + options.leases.renew_every;
                 healthy = self.renew().await.is_ok();
                 if !healthy {
-                    backoff = (backoff * 2).min(options.renew_every);
+                    backoff = (backoff * 2).min(options.leases.renew_every);
                     continue;
                 }
                 backoff = Duration::from_millis(100);
             }
             if now >= next_poll {
-                next_poll = now + options.poll_every;
+                next_poll = now + options.leases.poll_every;
                 self.poll_controls().await;
             }
             if now >= next_rescue {
-                next_rescue = now + options.rescue_every;
+                next_rescue = now + options.leases.rescue_every;
                 self.rescue().await;
             }
             if now >= next_prune {
@@ -93,7 +94,7 @@ impl Inner {
                 instance = %self.instance.id,
                 runs = held.len(),
                 "no contact with the cluster's database for the trust window ({:?}): claiming nothing, and cancelling the {} run(s) and service(s) whose leases can no longer be renewed",
-                self.options.trust_window,
+                self.options.leases.trust_window,
                 held.len()
             );
             for token in held {

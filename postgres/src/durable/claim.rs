@@ -31,7 +31,7 @@ impl DurableQueue {
     ) -> Result<Vec<Claimed>, String> {
         let inner = &self.inner;
         let sql = &inner.sql;
-        let lease = inner.options.lease.as_secs_f64();
+        let lease = inner.options.leases.lease.as_secs_f64();
         let described = |e: tokio_postgres::Error| describe(&e, &inner.target);
         let mut client = self.client().await.map_err(|e| e.to_string())?;
         inner.worker.counters.claims.fetch_add(1, Ordering::Relaxed);
@@ -200,8 +200,8 @@ pub(super) async fn claim_loop(
                 }
                 let wait = match queue.next_due(&name).await {
                     Some(secs) if secs <= 0.0 => CONTENDED,
-                    Some(secs) => Duration::from_secs_f64(secs).min(options.poll_every),
-                    None => options.poll_every,
+                    Some(secs) => Duration::from_secs_f64(secs).min(options.leases.poll_every),
+                    None => options.leases.poll_every,
                 };
                 tokio::select! {
                     () = waker.notified() => {}
@@ -222,7 +222,7 @@ pub(super) async fn claim_loop(
                 }
                 backoff = (backoff * 2)
                     .min(MAX_BACKOFF)
-                    .min(options.poll_every.max(Duration::from_millis(100)));
+                    .min(options.leases.poll_every.max(Duration::from_millis(100)));
             }
         }
     }

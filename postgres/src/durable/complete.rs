@@ -117,7 +117,7 @@ pub(super) async fn complete(
                 return;
             }
             Err(error) => {
-                if began.elapsed() >= inner.options.trust_window {
+                if began.elapsed() >= inner.options.leases.trust_window {
                     tracing::warn!(queue = %queue_name, item = id, attempt, error = %error, "could not record the item's end; it runs again once its lease runs out");
                     return;
                 }

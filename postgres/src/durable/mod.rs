@@ -80,7 +80,7 @@ impl fmt::Debug for DurableQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DurableQueue")
             .field("instance", &self.inner.instance.id)
-            .field("schema", &self.inner.options.schema)
+            .field("schema", &self.inner.options.leases.schema)
             .finish_non_exhaustive()
     }
 }
@@ -108,9 +108,9 @@ impl DurableQueue {
         let connection = Connection::open(
             url,
             &instance,
-            options.pool_size,
-            options.connect_timeout,
-            options.statement_timeout,
+            options.leases.pool_size,
+            options.leases.connect_timeout,
+            options.leases.statement_timeout,
         )?;
         check_connection(&connection.pool, &connection.target).await?;
         let listen = options.listen.then_some(connection.config);
@@ -172,8 +172,8 @@ impl DurableQueue {
     ) -> DurableQueue {
         DurableQueue {
             inner: Arc::new(QueueInner {
-                sql: QueueSql::new(&options.schema),
-                channel: crate::sql::channel(&options.schema),
+                sql: QueueSql::new(&options.leases.schema),
+                channel: crate::sql::channel(&options.leases.schema),
                 worker: Worker::default(),
                 pool,
                 options,
@@ -197,7 +197,7 @@ impl DurableQueue {
             .get()
             .await
             .map_err(|e| Error::connect_pool(e, &inner.target))?;
-        crate::schema::migrate(&mut client, &inner.options.schema, &inner.target).await?;
+        crate::schema::migrate(&mut client, &inner.options.leases.schema, &inner.target).await?;
         Ok(())
     }
 

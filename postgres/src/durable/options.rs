@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::leases::{lease_setters, LeaseOptions};
 
 /// How much one queue runs at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,12 +42,7 @@ impl Default for QueueLimits {
 /// ```
 #[derive(Clone, Debug)]
 pub struct DurableOptions {
-    pub(crate) schema: String,
-    pub(crate) lease: Duration,
-    pub(crate) renew_every: Duration,
-    pub(crate) trust_window: Duration,
-    pub(crate) rescue_every: Duration,
-    pub(crate) poll_every: Duration,
+    pub(crate) leases: LeaseOptions,
     pub(crate) prune_every: Duration,
     pub(crate) retention: Duration,
     pub(crate) dead_retention: Duration,
@@ -55,20 +51,12 @@ pub struct DurableOptions {
     pub(crate) listen: bool,
     pub(crate) queues: HashMap<String, QueueLimits>,
     pub(crate) default_limits: QueueLimits,
-    pub(crate) pool_size: usize,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) statement_timeout: Duration,
 }
 
 impl Default for DurableOptions {
     fn default() -> Self {
         DurableOptions {
-            schema: "hosted".to_owned(),
-            lease: Duration::from_secs(15),
-            renew_every: Duration::from_secs(3),
-            trust_window: Duration::from_secs(12),
-            rescue_every: Duration::from_secs(5),
-            poll_every: Duration::from_secs(2),
+            leases: LeaseOptions::new(Duration::from_secs(2), 10),
             prune_every: Duration::from_secs(60),
             retention: Duration::from_secs(24 * 3600),
             dead_retention: Duration::from_secs(30 * 24 * 3600),
@@ -77,58 +65,12 @@ impl Default for DurableOptions {
             listen: true,
             queues: HashMap::new(),
             default_limits: QueueLimits::default(),
-            pool_size: 10,
-            connect_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(10),
         }
     }
 }
 
 impl DurableOptions {
-    /// The schema the tables live in (`hosted`, shared with a
-    /// [`Cluster`](crate::Cluster) on the same database).
-    pub fn schema(mut self, name: impl Into<String>) -> Self {
-        self.schema = name.into();
-        self
-    }
-
-    /// How long a claim lasts without renewal (15 s): with
-    /// [`rescue_every`](Self::rescue_every), how soon a killed instance's
-    /// items run elsewhere.
-    pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
-        self
-    }
-
-    /// How often the leases of running items are renewed (3 s).
-    pub fn renew_every(mut self, every: Duration) -> Self {
-        self.renew_every = every;
-        self
-    }
-
-    /// How long the instance trusts its leases without reaching the
-    /// database (12 s); past it, it cancels the tokens of its running
-    /// items, which another instance may take over once their leases run
-    /// out. Shorter than the lease.
-    pub fn trust_window(mut self, window: Duration) -> Self {
-        self.trust_window = window;
-        self
-    }
-
-    /// How often items whose lease ran out are looked for and handed out
-    /// again (5 s).
-    pub fn rescue_every(mut self, every: Duration) -> Self {
-        self.rescue_every = every;
-        self
-    }
-
-    /// How often an idle queue looks for work without a notification
-    /// (2 s): covers notifications lost while the listener reconnected,
-    /// and poolers in transaction mode, which do not pass them on.
-    pub fn poll_every(mut self, every: Duration) -> Self {
-        self.poll_every = every;
-        self
-    }
+    lease_setters!("queue", "DurableQueue::from_pool");
 
     /// How often finished items and expired keys are pruned (1 min).
     pub fn prune_every(mut self, every: Duration) -> Self {
@@ -190,26 +132,6 @@ impl DurableOptions {
         self
     }
 
-    /// The size of the queue's pool (10); ignored with
-    /// [`DurableQueue::from_pool`](crate::DurableQueue::from_pool). A handler that takes [`Tx`](crate::Tx) holds one
-    /// connection while it runs.
-    pub fn pool_size(mut self, size: usize) -> Self {
-        self.pool_size = size;
-        self
-    }
-
-    /// How long connecting may take (5 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// The server-side limit of each of the queue's own statements (10 s).
-    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
-        self.statement_timeout = timeout;
-        self
-    }
-
     pub(crate) fn limits(&self, queue: &str) -> QueueLimits {
         self.queues
             .get(queue)
@@ -218,27 +140,11 @@ impl DurableOptions {
     }
 
     pub(super) fn check(&self) -> Result<(), Error> {
-        crate::connection::check_schema_name(&self.schema)?;
-        let positive = [
-            ("lease", self.lease),
-            ("renew_every", self.renew_every),
-            ("trust_window", self.trust_window),
-            ("rescue_every", self.rescue_every),
-            ("poll_every", self.poll_every),
-            ("prune_every", self.prune_every),
-            ("connect_timeout", self.connect_timeout),
-            ("statement_timeout", self.statement_timeout),
-            ("key_window", self.key_window),
-        ];
-        if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
-            return Err(Error::Options(format!(
-                "`{name}` is zero; give it a positive duration"
-            )));
-        }
-        crate::connection::check_leases(
-            self.lease,
-            self.renew_every,
-            self.trust_window,
+        self.leases.check(
+            &[
+                ("prune_every", self.prune_every),
+                ("key_window", self.key_window),
+            ],
             "run items after another took them over",
             "item",
         )?;
@@ -253,12 +159,6 @@ impl DurableOptions {
                     "queue `{name}` has a limit of 0 items at once: it would never run; give it at least 1"
                 )));
             }
-        }
-        if self.pool_size < 2 {
-            return Err(Error::Options(
-                "`pool_size` is below 2: claims and lease renewals need a connection each"
-                    .to_owned(),
-            ));
         }
         Ok(())
     }

@@ -24,7 +24,7 @@ use crate::error::describe;
 pub(super) async fn maintain(queue: DurableQueue, background: CancellationToken) {
     let options = queue.inner.options.clone();
     let rescue = tokio::spawn(every(
-        options.rescue_every,
+        options.leases.rescue_every,
         background.clone(),
         queue.clone(),
         |queue| async move { rescue_lost(&queue).await },
@@ -35,7 +35,7 @@ pub(super) async fn maintain(queue: DurableQueue, background: CancellationToken)
         queue.clone(),
         |queue| async move { prune_finished(&queue).await },
     ));
-    let mut renew = tokio::time::interval(options.renew_every);
+    let mut renew = tokio::time::interval(options.leases.renew_every);
     renew.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_renewed = Instant::now();
     let mut untrusted = false;
@@ -48,7 +48,7 @@ pub(super) async fn maintain(queue: DurableQueue, background: CancellationToken)
                         last_renewed = Instant::now();
                         untrusted = false;
                     }
-                    Err(error) if !untrusted && last_renewed.elapsed() >= options.trust_window => {
+                    Err(error) if !untrusted && last_renewed.elapsed() >= options.leases.trust_window => {
                         untrusted = true;
                         let held = queue.inner.worker.held();
                         for item in held.values() {
@@ -111,7 +111,7 @@ pub(super) async fn renew_leases(queue: &DurableQueue) -> Result<(), String> {
                 &ids,
                 &fences,
                 &inner.instance.id,
-                &inner.options.lease.as_secs_f64(),
+                &inner.options.leases.lease.as_secs_f64(),
             ],
         )
         .await
