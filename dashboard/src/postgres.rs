@@ -11,10 +11,12 @@ use hosted_postgres::{
     QueueCounts, RunRecord,
 };
 
+use crate::local::{
+    local_act, local_failures, local_job, local_jobs, local_queues, local_services, local_summary,
+};
 use crate::source::{
-    local_act, local_job, local_jobs, local_queues, local_services, local_summary, Action,
-    AuditEntry, BoxFuture, InstanceView, ItemQuery, ItemSelector, ItemView, JobDetail, JobPage,
-    JobQuery, JobView, QueueView, RunView, ServiceView, Source, SourceError, Summary,
+    Action, AuditEntry, BoxFuture, InstanceView, ItemQuery, ItemSelector, ItemView, JobDetail,
+    JobPage, JobQuery, JobView, QueueView, RunView, ServiceView, Source, SourceError, Summary,
 };
 
 /// A cluster and its durable queue, as the dashboard shows them: jobs
@@ -360,7 +362,7 @@ impl Source for ClusterSource {
             // Jobs of this instance alone (`scope = "instance"`) fail here
             // without a row in the cluster's history.
             if let Some(host) = self.local() {
-                for (job, run) in crate::source::local_failures(host, limit) {
+                for (job, run) in local_failures(host, limit) {
                     if !failed.iter().any(|(j, _)| *j == job) {
                         failed.push((job, run));
                     }
