@@ -13,6 +13,7 @@ use hosted::cluster::Placement;
 use hosted::{CancellationToken, Host, Job, Overlap, RunningHost};
 use hosted_postgres::Cluster;
 use hosted_tests::pg::{fast, record, Recorder, TestDb};
+use hosted_tests::{wait_for, wait_until};
 use tokio::net::{TcpListener, TcpStream};
 
 async fn host(url: &str, db: &TestDb, extra: Option<Job>) -> (RunningHost, Cluster) {
@@ -107,20 +108,43 @@ async fn an_instance_whose_connections_the_server_kills_reconnects_and_nothing_r
     observed_table(&db).await;
     let (a, cluster_a) = host(&db.url, &db, None).await;
     let (b, _) = host(&db.url, &db, None).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
     let admin = db.client().await;
+    let name = format!("hosted {}", cluster_a.instance_id());
+    let (admin_ref, name_ref, stats) = (&admin, &name, &cluster_a);
+    // Both instances claim, and this one holds connections to kill.
+    wait_for(
+        Duration::from_secs(10),
+        move || async move {
+            let open: i64 = admin_ref
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                    &[name_ref],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            open >= 1 && stats.stats().claim_statements >= 2
+        },
+        || format!("{:?}", cluster_a.stats()),
+    )
+    .await;
     let killed: i64 = admin
         .query_one(
             "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
              WHERE application_name = $1) t",
-            &[&format!("hosted {}", cluster_a.instance_id())],
+            &[&name],
         )
         .await
         .unwrap()
         .get(0);
     assert!(killed >= 1, "killed {killed} connection(s)");
     let before = cluster_a.stats().statements;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    wait_until(
+        Duration::from_secs(10),
+        || cluster_a.stats().statements > before + 5,
+        || format!("{:?}", cluster_a.stats()),
+    )
+    .await;
     let after = cluster_a.stats();
     assert!(a.stop().await.is_clean());
     assert!(b.stop().await.is_clean());

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use hosted::prelude::*;
 use hosted::testing::{TestClock, TestHost};
+use hosted_tests::wait_until;
 
 fn t0() -> DateTime<Utc> {
     "2026-06-01T12:00:00Z".parse().unwrap()
@@ -284,7 +285,19 @@ async fn a_job_that_blocks_before_awaiting_gets_a_task_of_its_own() {
         .build()
         .expect("valid host");
     let running = host.start().await.expect("start");
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    let runs_of = |job| {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|(j, _)| *j == job)
+            .count()
+    };
+    wait_until(
+        Duration::from_secs(10),
+        || runs_of("quick") >= 5 && runs_of("blocking") >= 5,
+        || format!("{:?}", seen.lock().unwrap()),
+    )
+    .await;
     assert!(running.stop().await.is_clean());
 
     let seen = seen.lock().unwrap().clone();

@@ -14,6 +14,7 @@ pub mod logs;
 pub mod pg;
 pub mod process;
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -146,5 +147,34 @@ impl HostedService for Probe {
 
     async fn stopped(&mut self, token: CancellationToken) -> Result<(), String> {
         self.step(Phase::Stopped, token).await
+    }
+}
+
+/// Waits until `condition` holds, checking every few milliseconds, and
+/// fails the test with `what()` if it does not within `within`. Use it
+/// instead of sleeping a fixed time and then counting: it returns as soon
+/// as the condition holds, and a loaded machine gets the whole deadline.
+pub async fn wait_until(
+    within: Duration,
+    mut condition: impl FnMut() -> bool,
+    what: impl FnOnce() -> String,
+) {
+    wait_for(within, || std::future::ready(condition()), what).await;
+}
+
+/// [`wait_until`] for a condition that has to wait itself (a query).
+pub async fn wait_for<F: Future<Output = bool>>(
+    within: Duration,
+    mut condition: impl FnMut() -> F,
+    what: impl FnOnce() -> String,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {within:?}: {}",
+            what()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

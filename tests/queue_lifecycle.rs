@@ -13,6 +13,7 @@ use std::time::Duration;
 use hosted::{CancellationToken, Host, Problem, State};
 use hosted_postgres::{tokio_postgres, DurableQueue, Payload, QueueLimits};
 use hosted_tests::pg::{durable_fast, TestDb};
+use hosted_tests::{wait_for, wait_until};
 
 #[derive(Clone, Default)]
 struct Probe {
@@ -76,7 +77,26 @@ async fn at_the_shutdown_deadline_unfinished_items_go_back_without_an_attempt() 
         .start()
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The quick item done, the other two running when the stop begins.
+    let q_ref = &q;
+    let state = move |id: i64| async move {
+        q_ref
+            .item(id)
+            .await
+            .unwrap()
+            .map(|item| item.state.as_str())
+    };
+    let (stubborn_id, polite_id, quick_id) = (stubborn.id(), polite.id(), quick.id());
+    wait_for(
+        Duration::from_secs(10),
+        move || async move {
+            state(stubborn_id).await == Some("running")
+                && state(polite_id).await == Some("running")
+                && state(quick_id).await == Some("succeeded")
+        },
+        || "the items were not claimed and the quick one done".to_owned(),
+    )
+    .await;
     let report = running.stop().await;
     assert!(
         !report.is_clean(),
@@ -129,8 +149,13 @@ async fn a_notification_wakes_an_idle_worker_without_a_poll() {
         .start()
         .await
         .unwrap();
-    // Let the worker go idle, waiting.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Let the worker go idle, waiting, with the listener up.
+    wait_until(
+        Duration::from_secs(10),
+        || q.stats().listens >= 1 && q.stats().claims >= 1,
+        || format!("{:?}", q.stats()),
+    )
+    .await;
     for n in 1..=3 {
         let began = tokio::time::Instant::now();
         sleeps::enqueue(&q, 0).await.unwrap();
@@ -338,7 +363,13 @@ async fn a_burst_of_enqueues_sends_few_notifications_and_the_last_still_wakes_a_
         .start()
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The worker idle, waiting, with the listener up.
+    wait_until(
+        Duration::from_secs(10),
+        || q.stats().listens >= 1 && q.stats().claims >= 1,
+        || format!("{:?}", q.stats()),
+    )
+    .await;
     for _ in 0..50 {
         sleeps::enqueue(&q, 0).await.unwrap();
     }

@@ -13,6 +13,7 @@ use hosted::work::WorkItem;
 use hosted::{CancellationToken, Host, RunningHost, State};
 use hosted_postgres::{tokio_postgres, DurableQueue, ItemFilter, Payload, Tx};
 use hosted_tests::pg::{durable_fast, TestDb};
+use hosted_tests::wait_until;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -222,7 +223,12 @@ async fn a_completion_after_the_claim_moved_on_is_rejected_and_its_writes_rolled
         .unwrap();
     // The renewal sees it and cancels the run's token; the handler goes
     // on regardless and completes.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    wait_until(
+        Duration::from_secs(10),
+        || queue.stats().lost == 1,
+        || format!("{:?}", queue.stats()),
+    )
+    .await;
     gate.open.notify_waiters();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while queue.stats().stale == 0 && tokio::time::Instant::now() < deadline {
