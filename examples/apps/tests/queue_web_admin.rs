@@ -8,7 +8,7 @@ mod support;
 
 use support::start_example;
 
-#[path = "../../../tests/http.rs"]
+#[path = "../../../tests/support/http.rs"]
 #[allow(unreachable_pub)]
 mod http;
 

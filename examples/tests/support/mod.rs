@@ -1,5 +1,5 @@
 //! Running an example as a real process, through the workspace's
-//! [`Process`] helper (`tests/process.rs`, std only, included by path so
+//! [`Process`] helper (`tests/support/process.rs`, std only, included by path so
 //! that the examples' tests cost no extra crate to build).
 //!
 //! `cargo test` builds the package's examples before running its tests; the
@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-#[path = "../../../tests/process.rs"]
+#[path = "../../../tests/support/process.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod process;
 

@@ -3,91 +3,21 @@
 //! run duration and lateness, skipped ticks, running runs, service
 //! restarts, and queue depth and items by outcome, with their units.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hosted::testing::{TestClock, TestHost};
 use hosted::{Backoff, FailurePolicy, Host, Job, Overlap, QueueOptions, Run, TaskQueue};
+use hosted_tests::recorder::{counter, exclusive, gauge, histogram, metric, snapshot};
 use metrics::Unit;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-
-/// The process's one recorder: every test here reads its own jobs' names.
-static RECORDER: LazyLock<Snapshotter> = LazyLock::new(|| {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    recorder
-        .install()
-        .expect("no other recorder in this test binary");
-    snapshotter
-});
-
-/// A metric as read back: name, labels (sorted), unit, value.
-type Recorded = (String, Vec<(String, String)>, Option<Unit>, DebugValue);
 
 fn t0() -> DateTime<Utc> {
     "2026-06-01T12:00:00Z".parse().unwrap()
 }
 
-/// Every metric named `name` with exactly `labels`: its unit and value.
-fn metric<'a>(
-    snapshot: &'a [Recorded],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> (Option<Unit>, &'a DebugValue) {
-    let mut want: Vec<(String, String)> = labels
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    want.sort();
-    snapshot
-        .iter()
-        .find(|(n, l, _, _)| n == name && *l == want)
-        .map(|(_, _, unit, value)| (*unit, value))
-        .unwrap_or_else(|| panic!("no {name} {labels:?} among {snapshot:#?}"))
-}
-
-fn snapshot() -> Vec<Recorded> {
-    RECORDER
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, unit, _, value)| {
-            let key = key.key();
-            let mut labels: Vec<(String, String)> = key
-                .labels()
-                .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                .collect();
-            labels.sort();
-            (key.name().to_owned(), labels, unit, value)
-        })
-        .collect()
-}
-
-fn counter(value: &DebugValue) -> u64 {
-    match value {
-        DebugValue::Counter(n) => *n,
-        other => panic!("not a counter: {other:?}"),
-    }
-}
-
-fn gauge(value: &DebugValue) -> f64 {
-    match value {
-        DebugValue::Gauge(v) => v.0,
-        other => panic!("not a gauge: {other:?}"),
-    }
-}
-
-fn histogram(value: &DebugValue) -> Vec<f64> {
-    match value {
-        DebugValue::Histogram(samples) => samples.iter().map(|v| v.0).collect(),
-        other => panic!("not a histogram: {other:?}"),
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn runs_services_and_queues_are_recorded_with_bounded_labels_and_units() {
-    LazyLock::force(&RECORDER);
+    let _recorder = exclusive().await;
     let clock = TestClock::at(t0());
     let queue = TaskQueue::new(QueueOptions::named("metered-queue").capacity(10));
     let host = Host::builder()
@@ -268,68 +198,12 @@ async fn runs_services_and_queues_are_recorded_with_bounded_labels_and_units() {
     }
 }
 
-/// With `hosted-postgres`'s feature `metrics`: the cluster's counters, as
-/// its stats give them, once the host has stopped.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_clusters_counters_are_published_as_its_stats_give_them() {
-    LazyLock::force(&RECORDER);
-    let db = hosted_tests::pg::TestDb::create().await;
-    let cluster = hosted_postgres::Cluster::connect_with(&db.url, hosted_tests::pg::fast())
-        .await
-        .unwrap();
-    let host = Host::builder()
-        .without_registered()
-        .job(Job::every(
-            "metered-cluster",
-            Duration::from_millis(100),
-            || async {},
-        ))
-        .cluster(cluster.clone())
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
-    assert!(host.stop().await.is_clean());
-    let stats = cluster.stats();
-    let recorded = snapshot();
-    let granted = counter(
-        metric(
-            &recorded,
-            "hosted_cluster_ticks_total",
-            &[("result", "granted")],
-        )
-        .1,
-    );
-    assert!(granted >= 5, "{granted} ticks granted in 1.2 s");
-    assert_eq!(granted, stats.granted);
-    let statements = counter(metric(&recorded, "hosted_cluster_statements_total", &[]).1);
-    assert_eq!(statements, stats.statements);
-    let outages = counter(metric(&recorded, "hosted_cluster_outages_total", &[]).1);
-    assert_eq!(outages, 0);
-    // And the core's per-job counter for the same job.
-    let runs = counter(
-        metric(
-            &recorded,
-            "hosted_job_runs_total",
-            &[("job", "metered-cluster"), ("outcome", "succeeded")],
-        )
-        .1,
-    );
-    // A tick granted ahead of its instant as the host stopped did not run.
-    assert!(
-        runs <= granted && runs + 2 >= granted,
-        "{runs} runs, {granted} granted"
-    );
-}
-
 /// `metrics_per_job(false)`: one set for the host, the jobs' counters
 /// summed and every run in the one pair of histograms; no series names a
 /// job.
 #[tokio::test(start_paused = true)]
 async fn a_host_without_per_job_metrics_publishes_one_set_for_all_its_jobs() {
-    LazyLock::force(&RECORDER);
+    let _recorder = exclusive().await;
     let clock = TestClock::at(t0());
     let host = Host::builder()
         .without_registered()
@@ -360,61 +234,4 @@ async fn a_host_without_per_job_metrics_publishes_one_set_for_all_its_jobs() {
     assert_eq!(unit, Some(Unit::Seconds));
     assert_eq!(histogram(durations).len(), 15, "every run of either job");
     let _ = test.stop().await;
-}
-
-#[hosted_postgres::queued(queue = "metered-durable", name = "metered-item")]
-async fn metered_item(hosted_postgres::Payload(_): hosted_postgres::Payload<u32>) {}
-
-/// A durable queue's items by state and its lag, as gauges read from
-/// `counts()` at start and every 15 s.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_durable_queues_items_by_state_and_lag_are_published_as_gauges() {
-    LazyLock::force(&RECORDER);
-    let db = hosted_tests::pg::TestDb::create().await;
-    let queue =
-        hosted_postgres::DurableQueue::connect_with(&db.url, hosted_tests::pg::durable_fast())
-            .await
-            .unwrap();
-    queue.migrate().await.unwrap();
-    for _ in 0..3 {
-        metered_item::enqueue(&queue, 1)
-            .delay(Duration::from_secs(3600))
-            .await
-            .unwrap();
-    }
-    let host = Host::builder()
-        .only_jobs(["metered-item"])
-        .durable(queue.clone())
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let scheduled = loop {
-        let recorded = snapshot();
-        let found = recorded.iter().find(|(n, l, _, _)| {
-            n == "hosted_durable_queue_items"
-                && l.contains(&("queue".into(), "metered-durable".into()))
-                && l.contains(&("state".into(), "scheduled".into()))
-        });
-        if let Some((_, _, _, value)) = found {
-            break gauge(value);
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no gauge in 5 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(scheduled, 3.0);
-    let recorded = snapshot();
-    let (unit, lag) = metric(
-        &recorded,
-        "hosted_durable_queue_lag_seconds",
-        &[("queue", "metered-durable")],
-    );
-    assert_eq!(
-        (unit, gauge(lag)),
-        (Some(Unit::Seconds), 0.0),
-        "nothing is due"
-    );
-    assert!(host.stop().await.is_clean());
 }

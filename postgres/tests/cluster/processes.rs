@@ -1,4 +1,4 @@
-//! Exactly once, across processes: five `cluster-node` processes share a
+//! Exactly once, across processes: five `node cluster` processes share a
 //! database; two are killed with SIGKILL in the middle of a run, and one is
 //! stopped with SIGSTOP past its lease and then continued. Every run writes
 //! a `start` row (and a `finish` row) to a table without a unique
@@ -12,8 +12,8 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hosted_tests::pg::TestDb;
-use hosted_tests::process::Process;
+use support::pg::TestDb;
+use support::process::Process;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -45,8 +45,8 @@ fn runtime() -> tokio::runtime::Runtime {
 fn node(db: &TestDb, mode: &str, n: usize) -> Process {
     let mut process = Process::spawn(
         &format!("cluster-node {n}"),
-        Command::new(env!("CARGO_BIN_EXE_cluster-node"))
-            .args([db.url.as_str(), mode])
+        Command::new(env!("CARGO_BIN_EXE_node"))
+            .args(["cluster", db.url.as_str(), mode])
             .env("RUST_LOG", "error"),
     );
     process.wait_for("joined");
@@ -233,8 +233,8 @@ fn a_singleton_moves_to_another_instance_when_its_holder_dies_or_stops() {
         .map(|n| {
             let mut process = Process::spawn(
                 &format!("cluster-node {n}"),
-                Command::new(env!("CARGO_BIN_EXE_cluster-node"))
-                    .args([db.url.as_str(), "singleton"])
+                Command::new(env!("CARGO_BIN_EXE_node"))
+                    .args(["cluster", db.url.as_str(), "singleton"])
                     .env("RUST_LOG", "error"),
             );
             let id = process.wait_for_capture("joined ");

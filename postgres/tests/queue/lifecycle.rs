@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use hosted::{CancellationToken, Host, Problem, State};
 use hosted_postgres::{tokio_postgres, DurableQueue, Payload, QueueLimits};
-use hosted_tests::pg::{durable_fast, TestDb};
-use hosted_tests::{wait_for, wait_until};
+use support::pg::{durable_fast, TestDb};
+use support::{wait_for, wait_until};
 
 #[derive(Clone, Default)]
 struct Probe {

@@ -6,8 +6,8 @@
 
 use hosted::State;
 use hosted_postgres::{Payload, Tx};
-use hosted_tests::durable::{Seen, Workload};
-use hosted_tests::pg::TestDb;
+use support::durable::{Seen, Workload};
+use support::pg::TestDb;
 
 #[hosted_postgres::queued(queue = "faults", name = "write-key")]
 async fn write_key(
@@ -24,7 +24,7 @@ async fn write_key(
 
 /// Terminates every other connection to the test's database.
 async fn cut(db: &TestDb) -> usize {
-    hosted_tests::pg::admin()
+    support::pg::admin()
         .await
         .query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",

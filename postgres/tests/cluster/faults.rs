@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use hosted::cluster::Placement;
 use hosted::{CancellationToken, Host, Job, Overlap, RunningHost};
 use hosted_postgres::Cluster;
-use hosted_tests::pg::{fast, record, Recorder, TestDb};
-use hosted_tests::{wait_for, wait_until};
+use support::pg::{fast, record, Recorder, TestDb};
+use support::{wait_for, wait_until};
 use tokio::net::{TcpListener, TcpStream};
 
 async fn host(url: &str, db: &TestDb, extra: Option<Job>) -> (RunningHost, Cluster) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use hosted::{HandleError, Host, Job, Run, RunningHost, State};
 use hosted_postgres::deadpool_postgres::Pool;
 use hosted_postgres::{Cluster, Error};
-use hosted_tests::pg::{fast, TestDb};
+use support::pg::{fast, TestDb};
 
 #[derive(Clone)]
 struct Recorder {

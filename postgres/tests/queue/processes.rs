@@ -1,4 +1,4 @@
-//! Work that survives a killed process: `queue-node` worker processes on a
+//! Work that survives a killed process: `node queue` worker processes on a
 //! database of their own, one killed with SIGKILL in the middle of 10,000
 //! items, one stopped with SIGSTOP past its lease and then continued.
 //! Every handler writes its key to `effects`, a table without a unique
@@ -12,14 +12,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hosted_postgres::tokio_postgres;
-use hosted_tests::pg::TestDb;
-use hosted_tests::process::Process;
+use support::pg::TestDb;
+use support::process::Process;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Items enqueued for the kill test.
 const ITEMS: i64 = 10_000;
-/// Items a node runs at once (`queue-node`'s limit).
+/// Items a node runs at once (`node queue`'s limit).
 const IN_FLIGHT: i64 = 16;
 /// The nodes' lease and rescue interval: redelivery is promised within
 /// their sum.
@@ -37,8 +37,8 @@ fn runtime() -> tokio::runtime::Runtime {
 fn node(db: &TestDb, mode: &str, n: usize) -> Process {
     let mut process = Process::spawn(
         &format!("queue-node {n}"),
-        Command::new(env!("CARGO_BIN_EXE_queue-node"))
-            .args([db.url.as_str(), mode])
+        Command::new(env!("CARGO_BIN_EXE_node"))
+            .args(["queue", db.url.as_str(), mode])
             .env("RUST_LOG", "error"),
     );
     process.wait_for("joined");

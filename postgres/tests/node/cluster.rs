@@ -1,7 +1,7 @@
 //! One instance of a clustered service, for the tests that kill, pause and
-//! restart processes (`cluster_processes.rs`).
+//! restart processes (`cluster/processes.rs`).
 //!
-//! `cluster-node <database url> <mode>`, where the mode is `skip` or `rerun`
+//! `node cluster <database url> <mode>`, where the mode is `skip` or `rerun`
 //! (the `on_crash` of the job `work`) or `singleton`. It prints `joined
 //! <instance id>` once it runs, `start <job> <tick>` as each run starts, and
 //! at exit `stale <n>`: the completions the cluster rejected.
@@ -11,26 +11,14 @@
 //! `start` row, then a `finish` row, to `observed`. In `singleton` mode
 //! the service `leader` writes `(instance, began, ended)` to `holders`.
 
-use std::io::Write as _;
 use std::process::ExitCode;
+
+use crate::{say, Node};
 use std::time::Duration;
 
 use hosted::cluster::{Fence, OnCrash, Placement};
 use hosted::{CancellationToken, Host, Job, Overlap, Run, State};
-use hosted_postgres::deadpool_postgres::Pool;
 use hosted_postgres::Cluster;
-
-#[derive(Clone)]
-struct Node {
-    pool: Pool,
-    instance: String,
-}
-
-fn say(line: String) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
 
 async fn work(run: Run, Fence(fence): Fence, State(node): State<Node>) -> Result<(), String> {
     let tick = run.scheduled().to_rfc3339();
@@ -78,17 +66,8 @@ async fn leader(stop: CancellationToken, State(node): State<Node>) -> Result<(),
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
-    let args: Vec<String> = std::env::args().collect();
-    let (url, mode) = (&args[1], args[2].as_str());
+/// Runs the node until SIGTERM.
+pub(crate) async fn run(url: &str, mode: &str) -> ExitCode {
     let options = hosted_postgres::ClusterOptions::default()
         .lease(Duration::from_millis(1500))
         .renew_every(Duration::from_millis(300))

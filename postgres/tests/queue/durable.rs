@@ -12,8 +12,8 @@ use hosted_postgres::deadpool_postgres::Pool;
 use hosted_postgres::{
     tokio_postgres, DurableOptions, DurableQueue, Enqueued, Payload, QueueLimits,
 };
-use hosted_tests::pg::{durable_fast, TestDb};
 use serde::{Deserialize, Serialize};
+use support::pg::{durable_fast, TestDb};
 
 #[derive(Clone)]
 struct Effects(Pool);

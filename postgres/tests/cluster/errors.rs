@@ -6,7 +6,7 @@ use std::time::Duration;
 use hosted::cluster::{Fence, Placement};
 use hosted::{Host, Job, Problem};
 use hosted_postgres::{Cluster, ClusterOptions, Error};
-use hosted_tests::pg::{admin, base_url, fast, TestDb};
+use support::pg::{admin, base_url, fast, TestDb};
 
 fn message(result: Result<Cluster, Error>) -> String {
     match result {

@@ -13,8 +13,8 @@ use std::process::Command;
 
 use hosted::State;
 use hosted_postgres::{Payload, Tx};
-use hosted_tests::durable::{Seen, Workload};
-use hosted_tests::pg::TestDb;
+use support::durable::{Seen, Workload};
+use support::pg::TestDb;
 
 #[hosted_postgres::queued(queue = "restart", name = "write-key")]
 async fn write_key(

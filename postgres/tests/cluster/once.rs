@@ -10,7 +10,7 @@ use hosted::cluster::Missed;
 use hosted::testing::TestClock;
 use hosted::{Host, Job, Overlap, RunningHost};
 use hosted_postgres::Cluster;
-use hosted_tests::pg::{fast, record, Recorder, TestDb};
+use support::pg::{fast, record, Recorder, TestDb};
 
 /// Where runs write what they did.
 async fn observed_table(db: &TestDb) {

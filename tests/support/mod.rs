@@ -1,18 +1,22 @@
-//! Integration tests of `hosted` live beside this file, one file per
-//! behaviour. This library holds what several of them share: [`Probe`], a
-//! lifecycle service that records every step and can be told to fail,
-//! panic, hang or take time at any step, and [`process::Process`], a child
-//! process under test (the examples' tests use it too), and [`pg::TestDb`],
-//! a PostgreSQL database of one test's own.
+//! Integration tests of `hosted`, one file per behaviour, grouped by area
+//! in the folders beside this one: `schedule/`, `lifecycle/`, `jobs/`,
+//! `observe/`, `queue/`, `web/`, and `crate/` (the crate as a whole: its
+//! metadata, linking, drivers and compile errors). The tests of
+//! `hosted-postgres` are in `postgres/tests/`, and use this support too.
+//!
+//! What several of them share: [`Probe`], a lifecycle service that records
+//! every step and can be told to fail, panic, hang or take time at any
+//! step; [`process::Process`], a child process under test; [`logs`], the
+//! lines a host printed; [`recorder`], the `metrics` facade read back; and
+//! [`wait_until`], a wait for a condition within a deadline.
 
 // Test support, published nowhere: its items are documented where it helps.
 #![allow(missing_docs)]
 
-pub mod durable;
 pub mod http;
 pub mod logs;
-pub mod pg;
 pub mod process;
+pub mod recorder;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};

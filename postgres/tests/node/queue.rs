@@ -1,7 +1,7 @@
 //! One worker process of a durable queue, for the tests that kill and
-//! pause processes (`queue_processes.rs`).
+//! pause processes (`queue/processes.rs`).
 //!
-//! `queue-node <database url> <mode>`: it prints `joined <instance id>`
+//! `node queue <database url> <mode>`: it prints `joined <instance id>`
 //! once it runs, and at SIGTERM `stale <n>` (completions the queue
 //! rejected) before it exits. Its options are shortened like the tests'
 //! (`pg::durable_fast`): leases of 1.5 s, rescues every 300 ms.
@@ -14,26 +14,14 @@
 //! - `slow`: prints `start <key> <attempt>`, sleeps a second ignoring its
 //!   token, and writes `(key, instance, attempt)` through `Tx`.
 
-use std::io::Write as _;
 use std::process::ExitCode;
+
+use crate::{say, Node};
 use std::time::Duration;
 
 use hosted::work::WorkItem;
 use hosted::{Host, State};
-use hosted_postgres::deadpool_postgres::Pool;
 use hosted_postgres::{DurableQueue, Payload, QueueLimits, Tx};
-
-#[derive(Clone)]
-struct Node {
-    pool: Pool,
-    instance: String,
-}
-
-fn say(line: String) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
 
 #[hosted_postgres::queued(queue = "keys", name = "effect")]
 async fn effect(Payload(key): Payload<String>, State(node): State<Node>) -> Result<(), String> {
@@ -81,17 +69,8 @@ async fn slow(
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
-    let args: Vec<String> = std::env::args().collect();
-    let (url, mode) = (&args[1], args[2].as_str());
+/// Runs the node until SIGTERM.
+pub(crate) async fn run(url: &str, mode: &str) -> ExitCode {
     let options = hosted_postgres::DurableOptions::default()
         .lease(Duration::from_millis(1500))
         .renew_every(Duration::from_millis(300))

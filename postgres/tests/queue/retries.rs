@@ -12,9 +12,9 @@ use std::time::Duration;
 use hosted::work::WorkItem;
 use hosted::{CancellationToken, Host, RunningHost, State};
 use hosted_postgres::{tokio_postgres, DurableQueue, ItemFilter, Payload, Tx};
-use hosted_tests::pg::{durable_fast, TestDb};
-use hosted_tests::wait_until;
 use serde::{Deserialize, Serialize};
+use support::pg::{durable_fast, TestDb};
+use support::wait_until;
 
 #[derive(Serialize, Deserialize)]
 struct Task {
