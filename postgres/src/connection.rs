@@ -9,6 +9,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use crate::error::Error;
+use crate::leases::LeaseOptions;
 
 /// This process as an instance of the cluster.
 pub(crate) struct Instance {
@@ -87,10 +88,14 @@ impl Connection {
     pub(crate) fn open(
         url: &str,
         instance: &Instance,
-        pool_size: usize,
-        connect_timeout: Duration,
-        statement_timeout: Duration,
+        options: &LeaseOptions,
     ) -> Result<Connection, Error> {
+        let LeaseOptions {
+            pool_size,
+            connect_timeout,
+            statement_timeout,
+            ..
+        } = *options;
         let mut config: tokio_postgres::Config = url.parse().map_err(Error::Url)?;
         config.application_name(instance.application_name());
         if config.get_connect_timeout().is_none() {

@@ -76,13 +76,7 @@ impl Cluster {
     pub async fn connect_with(url: &str, options: ClusterOptions) -> Result<Cluster, Error> {
         options.check()?;
         let instance = Instance::fresh();
-        let connection = Connection::open(
-            url,
-            &instance,
-            options.leases.pool_size,
-            options.leases.connect_timeout,
-            options.leases.statement_timeout,
-        )?;
+        let connection = Connection::open(url, &instance, &options.leases)?;
         let cluster = Cluster {
             inner: Arc::new(Inner::new(
                 connection.pool,

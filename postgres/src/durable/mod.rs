@@ -105,13 +105,7 @@ impl DurableQueue {
     pub async fn connect_with(url: &str, options: DurableOptions) -> Result<DurableQueue, Error> {
         options.check()?;
         let instance = Instance::fresh();
-        let connection = Connection::open(
-            url,
-            &instance,
-            options.leases.pool_size,
-            options.leases.connect_timeout,
-            options.leases.statement_timeout,
-        )?;
+        let connection = Connection::open(url, &instance, &options.leases)?;
         check_connection(&connection.pool, &connection.target).await?;
         let listen = options.listen.then_some(connection.config);
         let queue = DurableQueue::assemble(
