@@ -87,3 +87,75 @@ fn entry(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
         .unwrap_or_else(|error| expand::with_errors(item, error))
         .into()
 }
+
+/// The pipeline on `proc_macro2` tokens: what the UI tests check through
+/// rustc, checked here at the stage that decides it.
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+    use syn::parse::Parser as _;
+
+    use crate::model::{Kind, Trigger};
+    use crate::{args, expand, validate};
+
+    fn job(kind: Kind, attr: proc_macro2::TokenStream) -> syn::Result<crate::model::Job> {
+        let func: syn::ItemFn = syn::parse2(quote!(
+            async fn tick() {}
+        ))
+        .unwrap();
+        args::ParseArgs(kind)
+            .parse2(attr)
+            .and_then(|args| validate::job(kind, args, func))
+    }
+
+    #[test]
+    fn a_duration_is_parsed_into_the_model() {
+        let job = job(Kind::Every, quote!("1m30s", jitter = "2s", name = "sweep")).unwrap();
+        assert_eq!(job.name, "sweep");
+        match job.trigger {
+            Trigger::Every {
+                period_ms,
+                jitter_ms,
+                initial_delay_ms,
+                ..
+            } => assert_eq!((period_ms, jitter_ms, initial_delay_ms), (90_000, 2_000, 0)),
+            _ => panic!("not an `every` trigger"),
+        }
+    }
+
+    #[test]
+    fn the_expansion_registers_through_absolute_paths() {
+        let expanded = expand::job(job(Kind::Cron, quote!("*/5 * * * *")).unwrap()).to_string();
+        assert!(
+            expanded.contains(":: hosted :: __private :: inventory :: submit !"),
+            "{expanded}"
+        );
+        assert!(
+            expanded.contains("async fn tick"),
+            "the fn is kept: {expanded}"
+        );
+    }
+
+    #[test]
+    fn a_bad_literal_is_an_error_that_names_the_fix() {
+        let error = job(Kind::Every, quote!("5 seconds")).err().unwrap();
+        assert!(
+            error.to_string().contains("`ms`, `s`, `m`, `h` or `d`"),
+            "{error}"
+        );
+        let error = job(Kind::Cron, quote!("0 0 31 2 *")).err().unwrap();
+        assert!(error.to_string().contains("never"), "{error}");
+    }
+
+    #[test]
+    fn a_key_given_twice_or_unknown_is_an_error() {
+        let twice = job(Kind::Every, quote!("1s", name = "a", name = "b"))
+            .err()
+            .unwrap();
+        assert!(twice.to_string().contains("name"), "{twice}");
+        let unknown = job(Kind::Every, quote!("1s", colour = "red"))
+            .err()
+            .unwrap();
+        assert!(unknown.to_string().contains("colour"), "{unknown}");
+    }
+}
