@@ -12,6 +12,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use support::node::runtime;
 use support::pg::TestDb;
 use support::process::Process;
 
@@ -34,23 +35,8 @@ struct Outcome {
     stopped_runs: Vec<String>,
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
-
 fn node(db: &TestDb, mode: &str, n: usize) -> Process {
-    let mut process = Process::spawn(
-        &format!("cluster-node {n}"),
-        Command::new(env!("CARGO_BIN_EXE_node"))
-            .args(["cluster", db.url.as_str(), mode])
-            .env("RUST_LOG", "error"),
-    );
-    process.wait_for("joined");
-    process
+    support::node::start(env!("CARGO_BIN_EXE_node"), db, "cluster", mode, n)
 }
 
 /// Waits until one of the running `nodes` starts a run, then sends it

@@ -7,11 +7,11 @@
 //! The tests take turns: each runs two worker processes, and on two cores
 //! two sets at once would measure the machine, not the queue.
 
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use hosted_postgres::tokio_postgres;
+use support::node::{instance_of, runtime};
 use support::pg::TestDb;
 use support::process::Process;
 
@@ -26,31 +26,8 @@ const IN_FLIGHT: i64 = 16;
 const LEASE: Duration = Duration::from_millis(1500);
 const RESCUE_EVERY: Duration = Duration::from_millis(300);
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
-
 fn node(db: &TestDb, mode: &str, n: usize) -> Process {
-    let mut process = Process::spawn(
-        &format!("queue-node {n}"),
-        Command::new(env!("CARGO_BIN_EXE_node"))
-            .args(["queue", db.url.as_str(), mode])
-            .env("RUST_LOG", "error"),
-    );
-    process.wait_for("joined");
-    process
-}
-
-fn instance_of(process: &Process) -> String {
-    process
-        .output_so_far()
-        .lines()
-        .find_map(|l| l.strip_prefix("joined ").map(str::to_owned))
-        .expect("the joined line")
+    support::node::start(env!("CARGO_BIN_EXE_node"), db, "queue", mode, n)
 }
 
 async fn one(client: &tokio_postgres::Client, sql: &str) -> i64 {

@@ -8,6 +8,7 @@
 #![allow(missing_docs)]
 
 pub mod durable;
+pub mod node;
 pub mod pg;
 
 pub use hosted_tests::*;
