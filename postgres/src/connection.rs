@@ -55,24 +55,6 @@ impl Instance {
     }
 }
 
-/// Checks that `name` is a lowercase SQL identifier, safe to quote into
-/// every statement.
-pub(crate) fn check_schema_name(name: &str) -> Result<(), Error> {
-    let valid = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::Options(format!(
-            "the schema `{name}` is not a lowercase SQL identifier (letters, digits and `_`, starting with a letter or `_`, at most 63 bytes)"
-        )))
-    }
-}
-
 /// A pool on a URL, as [`Cluster::connect_with`] and
 /// [`DurableQueue::connect_with`] open it: each connection named after the
 /// instance (`application_name`), with keepalives and a statement timeout.

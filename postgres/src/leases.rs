@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use crate::connection::check_schema_name;
 use crate::error::Error;
 
 /// The options both a cluster and a durable queue have.
@@ -173,3 +172,21 @@ macro_rules! lease_setters {
 }
 
 pub(crate) use lease_setters;
+
+/// Checks that `name` is a lowercase SQL identifier, safe to quote into
+/// every statement.
+fn check_schema_name(name: &str) -> Result<(), Error> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Options(format!(
+            "the schema `{name}` is not a lowercase SQL identifier (letters, digits and `_`, starting with a letter or `_`, at most 63 bytes)"
+        )))
+    }
+}

@@ -16,6 +16,8 @@ mod claim;
 mod complete;
 mod controls;
 mod inner;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod options;
 mod read;
 mod rescue;

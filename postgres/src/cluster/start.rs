@@ -206,7 +206,7 @@ impl Coordinator for Cluster {
             let stop = host.stop_token();
             self.inner.start(host).await.map_err(BoxError::from)?;
             #[cfg(feature = "metrics")]
-            tokio::spawn(crate::telemetry::cluster(self.clone(), stop));
+            tokio::spawn(super::metrics::cluster(self.clone(), stop));
             Ok(())
         })
     }
@@ -266,7 +266,7 @@ impl Coordinator for Cluster {
         Box::pin(async move {
             self.inner.stop().await;
             #[cfg(feature = "metrics")]
-            crate::telemetry::publish_cluster(&self.stats());
+            super::metrics::publish_cluster(&self.stats());
         })
     }
 }

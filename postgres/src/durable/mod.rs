@@ -7,6 +7,8 @@ mod claim;
 mod complete;
 mod enqueue;
 mod listen;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod operate;
 mod options;
 mod read;

@@ -238,7 +238,7 @@ impl DurableQueue {
             .unwrap_or_else(PoisonError::into_inner) = Some(successes);
         tokio::spawn(finish_successes(self.clone(), batches, background.clone()));
         #[cfg(feature = "metrics")]
-        tokio::spawn(crate::telemetry::durable(self.clone(), background.clone()));
+        tokio::spawn(super::metrics::durable(self.clone(), background.clone()));
         tokio::spawn(maintain(self.clone(), background));
         for (name, handlers) in queues {
             let queue = self.clone();
