@@ -194,7 +194,7 @@ impl HostBuilder {
             }
             let index = u32::try_from(jobs.len()).expect("fewer than 4 billion jobs");
             if let Some(job) = self.job_def(candidate, index, ambiguous, process_seed, problems) {
-                jobs.push(Arc::new(job));
+                jobs.push(job);
             }
         }
         jobs
@@ -209,7 +209,7 @@ impl HostBuilder {
         ambiguous: &[TypeId],
         process_seed: u64,
         problems: &mut Vec<Problem>,
-    ) -> Option<JobDef> {
+    ) -> Option<Arc<JobDef>> {
         let before = problems.len();
         for (type_id, type_name) in &candidate.dependencies.states {
             if !self.state.contains(*type_id) && !ambiguous.contains(type_id) {
@@ -273,7 +273,8 @@ impl HostBuilder {
         if problems.len() > before {
             return None;
         }
-        Some(JobDef {
+        // Made in place: a host may take 100,000 jobs.
+        Some(Arc::new(JobDef {
             name: candidate.name,
             index,
             enabled: candidate.enabled,
@@ -291,7 +292,7 @@ impl HostBuilder {
                 .is_some()
                 .then(|| Box::new(JobCluster::new(candidate.cluster, claims))),
             stats: JobStats::default(),
-        })
+        }))
     }
 
     /// What is wrong with a job's cluster options and the arguments only a

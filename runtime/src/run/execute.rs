@@ -119,8 +119,21 @@ pub(crate) async fn execute(
         scheduled,
     };
     let work = async {
-        let body = async {
-            if job.scoped.is_empty() {
+        let mut outcome = match &grant {
+            Grant::Item {
+                timeout: Some(limit),
+                ..
+            } => {
+                // Boxed: a timer is large, and every scheduled run's future
+                // would carry its size; an item already costs round trips.
+                Box::pin(tokio::time::timeout(
+                    *limit,
+                    run_body(&host, &job, run, grant.lease(), grant.item()),
+                ))
+                .await
+                .unwrap_or_else(|_| Outcome::Failed(format!("timed out after {limit:?}")))
+            }
+            _ if job.scoped.is_empty() => {
                 let cx = RunContext {
                     run,
                     host: &host,
@@ -129,20 +142,10 @@ pub(crate) async fn execute(
                     item: grant.item(),
                 };
                 body(&job, &cx).await
-            } else {
-                // Boxed: it holds much more state than a plain run, and
-                // plain runs should not carry its size.
-                Box::pin(scoped_body(&host, &job, run, grant.lease(), grant.item())).await
             }
-        };
-        let mut outcome = match &grant {
-            Grant::Item {
-                timeout: Some(limit),
-                ..
-            } => tokio::time::timeout(*limit, body)
-                .await
-                .unwrap_or_else(|_| Outcome::Failed(format!("timed out after {limit:?}"))),
-            _ => body.await,
+            // Boxed: it holds much more state than a plain run, and plain
+            // runs should not carry its size.
+            _ => Box::pin(scoped_body(&host, &job, run, grant.lease(), grant.item())).await,
         };
         if outcome == Outcome::Cancelled {
             outcome = cancelled_or_failed(&host, &grant);
@@ -166,6 +169,31 @@ pub(crate) async fn execute(
         work.await
     } else {
         work.instrument(span).await
+    }
+}
+
+/// A run's body with its scoped values, if it takes any, as one future:
+/// what a timeout wraps (a durable item's). `execute` writes the same two
+/// branches inline for every other run, so that a scheduled run's future
+/// does not carry this one's state beside its own.
+async fn run_body(
+    host: &Arc<HostShared>,
+    job: &JobDef,
+    run: Run,
+    lease: Option<&Lease>,
+    item: Option<&WorkItem>,
+) -> Outcome {
+    if job.scoped.is_empty() {
+        let cx = RunContext {
+            run,
+            host,
+            scope: None,
+            lease,
+            item,
+        };
+        body(job, &cx).await
+    } else {
+        scoped_body(host, job, run, lease, item).await
     }
 }
 

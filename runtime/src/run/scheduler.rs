@@ -1,10 +1,10 @@
 //! The scheduler core: one task per host owns the deadline of every `every`
-//! and `cron` job and sleeps on a single timer (`timer.rs`) until the
+//! and `cron` job and sleeps on a single timer (`base/timer.rs`) until the
 //! earliest. `every` jobs without jitter that share a period wait in a
 //! first-in, first-out lane; cron and jittered jobs wait in a binary heap,
 //! where each lane also stands by its front. An idle job costs its entry
 //! here and nothing else: no task, no timer. A due run is polled once on
-//! this task and gets a task of its own only if it waits (`runner.rs`).
+//! this task and gets a task of its own only if it waits (`tick.rs`).
 //!
 //! `every` deadlines live on tokio's monotonic clock. Cron fire times live on
 //! the wall clock and are mapped to monotonic deadlines; the mapping is

@@ -1,6 +1,6 @@
 //! Schedules: where the ticks of an `every` job fall on its grid, and when a
 //! cron line fires next in its time zone. Pure functions of time; the
-//! scheduler (`scheduler.rs`) decides when to look.
+//! scheduler (`run/scheduler.rs`) decides when to look.
 
 use std::time::Duration;
 
