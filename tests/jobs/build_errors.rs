@@ -69,6 +69,23 @@ async fn a_missing_state_names_the_job_the_type_and_the_fix() {
     );
 }
 
+/// Regression: `.build().expect("host configuration")`, as the README
+/// writes it, printed `BuildError { problems: [MissingState { .. }] }`.
+#[tokio::test]
+async fn expect_on_a_build_error_prints_the_readable_message() {
+    let built = Host::builder().only_jobs(["needs_cache"]).build();
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(built.expect("host configuration"));
+    }))
+    .unwrap_err();
+    let message = panic.downcast_ref::<String>().expect("a formatted message");
+    assert_eq!(
+        message,
+        "host configuration: job `needs_cache` takes `State<build_errors::Cache>`, but the \
+         host has no `build_errors::Cache`; register one with `Host::builder().state(value)`"
+    );
+}
+
 #[tokio::test]
 async fn registered_state_satisfies_the_check() {
     let host = Host::builder()

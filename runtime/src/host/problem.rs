@@ -4,7 +4,6 @@
 use std::fmt;
 
 /// The configuration could not become a host; lists every problem found.
-#[derive(Debug)]
 pub struct BuildError {
     pub(super) problems: Vec<Problem>,
 }
@@ -13,6 +12,15 @@ impl BuildError {
     /// Each problem, in the order found.
     pub fn problems(&self) -> &[Problem] {
         &self.problems
+    }
+}
+
+/// The readable message, as `Display` gives it: `build().expect("...")`,
+/// as most programs write it, prints this, not the problems' fields. The
+/// problems themselves are [`BuildError::problems`].
+impl fmt::Debug for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
