@@ -88,7 +88,12 @@ impl Inner {
             host.set_clock_offset(offset);
             self.state().offset = Some(offset);
             if offset.abs() > chrono::TimeDelta::milliseconds(100) {
-                tracing::warn!(instance = %self.instance.id, ?rtt, "this machine's clock is {offset} off the database's; following the database's clock");
+                tracing::warn!(
+                    instance = %self.instance.id,
+                    ?rtt,
+                    "{}; following the database's clock",
+                    clock_offset(offset)
+                );
             }
         }
         drop(client);
@@ -268,5 +273,38 @@ impl Coordinator for Cluster {
             #[cfg(feature = "metrics")]
             super::metrics::publish_cluster(&self.stats());
         })
+    }
+}
+
+/// How this machine's clock stands to the database's, for a person, from
+/// the database's clock minus this machine's: "this machine's clock is
+/// 2.0 s ahead of the database's", not a signed ISO 8601 duration.
+fn clock_offset(db_minus_own: chrono::TimeDelta) -> String {
+    let seconds = db_minus_own.num_milliseconds() as f64 / 1000.0;
+    let way = if seconds < 0.0 { "ahead of" } else { "behind" };
+    format!(
+        "this machine's clock is {:.1} s {way} the database's",
+        seconds.abs()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clock_offset;
+
+    /// Regression: a clock 2 s ahead was logged as "-PT1.99S off the
+    /// database's".
+    #[test]
+    fn a_clock_offset_reads_as_seconds_ahead_or_behind() {
+        let ahead = chrono::TimeDelta::milliseconds(-1_990);
+        assert_eq!(
+            clock_offset(ahead),
+            "this machine's clock is 2.0 s ahead of the database's"
+        );
+        let behind = chrono::TimeDelta::milliseconds(400);
+        assert_eq!(
+            clock_offset(behind),
+            "this machine's clock is 0.4 s behind the database's"
+        );
     }
 }
