@@ -512,6 +512,12 @@ pub use hosted_macros::every;
 ///   only. A wildcard line follows real time: nothing runs for local times
 ///   that do not exist, and a repeated hour runs on both passes.
 ///
+/// - **Steps and lists.** As in cronie, a step longer than its range takes
+///   the range's first value alone (`*/90 * * * *` runs at minute 0 of
+///   every hour, `0 */25 * * *` at midnight), and `*` in a list is the
+///   whole range (`0 0 * * 1,*` runs every day; the day-of-week field still
+///   counts as restricted, since it does not begin with `*`).
+///
 /// Where `hosted` differs from cronie:
 ///
 /// - 6-field lines have seconds; the fixed-time rule then counts the

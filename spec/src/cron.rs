@@ -284,6 +284,7 @@ impl Field {
                 out.push('+');
             }
         }
+        let in_list = body.contains(',');
         for (n, item) in body.split(',').enumerate() {
             if item.is_empty() {
                 return Err(invalid("an empty list item (remove the stray comma)"));
@@ -291,15 +292,18 @@ impl Field {
             if n > 0 {
                 out.push(',');
             }
-            self.check_item(item, &mut out)
+            self.check_item(item, in_list, &mut out)
                 .map_err(|hint| invalid(&hint))?;
         }
         Ok(out)
     }
 
     /// One item of a list: `*`, `*/n`, `a`, `a-b`, `a-b/n`, or one of the
-    /// field's extras.
-    fn check_item(&self, item: &str, out: &mut String) -> Result<(), String> {
+    /// field's extras. As cronie reads them: a step longer than its range
+    /// takes the range's first value alone (`*/90` in the minutes is minute
+    /// 0), and `*` in a list is the whole range (`1,*`), written out for
+    /// croner, which takes `*` only alone.
+    fn check_item(&self, item: &str, in_list: bool, out: &mut String) -> Result<(), String> {
         let upper = item.to_ascii_uppercase();
         let item = upper.as_str();
         let day_field = matches!(self.extra, Extra::DayOfMonth | Extra::DayOfWeek);
@@ -347,50 +351,63 @@ impl Field {
             Some((range, step)) => (range, Some(step)),
             None => (item, None),
         };
-        if let Some(step) = step {
-            match step.parse::<u32>() {
-                Ok(step) if step >= 1 && step <= self.max => {}
-                _ => {
-                    return Err(format!(
-                        "the step `/{step}` is not a number from 1 to {}",
-                        self.max
-                    ))
-                }
+        let step = match step.map(str::parse::<u32>) {
+            None => None,
+            Some(Ok(step)) if step >= 1 => Some(step),
+            Some(_) => {
+                return Err(format!(
+                    "the step `/{}` is not a whole number of at least 1",
+                    step.unwrap_or_default()
+                ))
             }
-        }
-        if range == "*" {
-            out.push_str(item);
-            return Ok(());
-        }
-        match range.split_once('-') {
-            Some((low, high)) => {
-                let low = self.value(low)?;
-                let mut high = self.value(high)?;
-                if self.extra == Extra::DayOfWeek && high == 0 && low > 0 {
-                    // `MON-SUN`: Sunday as 7 ends a range (croner's reading,
-                    // kept); `SUN-SUN` and `0-SUN` stay Sunday alone.
-                    high = 7;
+        };
+        let (low, high) = if range == "*" {
+            // Sunday is 0 and 7: the whole week is 0-6.
+            let top = if self.extra == Extra::DayOfWeek {
+                6
+            } else {
+                self.max
+            };
+            (self.min, top)
+        } else {
+            match range.split_once('-') {
+                Some((low, high)) => {
+                    let low = self.value(low)?;
+                    let mut high = self.value(high)?;
+                    if self.extra == Extra::DayOfWeek && high == 0 && low > 0 {
+                        // `MON-SUN`: Sunday as 7 ends a range (croner's
+                        // reading, kept); `SUN-SUN` and `0-SUN` stay
+                        // Sunday alone.
+                        high = 7;
+                    }
+                    if low > high {
+                        return Err(format!(
+                            "the range `{range}` runs backwards; write it from low to high, or as a list"
+                        ));
+                    }
+                    (low, high)
                 }
-                if low > high {
+                None if step.is_some() => {
                     return Err(format!(
-                        "the range `{range}` runs backwards; write it from low to high, or as a list"
+                        "a step needs a range or `*`: write `{range}-{}/{}` or `*/{}`",
+                        self.max,
+                        step.unwrap_or_default(),
+                        step.unwrap_or_default()
                     ));
                 }
-                out.push_str(&format!("{low}-{high}"));
+                None => {
+                    out.push_str(&self.value(range)?.to_string());
+                    return Ok(());
+                }
             }
-            None if step.is_some() => {
-                return Err(format!(
-                    "a step needs a range or `*`: write `{range}-{}/{}` or `*/{}`",
-                    self.max,
-                    step.unwrap_or_default(),
-                    step.unwrap_or_default()
-                ));
-            }
-            None => out.push_str(&self.value(range)?.to_string()),
-        }
-        if let Some(step) = step {
-            out.push('/');
-            out.push_str(step);
+        };
+        match step {
+            // Longer than the range: its first value alone.
+            Some(step) if step > high - low => out.push_str(&low.to_string()),
+            Some(step) if range == "*" && !in_list => out.push_str(&format!("*/{step}")),
+            Some(step) => out.push_str(&format!("{low}-{high}/{step}")),
+            None if range == "*" && !in_list => out.push('*'),
+            None => out.push_str(&format!("{low}-{high}")),
         }
         Ok(())
     }
@@ -492,6 +509,53 @@ mod tests {
         // The empty item is blamed on its own field, not on the calendar.
         let error = cron_line(", * * * *").unwrap_err();
         assert!(error.contains("empty list item"), "{error}");
+    }
+
+    /// The next `n` times `line` fires after `from`.
+    fn fires(line: &str, from: &str, n: usize) -> Vec<String> {
+        let cron = cron_line(line).unwrap();
+        let mut at: DateTime<Utc> = from.parse().unwrap();
+        (0..n)
+            .map(|_| {
+                at = cron.cron().find_next_occurrence(&at, false).unwrap();
+                at.format("%Y-%m-%d %H:%M").to_string()
+            })
+            .collect()
+    }
+
+    /// Regression: `*/90 * * * *` and `0 */25 * * *` were rejected ("the
+    /// step `/90` is not a number from 1 to 59"); cronie takes a step
+    /// longer than its field and fires at the field's first value.
+    #[test]
+    fn a_step_longer_than_its_field_fires_at_the_first_value_as_cronie_does() {
+        let from = "2026-12-08T10:15:00Z";
+        assert_eq!(
+            fires("*/90 * * * *", from, 2),
+            ["2026-12-08 11:00", "2026-12-08 12:00"]
+        );
+        assert_eq!(
+            fires("0 */25 * * *", from, 2),
+            ["2026-12-09 00:00", "2026-12-10 00:00"]
+        );
+        assert_eq!(
+            fires("10-20/30 * * * *", from, 2),
+            ["2026-12-08 11:10", "2026-12-08 12:10"]
+        );
+    }
+
+    /// Regression: `0 0 * * 1,*` was rejected with croner's "(component
+    /// error: Invalid number)", which names no field; cronie reads `*` in a
+    /// list as the whole range.
+    #[test]
+    fn a_star_in_a_list_is_the_whole_range_as_cronie_reads_it() {
+        assert_eq!(
+            fires("0 0 * * 1,*", "2026-12-08T10:15:00Z", 3),
+            ["2026-12-09 00:00", "2026-12-10 00:00", "2026-12-11 00:00"]
+        );
+        assert_eq!(
+            fires("*/30,5 * * * *", "2026-12-08T10:15:00Z", 3),
+            ["2026-12-08 10:30", "2026-12-08 11:00", "2026-12-08 11:05"]
+        );
     }
 
     /// Every field is read once, and "never fires" looks at a bounded

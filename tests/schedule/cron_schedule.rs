@@ -35,6 +35,28 @@ async fn fire_times_for_a_table_of_lines() {
     // 2026-06-01 is a Monday; each row starts just before it.
     let start = "2026-05-31T23:59:30Z";
     let table: &[(&str, &str, &[&str])] = &[
+        // Regression: rejected at `build()`; cronie takes a step longer
+        // than its field as the field's first value, and `*` in a list as
+        // the whole range.
+        (
+            "*/90 * * * *",
+            "UTC",
+            &[
+                "2026-06-01T00:00:00Z",
+                "2026-06-01T01:00:00Z",
+                "2026-06-01T02:00:00Z",
+            ],
+        ),
+        (
+            "0 */25 * * *",
+            "UTC",
+            &["2026-06-01T00:00:00Z", "2026-06-02T00:00:00Z"],
+        ),
+        (
+            "0 0 * * 1,*",
+            "UTC",
+            &["2026-06-01T00:00:00Z", "2026-06-02T00:00:00Z"],
+        ),
         // POSIX weekdays: 1 is Monday, 0 and 7 are Sunday.
         (
             "0 9 * * 1",
