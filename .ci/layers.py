@@ -5,7 +5,8 @@ Usage: layers.py SRC_DIR ORDER_FILE [-v]
 
 ORDER_FILE lists module paths from the bottom up, one a line (`#` starts a
 comment). A module belongs to the longest entry that is its path or a prefix
-of it. A module may import (name a `crate::...` path of) only modules whose
+of it; `crate::Name` counts as an import of the module the crate root
+re-exports `Name` from. A module may import (name a `crate::...` path of) only modules whose
 entry comes before its own, or modules of its own entry, and a folder's
 children may import its `mod.rs`. Imports inside an entry are checked only
 where the entry is a single file. Every cycle must lie inside one entry.
@@ -32,16 +33,41 @@ def modules(src):
     return found
 
 
+def root_reexports(mods):
+    """Names the crate root re-exports (`pub use crate::a::{B, C};`), with
+    the module each comes from: `crate::B` imports that module."""
+    found = {}
+    root = mods.get('')
+    if root is None:
+        return found
+    text = re.sub(r'//[^\n]*', '', open(root).read())
+    for m in re.finditer(r'pub use crate::((?:[a-z_][a-z0-9_]*::)*)\{?([^;]*?)\}?;', text, re.S):
+        module = m.group(1).rstrip(':')
+        for item in m.group(2).split(','):
+            name = item.strip().split(' as ')[-1].strip()
+            if name and module:
+                found[name] = module
+    return found
+
+
 def imports(mods):
+    reexported = root_reexports(mods)
+
     def resolve(path):
         parts = path.split('::')
         for i in range(len(parts), 0, -1):
             m = '::'.join(parts[:i])
-            if m in mods:
+            if m in mods and m != '':
                 return m
+        # `crate::Name`: the module the root re-exports it from.
+        if parts[0] in reexported:
+            name = reexported[parts[0]]
+            while name and name not in mods:
+                name = name.rsplit('::', 1)[0] if '::' in name else ''
+            return name or None
         return None
 
-    path_re = re.compile(r'crate::((?:[a-z_][a-z0-9_]*::)*[a-z_][a-z0-9_]*)')
+    path_re = re.compile(r'crate::((?:[a-z_][a-z0-9_]*::)*[A-Za-z_][A-Za-z0-9_]*)')
     group_re = re.compile(r'use\s+crate::\{([^;]*)\};', re.S)
     edges = defaultdict(set)
     for m, f in mods.items():
@@ -53,7 +79,7 @@ def imports(mods):
         targets = set()
         for g in group_re.finditer(text):
             for item in re.split(r',(?![^{]*\})', g.group(1)):
-                head = re.match(r'\s*([a-z_][a-z0-9_]*(?:::[a-z_][a-z0-9_]*)*)', item)
+                head = re.match(r'\s*([A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*)', item)
                 if head and resolve(head.group(1)):
                     targets.add(resolve(head.group(1)))
         for p in path_re.finditer(text):

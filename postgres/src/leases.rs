@@ -150,8 +150,8 @@ macro_rules! lease_setters {
         }
 
         #[doc = concat!("The size of the ", $what, "'s own pool (a cluster 4, a queue 10); ignored with [`", $from_pool, "`](crate::", $from_pool, ").")]
-        /// A handler that takes [`Tx`](crate::Tx) holds one connection while
-        /// it runs.
+        /// On a queue, a handler that takes [`Tx`](crate::Tx) holds one
+        /// connection while it runs.
         pub fn pool_size(mut self, size: usize) -> Self {
             self.leases.pool_size = size;
             self

@@ -88,17 +88,6 @@ states! {
     }
 }
 
-impl RunState {
-    /// Whether a person should look at it: failed, panicked, aborted or
-    /// lost (the runs `Cluster::failures` lists).
-    pub fn is_failure(self) -> bool {
-        matches!(
-            self,
-            RunState::Failed | RunState::Panicked | RunState::Aborted | RunState::Lost
-        )
-    }
-}
-
 states! {
     /// Where a durable item stands: waiting or running in `items`, or
     /// finished in `finished`.
